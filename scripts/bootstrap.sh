@@ -1,0 +1,30 @@
+# Sourced by the scripts: installs what the project needs on a fresh Debian machine.
+# Debian packages (as root, only those missing), then a virtualenv in .venv with the project in it.
+
+DEBIAN_PACKAGES=(
+  python3-venv knot knot-dnsutils bind9-dnsutils ipset iptables iproute2 iputils-ping
+  syslog-ng-core logrotate cron stunnel4 procps curl gzip
+)
+
+install_debian_packages() {
+  local missing=()
+  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]}; run this script as root once to install them" >&2
+    return 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+make_venv() {
+  local extras="$1"
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e ".${extras}"
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The main job on the embedded default: the lab ISR and the embedded policy server, then upload_rules.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/bootstrap.sh
+make_venv ""
+exec .venv/bin/python -m ts_isr.demo "$@"

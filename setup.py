@@ -1,0 +1,32 @@
+"""Packaging: ``pip install .`` gives a console script for every command."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="ts_isr",
+    version="3.0.0",
+    description="Keep Cisco ISR/ASA object-groups and Linux ipsets in step with ThreatSTOP IP Defense",
+    python_requires=">=3.11",
+    packages=find_packages(include=["ts_isr", "ts_isr.*"]),
+    package_data={"ts_isr": ["data/*"]},
+    install_requires=[
+        "netmiko>=4.3",
+        "dnspython>=2.6",
+        "requests>=2.31",
+        "python-crontab>=3.0",
+        "configobj>=5.0.8",
+        "pexpect>=4.8",
+        "asyncssh>=2.14",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6", "trustme>=1.1", "ntc-templates>=4", "ruff>=0.6"],
+    },
+    entry_points={
+        "console_scripts": [
+            "threatstop-setup=ts_isr.commands.setup:main",
+            "upload_rules=ts_isr.commands.upload_rules:main",
+            "loguploadclient=ts_isr.commands.loguploadclient:main",
+            "tsadmin=ts_isr.commands.tsadmin:main",
+        ]
+    },
+)

@@ -1,0 +1,83 @@
+"""threatstop.conf: validation messages, atomic 0600 writes that keep comments, the example file."""
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from ts_isr.config import CISCO_KEYS, CISCO_TITLE, load_config, render_example, save_config
+from ts_isr.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = "device=192.0.2.1\nblock_list=demo.threatstop.local\nusername=tsadmin\npassword=s3cret\n"
+
+
+def write(tmp_path, text, mode=0o600):
+    path = tmp_path / "threatstop.conf"
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_example_file_is_generated_from_the_schema():
+    assert (ROOT / "threatstop.conf.example").read_text() == render_example(CISCO_KEYS, CISCO_TITLE)
+
+
+def test_defaults_and_types(tmp_path):
+    config = load_config(write(tmp_path, GOOD))
+    assert config.port == 53 and config.ssh_port == 22 and config.max_policy_size == 30000
+    assert [str(a) for a in config.dns_server] == ["192.124.129.42"]
+    assert config.known_hosts == tmp_path / "known_hosts"
+    assert config.personality == "ios" and config.write_memory is False
+
+
+def test_one_message_per_problem_naming_the_key(tmp_path):
+    path = write(tmp_path, "device=192.0.2.300\nblock_list=bad name\nport=99999\npassword=x\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    lines = str(err.value).splitlines()
+    assert len(lines) == 4
+    assert any("device: '192.0.2.300' must be an IP address" in line for line in lines)
+    assert any("block_list:" in line for line in lines)
+    assert any("port: '99999' must be a whole number from 1 to 65535" in line for line in lines)
+    assert any("username: is required and missing" in line for line in lines)
+
+
+def test_secret_values_are_not_shown_in_messages(tmp_path):
+    path = write(tmp_path, GOOD.replace("password=s3cret", 'password="s3cret\x01"'))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "s3cret" not in str(err.value) and "password: ******" in str(err.value)
+
+
+def test_unquoted_comma_in_a_password_is_explained(tmp_path):
+    with pytest.raises(ConfigError, match="put the value in double quotes"):
+        load_config(write(tmp_path, GOOD.replace("s3cret", "a,b")))
+
+
+def test_unknown_keys_and_loose_modes_warn(tmp_path, caplog):
+    from ts_isr.log import log
+
+    log.propagate = True
+    config = load_config(write(tmp_path, GOOD + "colour=blue\n", mode=0o644))
+    assert config.device is not None
+    assert "unknown key 'colour'" in caplog.text
+    assert "chmod 600" in caplog.text
+
+
+def test_save_keeps_comments_and_unknown_keys_and_is_0600(tmp_path):
+    path = write(tmp_path, "# my note\n" + GOOD + "colour=blue  # mine\n", mode=0o644)
+    save_config(path, {"port": 5353, "password": "p#ss,word"})
+    text = path.read_text()
+    assert "# my note" in text and "colour = blue" in text
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    config = load_config(path)
+    assert config.port == 5353 and config.password == "p#ss,word"
+
+
+def test_new_config_is_commented_from_the_schema(tmp_path):
+    path = tmp_path / "new.conf"
+    save_config(path, {"device": "192.0.2.1", "block_list": "a.threatstop.local", "username": "u"})
+    assert "# Internal IP address of the ISR" in path.read_text()
+    assert load_config(path).object_group_block == "threatstop-block"
+    assert not list(tmp_path.glob(".new.conf.*"))

@@ -1,0 +1,357 @@
+"""threatstop.conf: the seed's ``key=value`` file, read and written with configobj, checked by a schema.
+
+The schema is the single source of truth: validation, defaults, the example
+file and the comments of a newly written config all come from it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from configobj import ConfigObj, ConfigObjError
+
+from ts_isr.errors import ConfigError
+from ts_isr.log import log
+
+Parser = Callable[[str], Any]
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_PLAIN = re.compile(r"[^\s\x00-\x1f\x7f]+")
+
+
+class Invalid(ValueError):
+    """A value that does not fit its key; the text says what is expected."""
+
+
+def _int_range(low: int, high: int) -> Parser:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
+            raise Invalid(f"must be a whole number from {low} to {high}")
+        return int(text)
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Parser:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise Invalid(f"must be a number from {low} to {high}") from None
+        if not low <= value <= high:
+            raise Invalid(f"must be a number from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _choice(*choices: str) -> Parser:
+    def parse(text: str) -> str:
+        if text.lower() not in choices:
+            raise Invalid(f"must be one of: {', '.join(choices)}")
+        return text.lower()
+
+    return parse
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("yes", "y", "true", "on", "1"):
+        return True
+    if lowered in ("no", "n", "false", "off", "0"):
+        return False
+    raise Invalid("must be yes or no")
+
+
+def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        raise Invalid("must be an IP address such as 192.0.2.1") from None
+
+
+def parse_ip_list(text: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    items = [item for item in re.split(r"[\s,]+", text) if item]
+    if not items:
+        raise Invalid("must list at least one IP address")
+    return [parse_ip(item) for item in items]
+
+
+def parse_dns_name(text: str) -> str:
+    name = text.rstrip(".")
+    if len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in name.split(".")):
+        raise Invalid("must be a DNS name such as mylist.threatstop.local")
+    return name
+
+
+def parse_group_name(text: str) -> str:
+    if not _GROUP_NAME.fullmatch(text):
+        raise Invalid("must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+    return text
+
+
+def parse_plain(text: str) -> str:
+    """One word with no spaces or control characters: it goes to a device's login."""
+    if not _PLAIN.fullmatch(text):
+        raise Invalid("must not be empty or contain spaces or control characters")
+    return text
+
+
+def parse_secret(text: str) -> str:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise Invalid("must not contain control characters")
+    return text
+
+
+def parse_path(text: str) -> Path:
+    if "\x00" in text:
+        raise Invalid("must be a file path")
+    return Path(text).expanduser()
+
+
+def parse_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise Invalid("must be a URL such as https://logs.threatstop.com/upload")
+    return text
+
+
+def parse_https_url(text: str) -> str:
+    if urlsplit(parse_url(text)).scheme != "https":
+        raise Invalid("must be an https:// URL: logs are never sent unencrypted")
+    return text
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key: how to parse it, its default, and the comment that explains it."""
+
+    name: str
+    parse: Parser
+    help: str
+    default: str | None = None
+    required: bool = False
+    secret: bool = False
+    relative_to_config: bool = False
+
+
+Schema = Mapping[str, Key]
+
+
+def schema(*keys: Key) -> dict[str, Key]:
+    return {key.name: key for key in keys}
+
+
+# The Cisco ISR/ASA appliance's keys: the seed's example first, then the suite's own.
+CISCO_KEYS = schema(
+    Key("dns_server", parse_ip_list, "ThreatSTOP DNS servers, tried in order (kept up to date by upload_rules).",
+        "192.124.129.42"),
+    Key("device", parse_ip, "Internal IP address of the ISR: SSH goes here and its syslog comes from here.",
+        required=True),
+    Key("block_list", parse_dns_name, "ThreatSTOP block list name, e.g. mypolicy.1234.threatstop.local.",
+        required=True),
+    Key("allow_list", parse_dns_name, "ThreatSTOP allow list name (optional)."),
+    Key("object_group_block", parse_group_name, "Name of the network object group for the block list.",
+        "threatstop-block"),
+    Key("object_group_allow", parse_group_name, "Name of the network object group for the allow list.",
+        "threatstop-allow"),
+    Key("username", parse_plain, "Username for SSH access to the device.", required=True),
+    Key("password", parse_secret, "Password for SSH access (this file must stay mode 0600).", secret=True),
+    Key("enable_pw", parse_secret, "Enable password; leave empty if the user logs in privileged.", secret=True),
+    Key("platform", parse_plain, "Kept from the vendor's scripts for compatibility; not used.", "FWSM3"),
+    Key("personality", _choice("ios", "asa"), "The type of Cisco device: ios (ISR routers) or asa.", "ios"),
+    Key("logfile", parse_path, "Syslog file that syslog-ng writes for the device; loguploadclient sends it.",
+        "/var/log/threatstop/device.log"),
+    Key("url", parse_https_url, "ThreatSTOP log upload URL (HTTPS only).",
+        "https://logs.threatstop.com/logupload"),
+    Key("port", _int_range(1, 65535), "TCP port for DNS policy queries (53, or 5353 where 53 is filtered).", "53"),
+    Key("ssh_port", _int_range(1, 65535), "TCP port of the device's SSH server.", "22"),
+    Key("external_ip", parse_ip, "The device's public IP address, registered with ThreatSTOP (never blocked)."),
+    Key("max_policy_size", _int_range(1, 2_000_000),
+        "Most entries in the block group; the allow group gets a fifth of this.", "30000"),
+    Key("known_hosts", parse_path, "The device's trusted SSH host key, written by setup.", "known_hosts",
+        relative_to_config=True),
+    Key("tsoutput", parse_path, "Log file of upload_rules.", "tsoutput.log", relative_to_config=True),
+    Key("state_dir", parse_path, "Where the last good policy and upload bookkeeping are kept.", "state",
+        relative_to_config=True),
+    Key("min_prefix", _int_range(0, 32), "Refuse IPv4 entries broader than this prefix length.", "8"),
+    Key("min_prefix6", _int_range(0, 128), "Refuse IPv6 entries broader than this prefix length.", "16"),
+    Key("max_shrink", _float_range(0.0, 1.0),
+        "Refuse (unless --force) a block list that shrinks the group by more than this fraction.", "0.5"),
+    Key("write_memory", parse_bool, "Save the running config (write memory) after a successful change.", "no"),
+    Key("exclusive_groups", parse_bool,
+        "yes: the tool owns the whole groups and removes members it did not add.", "no"),
+    Key("dns_timeout", _float_range(0.5, 120.0), "Seconds to wait for one DNS server before the next.", "5"),
+    Key("ssh_timeout", _float_range(1.0, 600.0), "Seconds to wait for the device to connect or answer.", "30"),
+    Key("syslog_port", _int_range(1, 65535), "UDP port on which syslog-ng receives the device's syslog.", "514"),
+    Key("ca_bundle", parse_path, "CA bundle for the log upload's TLS check (default: the system's)."),
+    Key("proxy", parse_url, "HTTPS proxy for the log upload (default: the environment's https_proxy)."),
+    Key("log_part_size", _int_range(1024, 1 << 30), "Largest upload in bytes; bigger files go in parts.",
+        "5000000"),
+    Key("keep_uploaded_days", _int_range(0, 3650), "Days to keep log files after a confirmed upload.", "7"),
+)
+
+CISCO_TITLE = "Configuration file for the ThreatSTOP Cisco ISR/ASA scripts (threatstop.conf)"
+
+SEARCH_ORDER_HELP = (
+    "--config PATH, else $TS_ISR_CONFIG, else ./threatstop.conf, "
+    "else threatstop.conf beside the command, else /etc/threatstop/threatstop.conf"
+)
+
+
+def find_config(explicit: str | os.PathLike | None, command_dir: Path | None = None) -> Path:
+    """The config to use, by the documented search order; the first that exists wins."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("TS_ISR_CONFIG"):
+        return Path(os.environ["TS_ISR_CONFIG"])
+    candidates = [Path.cwd() / "threatstop.conf"]
+    if command_dir is not None:
+        candidates.append(command_dir / "threatstop.conf")
+    candidates.append(Path("/etc/threatstop/threatstop.conf"))
+    return next((path for path in candidates if path.exists()), candidates[0])
+
+
+class Config:
+    """Validated values by key name: ``config.port``, ``config["device"]``."""
+
+    def __init__(self, path: Path, values: dict[str, Any]) -> None:
+        self.path = path
+        self._values = values
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def secrets(self, keys: Schema) -> list[str]:
+        return [self._values[k] for k, key in keys.items() if key.secret and self._values.get(k)]
+
+
+def _read(path: Path) -> ConfigObj:
+    try:
+        return ConfigObj(str(path), file_error=True, interpolation=False, encoding="utf-8", list_values=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}; run setup or pass --config PATH") from None
+    except ConfigObjError as exc:
+        raise ConfigError(f"{path}: not a key=value file ({exc}); fix the line or run setup again") from None
+
+
+def validate(raw: Mapping[str, Any], keys: Schema, base: Path) -> tuple[dict[str, Any], list[str]]:
+    """Parse every key; returns the values and one message per problem."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, key in keys.items():
+        text = raw.get(name)
+        if isinstance(text, list):
+            # configobj splits unquoted commas into a list; only address lists may be lists.
+            text = ", ".join(text) if key.parse is parse_ip_list else None
+            if text is None:
+                problems.append(f"{name}: contains a comma; put the value in double quotes")
+                continue
+        if text is None or text == "":
+            text = key.default
+        if text is None or text == "":
+            if key.required:
+                problems.append(f"{name}: is required and missing; add '{name}=...' or run setup")
+            values[name] = None
+            continue
+        try:
+            value = key.parse(str(text))
+        except Invalid as exc:
+            shown = "******" if key.secret else repr(str(text))[:80]
+            problems.append(f"{name}: {shown} {exc}")
+            continue
+        if key.relative_to_config and isinstance(value, Path) and not value.is_absolute():
+            value = base / value
+        values[name] = value
+    return values, problems
+
+
+def load_config(path: Path, keys: Schema = CISCO_KEYS) -> Config:
+    """Read and validate; raise one :class:`ConfigError` line per problem, warn on unknown keys."""
+    raw = _read(path)
+    for section in raw.sections:
+        log.warning(f"{path}: section [{section}] is not used and is ignored")
+    for name in raw.scalars:
+        if name not in keys:
+            log.warning(f"{path}: unknown key '{name}' is ignored (misspelt?)")
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = 0
+    if mode & 0o077:
+        log.warning(f"{path} is readable by other users and holds passwords; run: chmod 600 {path}")
+    values, problems = validate(raw, keys, path.parent.resolve())
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
+    return Config(path, values)
+
+
+def render_example(keys: Schema, title: str) -> str:
+    """The commented example file, generated from the schema so the two never disagree."""
+    lines = [f"# {title}", "# Lines are key=value; '#' starts a comment. Values with a comma or '#' go in quotes.", ""]
+    for key in keys.values():
+        lines.append(f"# {key.help}" + (" (required)" if key.required else ""))
+        lines.append(f"{key.name}={key.default or ''}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _write_atomic(path: Path, config: ConfigObj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            config.write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_config(
+    path: Path, updates: Mapping[str, Any], keys: Schema = CISCO_KEYS, title: str = CISCO_TITLE
+) -> None:
+    """Set ``updates`` in the config at ``path``, keeping its comments and unknown keys.
+
+    A new file starts from the schema's example, so it is commented.  The
+    write is atomic (temporary file, fsync, rename) and leaves mode 0600.
+    """
+    if path.exists():
+        config = _read(path)
+    else:
+        text = render_example(keys, title)
+        config = ConfigObj(text.splitlines(), interpolation=False, encoding="utf-8", list_values=True)
+    for name, value in updates.items():
+        config[name] = _to_text(value)
+    config.filename = None
+    _write_atomic(path, config)
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    return "" if value is None else str(value)
+

@@ -1,0 +1,35 @@
+"""One run at a time, by ``flock``: the kernel drops the lock when a run dies, even by ``kill -9``."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ts_isr.errors import LockedError
+from ts_isr.log import log
+
+
+@contextmanager
+def run_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` or fail at once with :class:`LockedError`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "another process"
+            raise LockedError(
+                f"another {what} run (pid {holder}) holds the lock {path}; "
+                "wait for it to finish, this run changed nothing"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        log.info("Locking current execution instance.")
+        yield
+        log.info("Unlocking current execution instance.")
+    finally:
+        os.close(fd)

@@ -1,0 +1,192 @@
+"""The policy model: tokens from DNS answers become block and allow lists.
+
+Pure functions only.  Every token is parsed strictly into integers before it
+is used; anything else is counted and dropped, so no answer can put text on a
+device's command line.  The reading of the vendor's format is in
+``ts_isr.dnsfetch``; this module only knows addresses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from ts_isr.ranges import BITS, Cidr, RangeSet
+
+_V4 = re.compile(r"(?:1:)?((?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3})(?:/(0|[1-9][0-9]?))?")
+_V6 = re.compile(r"(?:2:)?([0-9A-Fa-f:.]{2,45})(?:/(0|[1-9][0-9]{0,2}))?")
+MAX_TOKEN = 64
+
+
+def parse_v4(text: str) -> tuple[int, int] | None:
+    """``a.b.c.d[/len]`` (optionally ``1:``-prefixed) as (network, prefixlen), host bits cleared.
+
+    Leading zeros are refused: ``010.1.1.1`` means octal to some parsers and
+    decimal to others, and a policy must not depend on which.
+    """
+    m = _V4.fullmatch(text)
+    if not m:
+        return None
+    value = 0
+    for octet in m.group(1).split("."):
+        n = int(octet)
+        if n > 255:
+            return None
+        value = (value << 8) | n
+    prefixlen = int(m.group(2)) if m.group(2) is not None else 32
+    if prefixlen > 32:
+        return None
+    return value & (((1 << prefixlen) - 1) << (32 - prefixlen)), prefixlen
+
+
+def parse_v6(text: str) -> tuple[int, int] | None:
+    """``x::y[/len]`` (optionally ``2:``-prefixed) as (network, prefixlen), host bits cleared."""
+    m = _V6.fullmatch(text)
+    if not m or ":" not in m.group(1):
+        return None
+    try:
+        address = ipaddress.IPv6Address(m.group(1))
+    except ValueError:
+        return None
+    prefixlen = int(m.group(2)) if m.group(2) is not None else 128
+    if prefixlen > 128:
+        return None
+    return int(address) & (((1 << prefixlen) - 1) << (128 - prefixlen)), prefixlen
+
+
+def parse_token(text: str) -> Cidr | None:
+    """A TXT token (``a.b.c.d[/len]``, ``1:a.b.c.d/len``, IPv6 forms) or None."""
+    if len(text) > MAX_TOKEN:
+        return None
+    for family, parse in ((4, parse_v4), (6, parse_v6)):
+        parsed = parse(text)
+        if parsed is not None:
+            return Cidr(family, *parsed)
+    return None
+
+
+@dataclass
+class ListBuilder:
+    """Accumulates one list's entries; refuses over-broad ones and counts what it drops."""
+
+    min_prefix: dict[int, int] = field(default_factory=lambda: {4: 8, 6: 16})
+    include: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: {4: [], 6: []})
+    exclude: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: {4: [], 6: []})
+    accepted: int = 0
+    invalid: int = 0
+    too_broad: int = 0
+
+    def add(self, family: int, network: int, prefixlen: int, negated: bool = False) -> bool:
+        """Add one parsed entry; a negated one is an exclusion within this list."""
+        bits = BITS[family]
+        if not 0 <= prefixlen <= bits or not 0 <= network < (1 << bits):
+            self.invalid += 1
+            return False
+        network &= ((1 << prefixlen) - 1) << (bits - prefixlen)
+        last = network | ((1 << (bits - prefixlen)) - 1)
+        if negated:
+            self.exclude[family].append((network, last))
+        elif prefixlen < self.min_prefix[family]:
+            self.too_broad += 1
+            return False
+        else:
+            self.include[family].append((network, last))
+        self.accepted += 1
+        return True
+
+    def add_token(self, text: str) -> bool:
+        cidr = parse_token(text)
+        if cidr is None:
+            self.invalid += 1
+            return False
+        return self.add(*cidr)
+
+    def add_v4_hosts(self, addresses: Iterable[int]) -> None:
+        """Fast path for A records: each is a /32 already known to be valid."""
+        hosts = self.include[4]
+        before = len(hosts)
+        hosts.extend((a, a) for a in addresses)
+        self.accepted += len(hosts) - before
+
+    def ranges(self) -> dict[int, RangeSet]:
+        return {
+            family: RangeSet.from_ranges(family, self.include[family]).subtract(
+                RangeSet.from_ranges(family, self.exclude[family])
+            )
+            for family in (4, 6)
+        }
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The resolved policy: what to block and what to allow, as CIDR lists sorted by address."""
+
+    block: tuple[Cidr, ...]
+    allow: tuple[Cidr, ...]
+
+    def lines(self) -> Iterator[str]:
+        """The ``--print-policy`` form: ``block <cidr>``/``allow <cidr>``, by address."""
+        tagged = [(c, "block") for c in self.block] + [(c, "allow") for c in self.allow]
+        tagged.sort()
+        for cidr, kind in tagged:
+            yield f"{kind} {cidr}"
+
+    def family(self, family: int) -> Policy:
+        return Policy(
+            tuple(c for c in self.block if c.family == family),
+            tuple(c for c in self.allow if c.family == family),
+        )
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What building a policy dropped, for the log: never fail silently."""
+
+    lifelines_spared: int
+    block_truncated: int
+    allow_truncated: int
+
+
+def keep_broadest(cidrs: list[Cidr], limit: int) -> tuple[list[Cidr], int]:
+    """Keep at most ``limit`` entries: the broadest first, then the lowest address.
+
+    Broad entries cover the most addresses per slot of a device's limited
+    group; the rule is stable, so a truncated policy does not churn between runs.
+    """
+    if len(cidrs) <= limit:
+        return cidrs, 0
+    kept = sorted(cidrs, key=lambda c: (c.prefixlen - BITS[c.family], c.family, c.network))[:limit]
+    kept.sort()
+    return kept, len(cidrs) - limit
+
+
+def build_policy(
+    block: dict[int, RangeSet],
+    allow: dict[int, RangeSet],
+    *,
+    lifelines: Iterable[Cidr] = (),
+    max_size: int | None = None,
+) -> tuple[Policy, BuildReport]:
+    """Block minus allow minus lifelines, aggregated, then truncated to the device's size.
+
+    ``max_size`` bounds the block list; the allow list gets a fifth of it, as
+    the vendor's ts-iptables does.
+    """
+    lifeline_list = list(lifelines)
+    spared = 0
+    block_cidrs: list[Cidr] = []
+    allow_cidrs: list[Cidr] = []
+    for family in (4, 6):
+        remaining = block[family].subtract(allow[family])
+        protect = RangeSet.from_cidrs(lifeline_list, family)
+        spared += sum(1 for start, end in protect.ranges() if remaining.overlaps(start, end))
+        block_cidrs.extend(remaining.subtract(protect).cidrs())
+        allow_cidrs.extend(allow[family].cidrs())
+    block_truncated = allow_truncated = 0
+    if max_size is not None:
+        block_cidrs, block_truncated = keep_broadest(block_cidrs, max_size)
+        allow_cidrs, allow_truncated = keep_broadest(allow_cidrs, max(1, max_size // 5))
+    policy = Policy(tuple(block_cidrs), tuple(allow_cidrs))
+    return policy, BuildReport(spared, block_truncated, allow_truncated)

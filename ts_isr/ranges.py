@@ -1,0 +1,166 @@
+"""Sets of IP addresses as sorted, disjoint integer ranges.
+
+Policies hold up to a million entries; integer ranges in compact arrays keep
+aggregation and allow-list subtraction linear and small, where a million
+``ipaddress`` objects would not be.  Everything here is pure.
+"""
+
+from __future__ import annotations
+
+import socket
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator
+from typing import NamedTuple
+
+BITS = {4: 32, 6: 128}
+
+
+class Cidr(NamedTuple):
+    """One network, ordered by family, then address, then prefix length."""
+
+    family: int
+    network: int
+    prefixlen: int
+
+    @property
+    def last(self) -> int:
+        return self.network | ((1 << (BITS[self.family] - self.prefixlen)) - 1)
+
+    def address_text(self) -> str:
+        return int_to_text(self.family, self.network)
+
+    def __str__(self) -> str:
+        return f"{int_to_text(self.family, self.network)}/{self.prefixlen}"
+
+
+def int_to_text(family: int, value: int) -> str:
+    if family == 4:
+        return socket.inet_ntop(socket.AF_INET, value.to_bytes(4, "big"))
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
+
+
+def _new_store(family: int) -> array | list:
+    # 32-bit addresses fit an unsigned int array; IPv6 needs Python ints.
+    return array("I") if family == 4 else []
+
+
+def range_to_cidrs(family: int, start: int, end: int) -> Iterator[Cidr]:
+    """The fewest CIDR blocks that cover exactly [start, end]."""
+    bits = BITS[family]
+    while start <= end:
+        # Largest block aligned at start, then shrink it until it fits.
+        size_bits = (start & -start).bit_length() - 1 if start else bits
+        span_bits = (end - start + 1).bit_length() - 1
+        size_bits = min(size_bits, span_bits)
+        yield Cidr(family, start, bits - size_bits)
+        start += 1 << size_bits
+
+
+class RangeSet:
+    """An immutable set of addresses of one family, kept as merged ranges."""
+
+    __slots__ = ("family", "_starts", "_ends")
+
+    def __init__(self, family: int, starts: array | list, ends: array | list) -> None:
+        # Trusted constructor: starts/ends sorted, disjoint, non-adjacent.
+        self.family = family
+        self._starts = starts
+        self._ends = ends
+
+    @classmethod
+    def empty(cls, family: int) -> RangeSet:
+        return cls(family, _new_store(family), _new_store(family))
+
+    @classmethod
+    def from_ranges(cls, family: int, ranges: Iterable[tuple[int, int]]) -> RangeSet:
+        """Sort, deduplicate and merge overlapping or adjacent ranges."""
+        if family == 4:
+            # Packing start and end into one int sorts a million entries in a
+            # third of the memory a list of tuples would take.
+            keys = sorted((start << 32) | end for start, end in ranges)
+            pairs: Iterable[tuple[int, int]] = ((k >> 32, k & 0xFFFFFFFF) for k in keys)
+        else:
+            pairs = sorted(ranges)
+        starts, ends = _new_store(family), _new_store(family)
+        cur_start = cur_end = -2
+        for start, end in pairs:
+            if start <= cur_end + 1:
+                if end > cur_end:
+                    cur_end = end
+                continue
+            if cur_end >= 0:
+                starts.append(cur_start)
+                ends.append(cur_end)
+            cur_start, cur_end = start, end
+        if cur_end >= 0:
+            starts.append(cur_start)
+            ends.append(cur_end)
+        return cls(family, starts, ends)
+
+    @classmethod
+    def from_cidrs(cls, cidrs: Iterable[Cidr], family: int) -> RangeSet:
+        return cls.from_ranges(family, ((c.network, c.last) for c in cidrs if c.family == family))
+
+    def ranges(self) -> Iterator[tuple[int, int]]:
+        return zip(self._starts, self._ends)
+
+    def __len__(self) -> int:
+        """Number of disjoint ranges (not addresses)."""
+        return len(self._starts)
+
+    def __bool__(self) -> bool:
+        return bool(self._starts)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RangeSet):
+            return NotImplemented
+        return (
+            self.family == other.family
+            and list(self._starts) == list(other._starts)
+            and list(self._ends) == list(other._ends)
+        )
+
+    def __repr__(self) -> str:
+        return f"RangeSet(family={self.family}, ranges={len(self)})"
+
+    def address_count(self) -> int:
+        return sum(e - s + 1 for s, e in self.ranges())
+
+    def __contains__(self, address: int) -> bool:
+        i = bisect_right(self._starts, address) - 1
+        return i >= 0 and address <= self._ends[i]
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect_right(self._starts, end) - 1
+        return i >= 0 and self._ends[i] >= start
+
+    def union(self, other: RangeSet) -> RangeSet:
+        return RangeSet.from_ranges(self.family, [*self.ranges(), *other.ranges()])
+
+    def subtract(self, other: RangeSet) -> RangeSet:
+        """Self minus other, by a single sweep: a hole costs a split, not an explosion."""
+        starts, ends = _new_store(self.family), _new_store(self.family)
+        cut_starts, cut_ends = other._starts, other._ends
+        j, n = 0, len(cut_starts)
+        for start, end in self.ranges():
+            while j < n and cut_ends[j] < start:
+                j += 1
+            k = j
+            while start <= end and k < n and cut_starts[k] <= end:
+                if cut_starts[k] > start:
+                    starts.append(start)
+                    ends.append(cut_starts[k] - 1)
+                start = max(start, cut_ends[k] + 1)
+                k += 1
+            if start <= end:
+                starts.append(start)
+                ends.append(end)
+        return RangeSet(self.family, starts, ends)
+
+    def intersect(self, other: RangeSet) -> RangeSet:
+        return self.subtract(self.subtract(other))
+
+    def cidrs(self) -> Iterator[Cidr]:
+        for start, end in self.ranges():
+            yield from range_to_cidrs(self.family, start, end)

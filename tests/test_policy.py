@@ -99,8 +99,11 @@ def test_differential_against_ipaddress(block_nets, allow_nets):
     expected = list(ipaddress.collapse_addresses(block_nets))
     for hole in allow_nets:
         expected = [
-            piece for net in expected for piece in (net.address_exclude(hole) if hole.subnet_of(net) else
-                                                     ([] if net.subnet_of(hole) else [net]))
+            piece
+            for net in expected
+            for piece in (
+                net.address_exclude(hole) if hole.subnet_of(net) else ([] if net.subnet_of(hole) else [net])
+            )
         ]
     assert [str(c) for c in policy.block] == [str(n) for n in ipaddress.collapse_addresses(expected)]
     assert [str(c) for c in policy.allow] == [str(n) for n in ipaddress.collapse_addresses(allow_nets)]

@@ -153,50 +153,122 @@ def schema(*keys: Key) -> dict[str, Key]:
 
 # The Cisco ISR/ASA appliance's keys: the seed's example first, then the suite's own.
 CISCO_KEYS = schema(
-    Key("dns_server", parse_ip_list, "ThreatSTOP DNS servers, tried in order (kept up to date by upload_rules).",
-        "192.124.129.42"),
-    Key("device", parse_ip, "Internal IP address of the ISR: SSH goes here and its syslog comes from here.",
-        required=True),
-    Key("block_list", parse_dns_name, "ThreatSTOP block list name, e.g. mypolicy.1234.threatstop.local.",
-        required=True),
+    Key(
+        "dns_server",
+        parse_ip_list,
+        "ThreatSTOP DNS servers, tried in order (kept up to date by upload_rules).",
+        "192.124.129.42",
+    ),
+    Key(
+        "device",
+        parse_ip,
+        "Internal IP address of the ISR: SSH goes here and its syslog comes from here.",
+        required=True,
+    ),
+    Key(
+        "block_list",
+        parse_dns_name,
+        "ThreatSTOP block list name, e.g. mypolicy.1234.threatstop.local.",
+        required=True,
+    ),
     Key("allow_list", parse_dns_name, "ThreatSTOP allow list name (optional)."),
-    Key("object_group_block", parse_group_name, "Name of the network object group for the block list.",
-        "threatstop-block"),
-    Key("object_group_allow", parse_group_name, "Name of the network object group for the allow list.",
-        "threatstop-allow"),
+    Key(
+        "object_group_block",
+        parse_group_name,
+        "Name of the network object group for the block list.",
+        "threatstop-block",
+    ),
+    Key(
+        "object_group_allow",
+        parse_group_name,
+        "Name of the network object group for the allow list.",
+        "threatstop-allow",
+    ),
     Key("username", parse_plain, "Username for SSH access to the device.", required=True),
     Key("password", parse_secret, "Password for SSH access (this file must stay mode 0600).", secret=True),
-    Key("enable_pw", parse_secret, "Enable password; leave empty if the user logs in privileged.", secret=True),
+    Key(
+        "enable_pw", parse_secret, "Enable password; leave empty if the user logs in privileged.", secret=True
+    ),
     Key("platform", parse_plain, "Kept from the vendor's scripts for compatibility; not used.", "FWSM3"),
     Key("personality", _choice("ios", "asa"), "The type of Cisco device: ios (ISR routers) or asa.", "ios"),
-    Key("logfile", parse_path, "Syslog file that syslog-ng writes for the device; loguploadclient sends it.",
-        "/var/log/threatstop/device.log"),
-    Key("url", parse_https_url, "ThreatSTOP log upload URL (HTTPS only).",
-        "https://logs.threatstop.com/logupload"),
-    Key("port", _int_range(1, 65535), "TCP port for DNS policy queries (53, or 5353 where 53 is filtered).", "53"),
+    Key(
+        "logfile",
+        parse_path,
+        "Syslog file that syslog-ng writes for the device; loguploadclient sends it.",
+        "/var/log/threatstop/device.log",
+    ),
+    Key(
+        "url",
+        parse_https_url,
+        "ThreatSTOP log upload URL (HTTPS only).",
+        "https://logs.threatstop.com/logupload",
+    ),
+    Key(
+        "port",
+        _int_range(1, 65535),
+        "TCP port for DNS policy queries (53, or 5353 where 53 is filtered).",
+        "53",
+    ),
     Key("ssh_port", _int_range(1, 65535), "TCP port of the device's SSH server.", "22"),
-    Key("external_ip", parse_ip, "The device's public IP address, registered with ThreatSTOP (never blocked)."),
-    Key("max_policy_size", _int_range(1, 2_000_000),
-        "Most entries in the block group; the allow group gets a fifth of this.", "30000"),
-    Key("known_hosts", parse_path, "The device's trusted SSH host key, written by setup.", "known_hosts",
-        relative_to_config=True),
+    Key(
+        "external_ip", parse_ip, "The device's public IP address, registered with ThreatSTOP (never blocked)."
+    ),
+    Key(
+        "max_policy_size",
+        _int_range(1, 2_000_000),
+        "Most entries in the block group; the allow group gets a fifth of this.",
+        "30000",
+    ),
+    Key(
+        "known_hosts",
+        parse_path,
+        "The device's trusted SSH host key, written by setup.",
+        "known_hosts",
+        relative_to_config=True,
+    ),
     Key("tsoutput", parse_path, "Log file of upload_rules.", "tsoutput.log", relative_to_config=True),
-    Key("state_dir", parse_path, "Where the last good policy and upload bookkeeping are kept.", "state",
-        relative_to_config=True),
+    Key(
+        "state_dir",
+        parse_path,
+        "Where the last good policy and upload bookkeeping are kept.",
+        "state",
+        relative_to_config=True,
+    ),
     Key("min_prefix", _int_range(0, 32), "Refuse IPv4 entries broader than this prefix length.", "8"),
     Key("min_prefix6", _int_range(0, 128), "Refuse IPv6 entries broader than this prefix length.", "16"),
-    Key("max_shrink", _float_range(0.0, 1.0),
-        "Refuse (unless --force) a block list that shrinks the group by more than this fraction.", "0.5"),
-    Key("write_memory", parse_bool, "Save the running config (write memory) after a successful change.", "no"),
-    Key("exclusive_groups", parse_bool,
-        "yes: the tool owns the whole groups and removes members it did not add.", "no"),
+    Key(
+        "max_shrink",
+        _float_range(0.0, 1.0),
+        "Refuse (unless --force) a block list that shrinks the group by more than this fraction.",
+        "0.5",
+    ),
+    Key(
+        "write_memory", parse_bool, "Save the running config (write memory) after a successful change.", "no"
+    ),
+    Key(
+        "exclusive_groups",
+        parse_bool,
+        "yes: the tool owns the whole groups and removes members it did not add.",
+        "no",
+    ),
     Key("dns_timeout", _float_range(0.5, 120.0), "Seconds to wait for one DNS server before the next.", "5"),
-    Key("ssh_timeout", _float_range(1.0, 600.0), "Seconds to wait for the device to connect or answer.", "30"),
-    Key("syslog_port", _int_range(1, 65535), "UDP port on which syslog-ng receives the device's syslog.", "514"),
+    Key(
+        "ssh_timeout", _float_range(1.0, 600.0), "Seconds to wait for the device to connect or answer.", "30"
+    ),
+    Key(
+        "syslog_port",
+        _int_range(1, 65535),
+        "UDP port on which syslog-ng receives the device's syslog.",
+        "514",
+    ),
     Key("ca_bundle", parse_path, "CA bundle for the log upload's TLS check (default: the system's)."),
     Key("proxy", parse_url, "HTTPS proxy for the log upload (default: the environment's https_proxy)."),
-    Key("log_part_size", _int_range(1024, 1 << 30), "Largest upload in bytes; bigger files go in parts.",
-        "5000000"),
+    Key(
+        "log_part_size",
+        _int_range(1024, 1 << 30),
+        "Largest upload in bytes; bigger files go in parts.",
+        "5000000",
+    ),
     Key("keep_uploaded_days", _int_range(0, 3650), "Days to keep log files after a confirmed upload.", "7"),
 )
 
@@ -248,7 +320,9 @@ def _read(path: Path) -> ConfigObj:
     try:
         return ConfigObj(str(path), file_error=True, interpolation=False, encoding="utf-8", list_values=True)
     except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}; run setup or pass --config PATH") from None
+        raise ConfigError(
+            f"cannot read config {path}: {exc.strerror}; run setup or pass --config PATH"
+        ) from None
     except ConfigObjError as exc:
         raise ConfigError(f"{path}: not a key=value file ({exc}); fix the line or run setup again") from None
 
@@ -306,7 +380,11 @@ def load_config(path: Path, keys: Schema = CISCO_KEYS) -> Config:
 
 def render_example(keys: Schema, title: str) -> str:
     """The commented example file, generated from the schema so the two never disagree."""
-    lines = [f"# {title}", "# Lines are key=value; '#' starts a comment. Values with a comma or '#' go in quotes.", ""]
+    lines = [
+        f"# {title}",
+        "# Lines are key=value; '#' starts a comment. Values with a comma or '#' go in quotes.",
+        "",
+    ]
     for key in keys.values():
         lines.append(f"# {key.help}" + (" (required)" if key.required else ""))
         lines.append(f"{key.name}={key.default or ''}")
@@ -354,4 +432,3 @@ def _to_text(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ", ".join(str(item) for item in value)
     return "" if value is None else str(value)
-

@@ -60,7 +60,7 @@ def range_to_cidrs(family: int, start: int, end: int) -> Iterator[Cidr]:
 class RangeSet:
     """An immutable set of addresses of one family, kept as merged ranges."""
 
-    __slots__ = ("family", "_starts", "_ends")
+    __slots__ = ("_ends", "_starts", "family")
 
     def __init__(self, family: int, starts: array | list, ends: array | list) -> None:
         # Trusted constructor: starts/ends sorted, disjoint, non-adjacent.

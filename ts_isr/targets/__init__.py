@@ -1,0 +1,1 @@
+"""Places where a policy is installed: one module per place, one interface for all (``base``)."""

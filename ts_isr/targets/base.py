@@ -1,0 +1,99 @@
+"""The interface every place that holds a policy implements, and the pure plan of what to change.
+
+IOS object-groups, ASA object-groups, Linux ipsets and the dry run differ in
+how they read and write; what to add and what to remove is decided here, once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+
+from ts_isr.policy import Policy
+from ts_isr.ranges import Cidr
+
+KINDS = ("block", "allow")
+Members = Mapping[str, frozenset[Cidr]]
+
+
+@dataclass(frozen=True)
+class ListChange:
+    """The difference for one list (``block`` or ``allow``); additions and removals sorted by address."""
+
+    kind: str
+    desired: frozenset[Cidr]
+    still_active: int
+    add: tuple[Cidr, ...]
+    remove: tuple[Cidr, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    changes: tuple[ListChange, ...]
+
+    @property
+    def unchanged(self) -> bool:
+        return not any(change.add or change.remove for change in self.changes)
+
+    def change(self, kind: str) -> ListChange:
+        return next(change for change in self.changes if change.kind == kind)
+
+
+def desired_members(policy: Policy, kind: str, families: frozenset[int]) -> frozenset[Cidr]:
+    return frozenset(c for c in getattr(policy, kind) if c.family in families)
+
+
+def plan_changes(
+    installed: Members, policy: Policy, families: frozenset[int], owned: Members | None = None
+) -> Plan:
+    """What to add and remove so that each list holds the policy.
+
+    ``owned`` is what the tool may remove (what it put there); ``None`` means
+    the tool owns the whole list.  Anything else installed is the user's and
+    stays.
+    """
+    changes = []
+    for kind in KINDS:
+        want = desired_members(policy, kind, families)
+        have = installed.get(kind, frozenset())
+        removable = have - want if owned is None else (have & owned.get(kind, frozenset())) - want
+        changes.append(
+            ListChange(kind, want, len(have & want), tuple(sorted(want - have)), tuple(sorted(removable)))
+        )
+    return Plan(tuple(changes))
+
+
+def shrink_fraction(installed: frozenset[Cidr], desired: frozenset[Cidr]) -> float:
+    """How much of what is installed the new list would take away (0.0 to 1.0)."""
+    return len(installed - desired) / len(installed) if installed else 0.0
+
+
+class Target(ABC):
+    """A place where a policy is installed: IOS or ASA object-groups, Linux ipsets, or a dry run."""
+
+    #: Address families this place can hold (IOS and ASA object-groups: IPv4 only).
+    families: frozenset[int] = frozenset({4, 6})
+
+    @abstractmethod
+    def read(self) -> Members:
+        """The members each list holds now, by kind."""
+
+    @abstractmethod
+    def apply(self, plan: Plan) -> None:
+        """Make each list hold ``change.desired``: additions before removals, never emptying a list."""
+
+    def save(self) -> None:  # noqa: B027 - most places have nothing to save
+        """Make the change survive a reboot, where the place distinguishes running and saved state."""
+
+    def close(self) -> None:  # noqa: B027 - most places hold no connection
+        """Release the connection, if any."""
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

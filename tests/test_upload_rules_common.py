@@ -1,0 +1,78 @@
+"""ts_isr.commands.common: every failure is one line and its documented exit code."""
+
+from __future__ import annotations
+
+import pytest
+
+from ts_isr.commands.common import command_parser, load_command_config, run_command
+from ts_isr.errors import ConfigError, DeviceError, Exit, LockedError
+from ts_isr.log import log
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (DeviceError("device said no; fix it"), Exit.FAILED),
+        (ConfigError("bad key"), Exit.CONFIG),
+        (LockedError("held"), Exit.LOCKED),
+    ],
+)
+def test_ts_error_is_one_line_and_its_exit_code(capsys, error, code):
+    def body() -> Exit:
+        raise error
+
+    assert run_command(body, quiet=True) == code
+    out = capsys.readouterr().out
+    assert out == f"[ERROR] : {error}\n"
+
+
+def test_body_exit_code_is_returned(tmp_path):
+    logfile = tmp_path / "out.log"
+
+    def body() -> Exit:
+        log.info("hello")
+        return Exit.CHANGED
+
+    assert run_command(body, logfile=logfile, quiet=True) == Exit.CHANGED
+    assert "[INFO ] : hello" in logfile.read_text()
+
+
+def test_interrupt_and_bug_are_one_line(capsys, tmp_path):
+    def interrupted() -> Exit:
+        raise KeyboardInterrupt
+
+    def buggy() -> Exit:
+        raise ZeroDivisionError("boom")
+
+    assert run_command(interrupted, quiet=True) == Exit.FAILED
+    assert capsys.readouterr().out.count("\n") == 1
+    logfile = tmp_path / "out.log"
+    assert run_command(buggy, logfile=logfile, quiet=True) == Exit.FAILED
+    out = capsys.readouterr().out
+    assert out.startswith("[ERROR] : internal error: ZeroDivisionError: boom") and out.count("\n") == 1
+    assert "Traceback" in logfile.read_text()
+
+
+def test_unwritable_logfile_is_one_line(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert run_command(lambda: Exit.UNCHANGED, logfile=blocker / "sub" / "x.log") == Exit.FAILED
+    assert capsys.readouterr().out.startswith("[ERROR] : cannot write the log")
+
+
+def test_config_secrets_are_masked(tmp_path, capsys):
+    path = tmp_path / "threatstop.conf"
+    path.write_text(
+        "device=192.0.2.1\nblock_list=b.threatstop.local\nusername=u\npassword=pw-S3cret\nenable_pw=en-S3cret\n"
+    )
+    path.chmod(0o600)
+    args = command_parser("x", "test").parse_args(["--config", str(path)])
+
+    def body() -> Exit:
+        config = load_command_config(args.config)
+        log.warning(f"leak {config.password} {config.enable_pw}")
+        return Exit.UNCHANGED
+
+    assert run_command(body, quiet=True) == Exit.UNCHANGED
+    out = capsys.readouterr().out
+    assert "S3cret" not in out and out.count("******") == 2

@@ -1,0 +1,1 @@
+"""The suite's commands; each is a thin shell over pure planning and small adapters."""

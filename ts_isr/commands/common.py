@@ -1,0 +1,75 @@
+"""What every command shares: its arguments, its config, its log, and its one-line failures.
+
+A command's body returns an :class:`~ts_isr.errors.Exit`; anything that goes
+wrong on the way is a :class:`~ts_isr.errors.TsError` whose message says what
+to do, and becomes exactly one ``[ERROR] : ...`` line and a documented exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from ts_isr.config import CISCO_KEYS, SEARCH_ORDER_HELP, Config, Schema, find_config, load_config
+from ts_isr.errors import Exit, TsError
+from ts_isr.log import add_secret, log, setup_logging
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 nothing changed, 1 failed, 2 config error, 3 another run holds the lock, 4 changed"
+)
+
+
+def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every command has: ``--config`` and ``--verbose``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_CODES_HELP)
+    parser.add_argument("--config", metavar="PATH", help=f"config file; search order: {SEARCH_ORDER_HELP}")
+    parser.add_argument("--verbose", action="store_true", help="show every detail on the terminal too")
+    return parser
+
+
+def command_dir() -> Path:
+    """The directory of the running script: the vendor's scripts kept threatstop.conf beside them."""
+    return Path(sys.argv[0]).resolve().parent
+
+
+def load_command_config(explicit: str | None, keys: Schema = CISCO_KEYS) -> Config:
+    """The config found by the documented search order, with every secret registered for masking."""
+    config = load_config(find_config(explicit, command_dir()), keys)
+    for secret in config.secrets(keys):
+        add_secret(secret)
+    return config
+
+
+def run_command(
+    body: Callable[[], Exit], *, logfile: Path | None = None, verbose: bool = False, quiet: bool | None = None
+) -> int:
+    """Run ``body`` with the log set up; turn every failure into one ``[ERROR]`` line and its exit code.
+
+    ``logfile`` may be None when it is only known from the config: the body
+    then calls :func:`ts_isr.log.setup_logging` again once it has loaded it
+    (registered secrets stay registered).
+    """
+    try:
+        setup_logging(logfile, verbose=verbose, quiet=quiet)
+    except OSError as exc:
+        print(f"[ERROR] : cannot write the log {logfile}: {exc.strerror}; fix its directory's permissions")
+        return Exit.FAILED
+    try:
+        return int(body())
+    except TsError as exc:
+        log.error(str(exc))
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        log.error("interrupted; the next run finishes the job (nothing is left half-locked)")
+        return int(Exit.FAILED)
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not a failure of the command.
+        sys.stderr.close()
+        return int(Exit.UNCHANGED)
+    except Exception as exc:  # a bug: one line for the user, the traceback in the file log
+        log.debug("".join(traceback.format_exception(exc)))
+        log.error(f"internal error: {type(exc).__name__}: {exc}; run again with --verbose and report it")
+        return int(Exit.FAILED)

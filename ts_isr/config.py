@@ -358,6 +358,12 @@ def validate(raw: Mapping[str, Any], keys: Schema, base: Path) -> tuple[dict[str
     return values, problems
 
 
+def read_values(path: Path) -> dict[str, str]:
+    """The file's values as written, unvalidated: setup offers them again even when incomplete."""
+    raw = _read(path)
+    return {name: ", ".join(raw[name]) if isinstance(raw[name], list) else raw[name] for name in raw.scalars}
+
+
 def load_config(path: Path, keys: Schema = CISCO_KEYS) -> Config:
     """Read and validate; raise one :class:`ConfigError` line per problem, warn on unknown keys."""
     raw = _read(path)

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import socket
-import tempfile
 from pathlib import Path
 
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, HostKeys, InvalidHostKey
 
 from ts_isr.errors import DeviceError
+from ts_isr.sysconf import write_atomic
 
 
 def known_hosts_name(host: str, port: int) -> str:
@@ -97,18 +96,7 @@ def store_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) 
     name = known_hosts_name(host, port)
     kept = [line for line, entry in _entries(known_hosts) if entry is None or not _matches(entry, name)]
     kept.append(f"{name} {key.get_name()} {key.get_base64()}")
-    known_hosts.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{known_hosts.name}.", dir=known_hosts.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(kept) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, known_hosts)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(known_hosts, "\n".join(kept) + "\n", 0o600)
 
 
 def known_host_key(known_hosts: Path, host: str, port: int) -> paramiko.PKey | None:

@@ -1,0 +1,230 @@
+"""System integration: syslog-ng and logrotate files from templates, cron entries, syslog-ng reload.
+
+Every file is checked by the real tool before it replaces anything, and is
+written atomically, so a bad template or value never leaves a broken system
+configuration behind.  ``root`` works like DESTDIR: every system path goes
+under it and the crontab becomes ``root/crontab``, for tests and packaging.
+Shared by setup (Cisco) and tsadmin (Linux host).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from crontab import CronTab
+
+from ts_isr.errors import TsError
+from ts_isr.log import escape
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent
+SYSLOG_NG_SNIPPET = Path("etc/syslog-ng/conf.d/threatstop.conf")
+LOGROTATE_FILE = Path("etc/logrotate.d/threatstop")
+ROOT_CRONTAB = "crontab"
+TOOL_TIMEOUT = 60.0
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``text`` in one rename: readers see the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def config_string(value: str | os.PathLike) -> str:
+    """A value safe inside a double-quoted syslog-ng or logrotate string, or a clear refusal."""
+    text = str(value)
+    if any(ch in text for ch in '"\\$') or any(ord(ch) < 32 for ch in text):
+        raise TsError(f"{escape(text)}: quotes, backslashes, '$' and control characters cannot be used here")
+    return text
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """The template ``template`` (e.g. ``syslog-ng/threatstop.conf``) with its ``$names`` filled in."""
+    text = (TEMPLATE_DIR / template).read_text(encoding="utf-8")
+    try:
+        return Template(text).substitute(values)
+    except KeyError as exc:
+        raise TsError(f"template {template} needs a value for {exc}; this is a bug in ts_isr") from None
+
+
+def syslog_ng_values(
+    *,
+    config: Path,
+    device: ipaddress.IPv4Address | ipaddress.IPv6Address,
+    syslog_port: int,
+    logfile: Path,
+) -> dict[str, object]:
+    """Template values for ``syslog-ng/threatstop.conf``: accept the device's address and nothing else."""
+    if device.version == 4:
+        listen, address_filter = "0.0.0.0", f'netmask("{device}/32")'
+    else:
+        listen, address_filter = "::", f'netmask6("{device}/128")'
+    return {
+        "config": config_string(config),
+        "device": device,
+        "listen_ip": listen,
+        "ip_protocol": device.version,
+        "syslog_port": syslog_port,
+        "address_filter": address_filter,
+        "logfile": config_string(logfile),
+    }
+
+
+def reopen_command(control: Path | None) -> str:
+    """The shell line that makes syslog-ng reopen its files after a rotation."""
+    words = ["syslog-ng-ctl", "reopen"]
+    if control is not None:
+        words += ["--control", str(control)]
+    return shlex.join(words) + " >/dev/null"
+
+
+def logrotate_values(
+    *, config: Path, logfile: Path, tsoutput: Path, keep: int, control: Path | None
+) -> dict[str, object]:
+    """Template values for ``logrotate/threatstop``."""
+    return {
+        "config": config_string(config),
+        "logfile": config_string(logfile),
+        "tsoutput": config_string(tsoutput),
+        "keep": keep,
+        "reopen_command": reopen_command(control),
+    }
+
+
+def _run(argv: Sequence[str], package: str) -> subprocess.CompletedProcess[str]:
+    """Run a system tool found in PATH or the sbin directories (cron's PATH lacks them)."""
+    tool = shutil.which(argv[0]) or shutil.which(argv[0], path="/usr/sbin:/sbin:/usr/bin:/bin")
+    if tool is None:
+        raise TsError(f"{argv[0]} is not installed; install it (Debian: apt-get install {package}) and rerun")
+    try:
+        return subprocess.run(
+            [tool, *argv[1:]], capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise TsError(f"{argv[0]} did not finish within {TOOL_TIMEOUT:.0f}s") from None
+
+
+def _detail(done: subprocess.CompletedProcess[str]) -> str:
+    return escape(" ".join((done.stderr or done.stdout).split()) or f"exit status {done.returncode}")
+
+
+def _check_with(argv: Sequence[str], package: str) -> None:
+    """The tool must accept the file: exit status 0 and no ``error:`` line (logrotate exits 0 on those)."""
+    done = _run(argv, package)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    if done.returncode != 0 or errors:
+        detail = escape(" ".join(errors)) if errors else _detail(done)
+        raise TsError(f"{argv[0]} rejects the generated file ({detail}); nothing was installed")
+
+
+def check_syslog_ng_snippet(text: str) -> None:
+    """Let the real syslog-ng parse ``text`` (a conf.d snippet) inside a minimal full configuration."""
+    with tempfile.TemporaryDirectory(prefix="ts_isr-syslog-ng.") as tmp:
+        full = Path(tmp) / "syslog-ng.conf"
+        full.write_text("@version: current\n" + text, encoding="utf-8")
+        _check_with(["syslog-ng", "--syntax-only", "--cfgfile", str(full)], "syslog-ng-core")
+
+
+def check_logrotate(text: str) -> None:
+    """Let the real logrotate parse ``text`` in debug mode (it changes nothing, not even its state)."""
+    with tempfile.TemporaryDirectory(prefix="ts_isr-logrotate.") as tmp:
+        conf = Path(tmp) / "threatstop"
+        conf.write_text(text, encoding="utf-8")
+        conf.chmod(0o644)
+        _check_with(["logrotate", "-d", "-s", str(Path(tmp) / "status"), str(conf)], "logrotate")
+
+
+def system_path(root: Path | None, relative: Path) -> Path:
+    """Where a system file goes: under ``root`` when given (DESTDIR), else from ``/``."""
+    return (root or Path("/")) / relative
+
+
+def install_file(root: Path | None, relative: Path, text: str, mode: int = 0o644) -> Path:
+    """Install ``text`` as the system file ``relative``; an identical file is left untouched."""
+    path = system_path(root, relative)
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return path
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    try:
+        write_atomic(path, text, mode)
+    except OSError as exc:
+        raise TsError(f"cannot write {path} ({exc.strerror}); run setup as root or pass --root DIR") from None
+    return path
+
+
+def reload_syslog_ng(control: Path | None = None) -> None:
+    """Make the running syslog-ng read its configuration again (systemd's unit as the fallback)."""
+    done = _run(["syslog-ng-ctl", "reload"] + (["--control", str(control)] if control else []), "syslog-ng")
+    if done.returncode == 0:
+        return
+    systemd = control is None and shutil.which("systemctl") is not None
+    if systemd and _run(["systemctl", "reload-or-restart", "syslog-ng"], "systemd").returncode == 0:
+        return
+    raise TsError(
+        f"syslog-ng did not reload ({_detail(done)}); start it (systemctl start syslog-ng) "
+        "so that the device's logs are received"
+    )
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """One crontab line, found again by its ``tag`` (the line's comment) so that re-runs replace it."""
+
+    schedule: str
+    command: str
+    tag: str
+
+
+def _read_tab(root: Path | None) -> CronTab:
+    if root is None:
+        try:
+            return CronTab(user=True)
+        except OSError as exc:
+            raise TsError(f"cannot read the crontab ({exc}); is cron installed?") from None
+    path = system_path(root, Path(ROOT_CRONTAB))
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return CronTab(tab=text)
+
+
+def ensure_cron_jobs(jobs: Sequence[CronJob], root: Path | None = None) -> list[str]:
+    """Put ``jobs`` in the user's crontab (or ``root/crontab``), replacing lines with the same tags.
+
+    Returns the lines as written.  Other lines, comments and variables are
+    kept exactly; running this twice changes nothing.
+    """
+    tab = _read_tab(root)
+    for job in jobs:
+        tab.remove_all(comment=job.tag)
+        entry = tab.new(command=job.command, comment=job.tag)
+        try:
+            entry.setall(job.schedule)
+        except (ValueError, KeyError) as exc:
+            raise TsError(f"{job.schedule!r} is not a cron schedule ({exc})") from None
+    if root is None:
+        try:
+            tab.write()
+        except OSError as exc:
+            raise TsError(f"cannot write the crontab ({exc})") from None
+    else:
+        write_atomic(system_path(root, Path(ROOT_CRONTAB)), tab.render(), 0o600)
+    return [str(entry) for job in jobs for entry in tab.find_comment(job.tag)]

@@ -1,0 +1,85 @@
+"""Network namespaces joined by a veth pair, for firewall tests that must not touch the host.
+
+``host`` is the namespace tsadmin runs in (``ip netns exec``); ``peer`` holds
+the addresses the tests try to reach.  Names are unique per process and
+object; everything is deleted on exit, even after a failed test.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from collections.abc import Sequence
+from types import TracebackType
+
+from tests.support.tools import require_root, require_tool
+
+_counter = itertools.count()
+HOST_ADDRESS = "198.51.100.1"
+PREFIXLEN = 24
+
+
+def _run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=60, check=False, **kwargs)
+
+
+class NetnsPair:
+    """Two namespaces, ``host`` and ``peer``, linked by veth; the peer answers on ``addresses``."""
+
+    def __init__(self, addresses: Sequence[str] = ("198.51.100.2",)) -> None:
+        require_root()
+        require_tool("ip")
+        tag = f"{os.getpid() % 100000}x{next(_counter)}"
+        self.host = f"tsh{tag}"
+        self.peer = f"tsp{tag}"
+        self.addresses = tuple(addresses)
+
+    def __enter__(self) -> NetnsPair:
+        try:
+            self._create()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _create(self) -> None:
+        for ns in (self.host, self.peer):
+            self.ip("netns", "add", ns)
+            self.ip("-n", ns, "link", "set", "lo", "up")
+        veth = ("type", "veth", "peer", "name", "veth1", "netns", self.peer)
+        self.ip("link", "add", "veth0", "netns", self.host, *veth)
+        self.ip("-n", self.host, "addr", "add", f"{HOST_ADDRESS}/{PREFIXLEN}", "dev", "veth0")
+        for address in self.addresses:
+            self.ip("-n", self.peer, "addr", "add", f"{address}/32", "dev", "veth1")
+        for ns, dev in ((self.host, "veth0"), (self.peer, "veth1")):
+            self.ip("-n", ns, "link", "set", dev, "up")
+        # Every test address is one hop away: a route on each side, whatever its network.
+        for address in self.addresses:
+            self.ip("-n", self.host, "route", "replace", f"{address}/32", "dev", "veth0")
+        self.ip("-n", self.peer, "route", "replace", f"{HOST_ADDRESS}/32", "dev", "veth1")
+
+    @staticmethod
+    def ip(*args: str) -> None:
+        done = _run(["ip", *args])
+        if done.returncode != 0:
+            raise RuntimeError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+
+    def run(
+        self, argv: Sequence[str], *, ns: str | None = None, **kwargs: object
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` inside a namespace (``host`` by default)."""
+        return _run(["ip", "netns", "exec", ns or self.host, *argv], **kwargs)
+
+    def reachable(self, address: str, timeout: int = 2) -> bool:
+        """One ping from the host namespace: True when it is answered."""
+        return self.run(["ping", "-n", "-c", "1", "-W", str(timeout), address]).returncode == 0
+
+    def close(self) -> None:
+        for ns in (self.host, self.peer):
+            _run(["ip", "netns", "del", ns])
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

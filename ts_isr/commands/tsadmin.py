@@ -1,0 +1,414 @@
+"""tsadmin: the ThreatSTOP Linux host module (ts-iptables): add, remove, update, show, version, logs.
+
+Only wiring: settings come from :mod:`ts_isr.linux.settings`, the policy from
+:mod:`ts_isr.fetch`, the sets from :mod:`ts_isr.targets.ipset`, the chain from
+:mod:`ts_isr.linux.firewall`, the host's files from :mod:`ts_isr.linux.host`.
+Everything that can be refused (arguments, prefix, policy) is checked before
+anything on the host changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ts_isr import __version__
+from ts_isr.commands.common import EXIT_CODES_HELP, run_command
+from ts_isr.config import Config, Invalid, load_config, read_values, save_config, validate
+from ts_isr.errors import ConfigError, Exit
+from ts_isr.fetch import fetch_policy
+from ts_isr.linux import host
+from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, Firewall, parse_logopts
+from ts_isr.linux.names import Names, derive_names
+from ts_isr.linux.settings import ADVANCED_PROMPTS, LINUX_KEYS, LINUX_TITLE, PROMPTS, Paths
+from ts_isr.linux.system import require_root, run_tool
+from ts_isr.lock import run_lock
+from ts_isr.log import MASK, add_secret, log, setup_logging
+from ts_isr.policy import Policy
+from ts_isr.sysconf import CronJob, ensure_cron_jobs
+from ts_isr.targets.base import plan_changes
+from ts_isr.targets.ipset import IpsetTarget, families_in_use
+
+CRON_TAGS = ("threatstop tsadmin update", "threatstop tsadmin logs")
+COUNTDOWN_SECONDS = 5
+# `tsadmin add` options that are config keys under another name.
+OPTION_KEYS = {"maxpolicysize": "max_policy_size"}
+ADD_VALUE_OPTIONS = (
+    "allow_list",
+    "block_list",
+    "device_id",
+    "dns_server",
+    "logopts",
+    "logopts_direction",
+    "maxpolicysize",
+    "port",
+    "allow_action",
+    "tsprefix",
+    "type",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", help="config (default: ROOT/opt/threatstop/threatstop.conf)"
+    )
+    common.add_argument("--root", metavar="DIR", default="/", help="treat DIR as / (tests, packaging)")
+    common.add_argument("--verbose", action="store_true", help="show every detail on the terminal too")
+    parser = argparse.ArgumentParser(
+        prog="tsadmin",
+        description="ThreatSTOP IP Defense for Linux.",
+        epilog=EXIT_CODES_HELP,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add = sub.add_parser("add", parents=[common], help="install and configure the ThreatSTOP service")
+    add.add_argument("--advanced", action="store_true", help="also ask the advanced questions")
+    add.add_argument("--allow_list", help="ThreatSTOP allow list")
+    add.add_argument("--block_list", help="ThreatSTOP block list")
+    add.add_argument("--device_id", help="ThreatSTOP device ID (TDID)")
+    add.add_argument(
+        "--auto_key",
+        help="Web Automation key; visible to other users in the process list: prefer $TS_AUTO_KEY "
+        "or --auto_key_file",
+    )
+    add.add_argument("--auto_key_file", metavar="PATH", help="file holding the Web Automation key")
+    add.add_argument("--dns_server", help="DNS server(s) for policy queries")
+    add.add_argument(
+        "--load_br_netfilter", nargs="?", const="y", choices=("y", "n"), help="load br_netfilter at boot"
+    )
+    add.add_argument("--logopts", help='extra LOG options, e.g. "--log-uid --log-level 6"')
+    add.add_argument("--logopts_direction", choices=DIRECTIONS, help="direction the logopts apply to")
+    add.add_argument("--maxpolicysize", help="most block list entries (the allow list gets a fifth)")
+    add.add_argument("--port", help="DNS port for policy queries (53 or 5353)")
+    add.add_argument("--allow_action", type=str.upper, choices=ALLOW_ACTIONS, help="action for allow matches")
+    add.add_argument("--silent", action="store_true", help="no output, accept every default")
+    add.add_argument("--skip_checkpolicy", action="store_true", help="do not fetch the policy now")
+    add.add_argument("--skip_checkvalidip", action="store_true", help="do not check the public IP now")
+    add.add_argument("--take_defaults", action="store_true", help="accept every default after a countdown")
+    add.add_argument("--tsprefix", help="prefix of the chain and ipsets (at most 12 characters)")
+    add.add_argument("--type", choices=("auto", "manual"), help="auto: web automation; manual: prompts")
+    remove = sub.add_parser("remove", parents=[common], help="remove the ThreatSTOP rules and sets")
+    remove.add_argument("--silent", "-y", action="store_true", help="do not ask for confirmation")
+    sub.add_parser("update", parents=[common], help="fetch the policy (and settings) and apply it")
+    sub.add_parser("show", parents=[common], help="show the settings and what is installed")
+    sub.add_parser("version", parents=[common], help="show the version")
+    sub.add_parser("logs", parents=[common], help="rotate and upload the block log now")
+    sub.add_parser("restore", parents=[common], help="put the last saved sets and chain back (boot)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    paths = Paths(Path(args.root).resolve())
+    if args.command == "version":
+        print(f"tsadmin (ts-iptables, ts_isr) {__version__}")
+        return int(Exit.UNCHANGED)
+    as_root = os.geteuid() == 0
+    logfile = paths.tsadmin_log if as_root else None
+    quiet = True if getattr(args, "silent", False) else None
+    body = COMMANDS[args.command]
+    return run_command(
+        lambda: _checked(body, args, paths), logfile=logfile, verbose=args.verbose, quiet=quiet
+    )
+
+
+def _checked(
+    body: Callable[[argparse.Namespace, Paths], Exit], args: argparse.Namespace, paths: Paths
+) -> Exit:
+    require_root(args.command)
+    return body(args, paths)
+
+
+def config_path(args: argparse.Namespace, paths: Paths) -> Path:
+    return Path(args.config) if args.config else paths.config
+
+
+def load(args: argparse.Namespace, paths: Paths) -> Config:
+    path = config_path(args, paths)
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist: ThreatSTOP is not configured here; run: tsadmin add")
+    config = load_config(path, LINUX_KEYS)
+    for secret in config.secrets(LINUX_KEYS):
+        add_secret(secret)
+    return config
+
+
+def chain_spec(config: Config) -> ChainSpec:
+    return ChainSpec(
+        allow_action=config.allow_action,
+        logopts=parse_logopts(config.logopts or ""),
+        logopts_direction=config.logopts_direction,
+    )
+
+
+def host_logfile(config: Config, paths: Paths) -> Path:
+    return paths.under(str(config.logfile))
+
+
+def install_policy(names: Names, spec: ChainSpec, policy: Policy | None, paths: Paths) -> bool:
+    """Sets first (the chain refers to them), then the chain on top; ``None`` keeps the sets' content."""
+    target = IpsetTarget(names)
+    installed = target.read()
+    if policy is None:
+        policy = Policy(tuple(sorted(installed["block"])), tuple(sorted(installed["allow"])))
+    plan = plan_changes(installed, policy, target.families)
+    desired = {change.kind: change.desired for change in plan.changes}
+    changed = False
+    if not plan.unchanged or not target.complete(desired):
+        target.apply(plan)
+        changed = True
+    else:
+        log.info(f"Policy unchanged: {len(policy.block)} block and {len(policy.allow)} allow entries")
+    families = families_in_use(desired, target.live_sets(), names)
+    if Firewall(names).install(families, spec):
+        log.info(f"Chain {names.chain} written and jumped to first from INPUT, OUTPUT and FORWARD")
+        changed = True
+    if changed or not paths.state.exists():
+        target.save_state(paths.state)
+    return changed
+
+
+def remove_installation(names: Names) -> bool:
+    """The seed's order: flush the sets, remove the rules that use them, destroy the sets."""
+    target = IpsetTarget(names)
+    present = target.present()
+    target.flush_all()
+    changed = Firewall(names).remove()
+    target.destroy_all()
+    return changed or bool(present)
+
+
+def cron_jobs(paths: Paths, config_file: Path) -> list[CronJob]:
+    tsadmin = Path(sys.argv[0]).resolve()
+    options = ["--root", str(paths.root), "--config", str(config_file)]
+    return [
+        CronJob("17 */2 * * *", shlex.join([str(tsadmin), "update", *options]), CRON_TAGS[0]),
+        CronJob("7 * * * *", shlex.join([str(tsadmin), "logs", *options]), CRON_TAGS[1]),
+    ]
+
+
+def cron_root(paths: Paths) -> Path | None:
+    return None if paths.root == Path("/") else paths.root
+
+
+# ---------------------------------------------------------------- add
+
+
+def auto_key(args: argparse.Namespace) -> str | None:
+    """The key from --auto_key_file, $TS_AUTO_KEY or --auto_key (the last shows in `ps`)."""
+    if args.auto_key_file:
+        try:
+            return Path(args.auto_key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --auto_key_file {args.auto_key_file}: {exc.strerror}") from None
+    if os.environ.get("TS_AUTO_KEY"):
+        return os.environ["TS_AUTO_KEY"].strip()
+    if args.auto_key:
+        log.warning("--auto_key is visible to other users in the process list; prefer $TS_AUTO_KEY")
+    return args.auto_key
+
+
+def option_values(args: argparse.Namespace) -> dict[str, str]:
+    values = {
+        OPTION_KEYS.get(option, option): getattr(args, option)
+        for option in ADD_VALUE_OPTIONS
+        if getattr(args, option) is not None
+    }
+    if args.load_br_netfilter is not None:
+        values["load_br_netfilter"] = args.load_br_netfilter
+    if args.skip_checkvalidip:
+        values["skip_checkvalidip"] = "yes"
+    key = auto_key(args)
+    if key:
+        add_secret(key)
+        values["auto_key"] = key
+    return values
+
+
+def ask(name: str, default: str) -> str:
+    """One prompt of the manual mode, re-asked until the answer fits the key."""
+    key = LINUX_KEYS[name]
+    for _ in range(3):
+        sys.stdout.write(f"{key.help} [{default}]: ")
+        sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            raise ConfigError(f"no answer for {name}; pass --{name}=... or --silent to take the defaults")
+        answer = line.strip() or default
+        if not answer and not key.required:
+            return ""
+        try:
+            key.parse(answer)
+            return answer
+        except Invalid as exc:
+            print(f"  {name}: {exc}")
+    raise ConfigError(f"{name}: three answers did not fit; pass --{name}=... instead")
+
+
+def countdown() -> None:
+    """--take_defaults: a last chance to stop (Ctrl-C) when someone is watching."""
+    if not sys.stdin.isatty():
+        return
+    for left in range(COUNTDOWN_SECONDS, 0, -1):
+        print(f"Accepting the defaults in {left}s (Ctrl-C to stop)...", flush=True)
+        time.sleep(1)
+
+
+def gather_settings(args: argparse.Namespace, path: Path) -> dict[str, str]:
+    """Existing file, then the portal (--type auto) or the prompts (manual), then the options win."""
+    raw = read_values(path) if path.exists() else {}
+    given = option_values(args)
+    merged = {**raw, **given}
+    if merged.get("type", "manual") == "auto":
+        from ts_isr.autoconf import fetch_settings
+
+        merged.update(fetch_settings(_validated(merged, path)))
+        merged.update(given)
+    elif not (args.silent or args.take_defaults):
+        for name in PROMPTS + (ADVANCED_PROMPTS if args.advanced else ()):
+            if name not in given:
+                merged[name] = ask(name, str(merged.get(name) or LINUX_KEYS[name].default or ""))
+    elif args.take_defaults:
+        countdown()
+    return merged
+
+
+def _validated(raw: dict[str, str], path: Path) -> Config:
+    values, problems = validate(raw, LINUX_KEYS, path.parent.resolve())
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return Config(path, values)
+
+
+def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
+    log.info(f"ThreatSTOP ts-iptables add starting @ {time.ctime()}")
+    path = config_path(args, paths)
+    raw = gather_settings(args, path)
+    config = _validated(raw, path)
+    names = derive_names(config.tsprefix)
+    spec = chain_spec(config)
+    with run_lock(paths.lock, "tsadmin"):
+        policy = None
+        if args.skip_checkpolicy:
+            log.info("Skipping the policy check (--skip_checkpolicy): the cron job fetches it later")
+        else:
+            policy = fetch_policy(config)
+        saved = {"ipset": run_tool(["ipset", "save"])}
+        firewall = Firewall(names)
+        saved.update({"iptables": firewall.backup(4), "ip6tables": firewall.backup(6)})
+        changed = bool(host.backup_once(paths, saved))
+        before = read_values(path) if path.exists() else None
+        wanted = {name: value for name, value in raw.items() if name in LINUX_KEYS}
+        if before is None or any(before.get(name) != value for name, value in wanted.items()):
+            save_config(path, wanted, LINUX_KEYS, LINUX_TITLE)
+            changed = True
+        changed |= host.set_br_netfilter(paths, config.load_br_netfilter)
+        host.route_kernel_log(paths, host_logfile(config, paths))
+        ensure_cron_jobs(cron_jobs(paths, path), cron_root(paths))
+        changed |= host.install_unit(paths)
+        changed |= install_policy(names, spec, policy, paths)
+    log.info("ThreatSTOP is installed" if changed else "ThreatSTOP was already installed as configured")
+    return Exit.CHANGED if changed else Exit.UNCHANGED
+
+
+# ---------------------------------------------------------------- other commands
+
+
+def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
+    config = load(args, paths)
+    if config.type == "auto":
+        config = refresh_auto_settings(config)
+    names = derive_names(config.tsprefix)
+    with run_lock(paths.lock, "tsadmin"):
+        policy = fetch_policy(config)
+        changed = install_policy(names, chain_spec(config), policy, paths)
+    return Exit.CHANGED if changed else Exit.UNCHANGED
+
+
+def refresh_auto_settings(config: Config) -> Config:
+    """Web automation: take the portal's current settings before the policy (they may name new lists)."""
+    from ts_isr.autoconf import fetch_settings
+
+    raw = read_values(config.path)
+    fresh = {**raw, **fetch_settings(config)}
+    if fresh != raw:
+        updated = _validated(fresh, config.path)
+        save_config(config.path, fresh, LINUX_KEYS, LINUX_TITLE)
+        log.info("Settings updated from the ThreatSTOP portal")
+        return updated
+    return config
+
+
+def command_remove(args: argparse.Namespace, paths: Paths) -> Exit:
+    print(f"    ThreatSTOP ts-iptables remove starting @ {time.ctime()}")
+    if not args.silent:
+        sys.stdout.write("Are you sure you want to uninstall ThreatSTOP? (y/n) ")
+        sys.stdout.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            print("Nothing was removed.")
+            return Exit.UNCHANGED
+    path = config_path(args, paths)
+    prefix = read_values(path).get("tsprefix") if path.exists() else None
+    names = derive_names(prefix or LINUX_KEYS["tsprefix"].default)
+    with run_lock(paths.lock, "tsadmin"):
+        changed = remove_installation(names)
+        changed |= host.unroute_kernel_log(paths)
+        changed |= host.set_br_netfilter(paths, False)
+        changed |= host.remove_unit(paths)
+        changed |= bool(host.remove_cron_jobs(CRON_TAGS, cron_root(paths)))
+        changed |= host.remove_file(paths.state)
+    log.info(f"ThreatSTOP rules removed; the config stays in {path} and the backups in {paths.install_dir}")
+    return Exit.CHANGED if changed else Exit.UNCHANGED
+
+
+def command_show(args: argparse.Namespace, paths: Paths) -> Exit:
+    config = load(args, paths)
+    print(f"Configuration: {config.path}")
+    for name, key in LINUX_KEYS.items():
+        value = config.get(name)
+        shown = MASK if key.secret and value else "" if value is None else value
+        if isinstance(value, list):
+            shown = ", ".join(str(item) for item in value)
+        print(f"  {name} = {shown}")
+    names = derive_names(config.tsprefix)
+    target = IpsetTarget(names)
+    members = target.read()
+    print(f"Chain {names.chain}: {'installed' if Firewall(names).installed() else 'not installed'}")
+    for spec in names.sets:
+        if spec.name in target.sets:
+            print(f"  {spec.name} ({spec.hash_type}): {len(target.sets[spec.name].members)} entries")
+    print(f"Block list: {len(members['block'])} entries, allow list: {len(members['allow'])} entries")
+    return Exit.UNCHANGED
+
+
+def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
+    config = load(args, paths)
+    setup_logging(paths.tsadmin_log, verbose=args.verbose)
+    from ts_isr.linux.logs import rotate_and_upload
+
+    return rotate_and_upload(config, paths)
+
+
+def command_restore(args: argparse.Namespace, paths: Paths) -> Exit:
+    """Boot: the sets from the last saved state, then the chain; no network needed."""
+    config = load(args, paths)
+    names = derive_names(config.tsprefix)
+    with run_lock(paths.lock, "tsadmin"):
+        policy = IpsetTarget.load_state(paths.state, names)
+        changed = install_policy(names, chain_spec(config), policy, paths)
+    return Exit.CHANGED if changed else Exit.UNCHANGED
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Paths], Exit]] = {
+    "add": command_add,
+    "remove": command_remove,
+    "update": command_update,
+    "show": command_show,
+    "logs": command_logs,
+    "restore": command_restore,
+}

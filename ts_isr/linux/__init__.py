@@ -1,0 +1,1 @@
+"""The Linux host module (ts-iptables): names, firewall chain, host files, settings."""

@@ -1,0 +1,203 @@
+"""The tsadmin chain: rendered and planned purely, installed by one ``iptables-restore --noflush`` batch.
+
+The chain is named after the prefix and jumped to from INPUT, OUTPUT and
+FORWARD at position 1 ("above all others", as the vendor's package does).
+Inside it: the allow sets with the allow action, then each block set with a
+LOG rule (prefix ``ThreatSTOP-<prefix>block``) and a DROP, on source and on
+destination.  A batch is committed by the kernel as one step, so traffic never
+sees a half-built chain; rules tsadmin did not write are never touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ts_isr.config import Invalid
+from ts_isr.linux.names import Names
+from ts_isr.linux.system import run_tool
+
+BUILTIN_CHAINS = ("INPUT", "OUTPUT", "FORWARD")
+ALLOW_ACTIONS = ("ACCEPT", "RETURN")
+DIRECTIONS = ("in", "out", "both")
+TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
+# LOG flags in the order iptables-save prints them, so a rendered rule compares equal to a saved one.
+_LOG_FLAGS = ("--log-tcp-sequence", "--log-tcp-options", "--log-ip-options", "--log-uid", "--log-macdecode")
+_LOG_LEVELS = {
+    **{str(n): n for n in range(8)},
+    **{
+        name: n
+        for n, name in enumerate(("emerg", "alert", "crit", "error", "warning", "notice", "info", "debug"))
+    },
+    "err": 3,
+    "warn": 4,
+    "panic": 0,
+}
+DEFAULT_LOG_LEVEL = 4
+
+
+def parse_logopts(text: str) -> tuple[str, ...]:
+    """Extra LOG options, strictly: only the flags iptables' LOG target knows, in iptables-save order.
+
+    The value is written into a firewall command, so anything unknown is refused
+    rather than passed on.
+    """
+    words = text.replace("–", "--").split()
+    level = DEFAULT_LOG_LEVEL
+    flags: set[str] = set()
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word == "--log-level":
+            if i + 1 >= len(words) or words[i + 1].lower() not in _LOG_LEVELS:
+                raise Invalid("--log-level needs a level from 0 to 7 (e.g. --log-level 6)")
+            level = _LOG_LEVELS[words[i + 1].lower()]
+            i += 2
+            continue
+        if word not in _LOG_FLAGS:
+            raise Invalid(f"{word[:30]!r} is not a LOG option; use --log-level N or {', '.join(_LOG_FLAGS)}")
+        flags.add(word)
+        i += 1
+    rendered = [] if level == DEFAULT_LOG_LEVEL else ["--log-level", str(level)]
+    return (*rendered, *(flag for flag in _LOG_FLAGS if flag in flags))
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """What the chain holds: the allow action, and the LOG options for which direction."""
+
+    allow_action: str = "ACCEPT"
+    logopts: tuple[str, ...] = ()
+    logopts_direction: str = "both"
+
+
+def render_chain(names: Names, family: int, spec: ChainSpec) -> list[str]:
+    """The chain's rules for one family, exactly as ``iptables-save`` prints them."""
+    rules = []
+    sets = names.family_sets(family)
+    for s in sets:
+        if s.kind == "allow":
+            for way in ("src", "dst"):
+                rules.append(f"-A {names.chain} -m set --match-set {s.name} {way} -j {spec.allow_action}")
+    for s in sets:
+        if s.kind != "block":
+            continue
+        for way, direction in (("src", "in"), ("dst", "out")):
+            match = f"-A {names.chain} -m set --match-set {s.name} {way}"
+            extra = spec.logopts if spec.logopts_direction in (direction, "both") else ()
+            log = " ".join((f'-j LOG --log-prefix "{names.log_prefix}"', *extra))
+            rules.append(f"{match} {log}")
+            rules.append(f"{match} -j DROP")
+    return rules
+
+
+@dataclass(frozen=True)
+class FilterTable:
+    """The filter table as ``iptables-save`` shows it: declared chains and their rules in order."""
+
+    chains: tuple[str, ...]
+    rules: dict[str, tuple[str, ...]]
+
+    def chain_rules(self, chain: str) -> tuple[str, ...]:
+        return self.rules.get(chain, ())
+
+
+def parse_filter(text: str) -> FilterTable:
+    """The filter table from ``iptables-save -t filter`` (an absent table is an empty one)."""
+    chains: list[str] = []
+    rules: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith(":"):
+            chains.append(line[1:].split(" ", 1)[0])
+        elif line.startswith("-A "):
+            rules.setdefault(line.split(" ", 2)[1], []).append(line)
+    return FilterTable(tuple(chains), {chain: tuple(lines) for chain, lines in rules.items()})
+
+
+def jump_rule(builtin: str, chain: str) -> str:
+    return f"-A {builtin} -j {chain}"
+
+
+def chain_in_place(table: FilterTable, names: Names, rules: list[str]) -> bool:
+    """The chain holds exactly ``rules`` and is the first and only jump of each built-in chain."""
+    if table.chain_rules(names.chain) != tuple(rules) or names.chain not in table.chains:
+        return False
+    for builtin in BUILTIN_CHAINS:
+        current = table.chain_rules(builtin)
+        jumps = [rule for rule in current if rule == jump_rule(builtin, names.chain)]
+        if len(jumps) != 1 or current[0] != jumps[0]:
+            return False
+    return True
+
+
+def _delete_jumps(table: FilterTable, chain: str) -> list[str]:
+    return [
+        f"-D {builtin} -j {chain}"
+        for builtin in BUILTIN_CHAINS
+        for rule in table.chain_rules(builtin)
+        if rule == jump_rule(builtin, chain)
+    ]
+
+
+def render_install(table: FilterTable, names: Names, rules: list[str]) -> str | None:
+    """The batch that (re)writes the chain and puts its jumps on top, or None when all is in place.
+
+    Declaring the chain in a ``--noflush`` batch creates it or empties it; the
+    old jumps are deleted and new ones inserted at 1 in the same commit.
+    """
+    if chain_in_place(table, names, rules):
+        return None
+    lines = ["*filter", f":{names.chain} - [0:0]", *_delete_jumps(table, names.chain)]
+    lines += [f"-I {builtin} 1 -j {names.chain}" for builtin in reversed(BUILTIN_CHAINS)]
+    lines += rules
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def render_removal(table: FilterTable, names: Names) -> str | None:
+    """The batch that takes out the jumps and the chain, and nothing else; None when absent."""
+    if names.chain not in table.chains and not _delete_jumps(table, names.chain):
+        return None
+    lines = ["*filter", *_delete_jumps(table, names.chain)]
+    if names.chain in table.chains:
+        lines += [f"-F {names.chain}", f"-X {names.chain}"]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+class Firewall:
+    """The chain in the host's iptables (IPv4) and ip6tables (IPv6)."""
+
+    def __init__(self, names: Names, run: Callable[..., str] = run_tool) -> None:
+        self.names = names
+        self.run = run
+
+    def table(self, family: int) -> FilterTable:
+        return parse_filter(self.run([TOOLS[family][0], "-t", "filter"]))
+
+    def install(self, families: Iterable[int], spec: ChainSpec) -> bool:
+        """Bring the chain of each family to ``spec``, on top; True when anything changed."""
+        changed = False
+        for family in families:
+            batch = render_install(self.table(family), self.names, render_chain(self.names, family, spec))
+            if batch is not None:
+                self.run([TOOLS[family][1], "--noflush"], batch)
+                changed = True
+        return changed
+
+    def remove(self) -> bool:
+        """Take the jumps and the chain out of both families; the host's own rules stay as they are."""
+        changed = False
+        for family in (4, 6):
+            batch = render_removal(self.table(family), self.names)
+            if batch is not None:
+                self.run([TOOLS[family][1], "--noflush"], batch)
+                changed = True
+        return changed
+
+    def installed(self) -> bool:
+        return self.names.chain in self.table(4).chains
+
+    def backup(self, family: int) -> str:
+        """The family's whole ruleset as ``iptables-save`` prints it, for the pre-install backup."""
+        return self.run([TOOLS[family][0]])

@@ -1,0 +1,164 @@
+"""The host's files around the firewall: backups, br_netfilter at boot, syslog routing, the boot unit.
+
+Each step is idempotent (an identical file is left alone) and each has its
+undo for ``tsadmin remove``.  Daemons are only told to reload when the root
+is the real ``/``: under a test's ``--root`` nothing outside it is touched.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from string import Template
+
+from ts_isr.linux.settings import Paths
+from ts_isr.linux.system import run_tool
+from ts_isr.log import log
+from ts_isr.sysconf import (
+    ROOT_CRONTAB,
+    _read_tab,
+    check_syslog_ng_snippet,
+    config_string,
+    install_file,
+    reload_syslog_ng,
+    system_path,
+    write_atomic,
+)
+
+UNIT_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "systemd" / "threatstop.service"
+MODULES_LOAD_TEXT = (
+    "# ThreatSTOP: filter bridged traffic with iptables (tsadmin add --load_br_netfilter)\nbr_netfilter\n"
+)
+SYSLOG_NG_SNIPPET = "etc/syslog-ng/conf.d/threatstop-kernel.conf"
+RSYSLOG_SNIPPET = "etc/rsyslog.d/30-threatstop.conf"
+# Debian's syslog-ng.conf defines s_src (system() and internal(), the kernel's messages included).
+_SYSLOG_NG = """# ThreatSTOP ts-iptables: the kernel's ThreatSTOP- LOG lines, for tsadmin logs.
+filter f_threatstop_kernel { facility(kern) and message("ThreatSTOP-" type(string)); };
+destination d_threatstop_kernel { file("$logfile" create-dirs(yes) perm(0640) dir-perm(0750)); };
+log { source(s_src); filter(f_threatstop_kernel); destination(d_threatstop_kernel); };
+"""
+_RSYSLOG = """# ThreatSTOP ts-iptables: the kernel's ThreatSTOP- LOG lines, for tsadmin logs.
+:msg, contains, "ThreatSTOP-" -$logfile
+"""
+
+
+def backup_once(paths: Paths, saved: dict[str, str]) -> list[Path]:
+    """Keep the host's rules as they were before the first install; later runs never overwrite them."""
+    written = []
+    for what, text in saved.items():
+        path = paths.backup(what)
+        if not path.exists():
+            install_file(paths.root, paths.relative(path), text, 0o600)
+            written.append(path)
+    return written
+
+
+def set_br_netfilter(paths: Paths, wanted: bool) -> bool:
+    """Write (or remove) the modules-load file and load the module now; True when anything changed."""
+    path = paths.modules_load
+    if not wanted:
+        return remove_file(path)
+    changed = not path.exists() or path.read_text(encoding="utf-8") != MODULES_LOAD_TEXT
+    install_file(paths.root, paths.relative(path), MODULES_LOAD_TEXT)
+    if paths.root == Path("/"):
+        run_tool(["modprobe", "br_netfilter"])
+    return changed
+
+
+def syslog_daemon(paths: Paths) -> str | None:
+    """The syslog daemon this host runs: syslog-ng or rsyslog (their config files tell), else None."""
+    if paths.under("/etc/syslog-ng/syslog-ng.conf").exists():
+        return "syslog-ng"
+    if paths.under("/etc/rsyslog.conf").exists():
+        return "rsyslog"
+    return None
+
+
+def route_kernel_log(paths: Paths, logfile: Path) -> str | None:
+    """Send the kernel's ``ThreatSTOP-`` lines to ``logfile``; returns the daemon configured."""
+    daemon = syslog_daemon(paths)
+    values = {"logfile": config_string(logfile)}
+    if daemon == "syslog-ng":
+        text = Template(_SYSLOG_NG).substitute(values)
+        check_syslog_ng_snippet("source s_src { internal(); };\n" + text)
+        changed = _install_if_changed(paths, SYSLOG_NG_SNIPPET, text)
+    elif daemon == "rsyslog":
+        changed = _install_if_changed(paths, RSYSLOG_SNIPPET, Template(_RSYSLOG).substitute(values))
+    else:
+        log.warning(
+            "no syslog-ng or rsyslog found: the block log lines stay in the kernel log (dmesg); "
+            "install syslog-ng and run tsadmin add again to get /var/log/threatstop/threatstop.log"
+        )
+        return None
+    if changed:
+        reload_syslog(paths, daemon)
+    return daemon
+
+
+def unroute_kernel_log(paths: Paths) -> bool:
+    changed = False
+    for relative, daemon in ((SYSLOG_NG_SNIPPET, "syslog-ng"), (RSYSLOG_SNIPPET, "rsyslog")):
+        if remove_file(paths.root / relative):
+            reload_syslog(paths, daemon)
+            changed = True
+    return changed
+
+
+def reload_syslog(paths: Paths, daemon: str) -> None:
+    """Make the daemon read its configuration again (and reopen its files); only on the real host."""
+    if paths.root != Path("/"):
+        return
+    if daemon == "syslog-ng":
+        reload_syslog_ng()
+    elif shutil.which("systemctl"):
+        subprocess.run(["systemctl", "kill", "-s", "HUP", "rsyslog"], check=False, capture_output=True)
+
+
+def install_unit(paths: Paths) -> bool:
+    """The boot-time restore unit, enabled when systemd runs this host."""
+    tsadmin = Path(sys.argv[0]).resolve()
+    text = Template(UNIT_TEMPLATE.read_text(encoding="utf-8")).substitute(
+        tsadmin=config_string(tsadmin), root=config_string(paths.root)
+    )
+    changed = _install_if_changed(paths, paths.relative(paths.systemd_unit).as_posix(), text)
+    if changed and paths.root == Path("/") and Path("/run/systemd/system").is_dir():
+        run_tool(["systemctl", "daemon-reload"])
+        run_tool(["systemctl", "enable", paths.systemd_unit.name])
+    return changed
+
+
+def remove_unit(paths: Paths) -> bool:
+    if not paths.systemd_unit.exists():
+        return False
+    if paths.root == Path("/") and Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "disable", paths.systemd_unit.name], check=False, capture_output=True)
+    return remove_file(paths.systemd_unit)
+
+
+def _install_if_changed(paths: Paths, relative: str, text: str) -> bool:
+    path = paths.root / relative
+    changed = not path.exists() or path.read_text(encoding="utf-8") != text
+    install_file(paths.root, Path(relative), text, 0o644)
+    return changed
+
+
+def remove_file(path: Path) -> bool:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def remove_cron_jobs(tags: tuple[str, ...], root: Path | None) -> int:
+    """Take out the crontab lines ``tsadmin add`` wrote (found by their tags); other lines stay."""
+    tab = _read_tab(root)
+    removed = sum(tab.remove_all(comment=tag) for tag in tags)
+    if removed:
+        if root is None:
+            tab.write()
+        else:
+            write_atomic(system_path(root, Path(ROOT_CRONTAB)), tab.render(), 0o600)
+    return removed

@@ -1,0 +1,150 @@
+"""tsadmin's threatstop.conf schema and where its files live (under ``--root`` for tests and packaging).
+
+Keys that mean the same as the Cisco suite's reuse its entries by name; the
+Linux-only keys are the seed's ``tsadmin add`` parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+from ts_isr.config import (
+    CISCO_KEYS,
+    Invalid,
+    Key,
+    _choice,
+    _int_range,
+    parse_bool,
+    parse_plain,
+    parse_secret,
+    schema,
+)
+from ts_isr.errors import ConfigError
+from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, parse_logopts
+from ts_isr.linux.names import DEFAULT_PREFIX, derive_names
+
+LINUX_TITLE = "Configuration file of ThreatSTOP ts-iptables (tsadmin), /opt/threatstop/threatstop.conf"
+
+
+def parse_prefix(text: str) -> str:
+    """A prefix every derived kernel name fits (the reason is the ConfigError's text)."""
+    try:
+        derive_names(text)
+    except ConfigError as exc:
+        raise Invalid(str(exc).split(": ", 1)[-1]) from None
+    return text
+
+
+def parse_allow_action(text: str) -> str:
+    if text.upper() not in ALLOW_ACTIONS:
+        raise Invalid(f"must be one of: {', '.join(ALLOW_ACTIONS)}")
+    return text.upper()
+
+
+def parse_logopts_text(text: str) -> str:
+    """Kept as canonical text in the config; the chain renders it from the parsed tuple."""
+    return " ".join(parse_logopts(text))
+
+
+def _cisco(name: str, **changes: object) -> Key:
+    return dataclasses.replace(CISCO_KEYS[name], **changes)
+
+
+LINUX_KEYS = schema(
+    Key(
+        "type", _choice("manual", "auto"), "manual: this file; auto: from the portal.", "manual"
+    ),
+    Key("device_id", parse_plain, "ThreatSTOP device ID (TDID), from the portal's device page."),
+    Key(
+        "auto_key", parse_secret, "Web Automation key (this file stays mode 0600).", secret=True
+    ),
+    _cisco("block_list"),
+    _cisco("allow_list"),
+    _cisco("dns_server"),
+    _cisco("port"),
+    _cisco("max_policy_size", help="Most block entries (maxpolicysize); the allow list gets a fifth."),
+    Key(
+        "tsprefix",
+        parse_prefix,
+        "Prefix of the chain, the ipsets and the LOG prefix (at most 12 characters).",
+        DEFAULT_PREFIX,
+    ),
+    Key("allow_action", parse_allow_action, "Action for allow-list matches: ACCEPT or RETURN.", "ACCEPT"),
+    Key("logopts", parse_logopts_text, "Extra iptables LOG options, e.g. --log-uid --log-level 6."),
+    Key("logopts_direction", _choice(*DIRECTIONS), "Direction the logopts apply to: in, out, both.", "both"),
+    Key("load_br_netfilter", parse_bool, "Load br_netfilter at boot so bridged traffic is filtered.", "no"),
+    Key("skip_checkvalidip", parse_bool, "Do not check the public IP when adding (offsite installs).", "no"),
+    _cisco("external_ip"),
+    _cisco("min_prefix"),
+    _cisco("min_prefix6"),
+    _cisco("dns_timeout"),
+    Key(
+        "autoconf_server",
+        _cisco("dns_server").parse,
+        "Configuration service (DNS over TLS) for --type auto.",
+        "192.124.129.42",
+    ),
+    Key("autoconf_port", _int_range(1, 65535), "TCP port of the configuration service.", "5353"),
+    _cisco("ca_bundle", help="CA bundle for the configuration service and the log upload's TLS checks."),
+    _cisco(
+        "logfile", default="/var/log/threatstop/threatstop.log", help="Block log lines."
+    ),
+    _cisco("url"),
+    _cisco("proxy"),
+    _cisco("log_part_size"),
+    _cisco("keep_uploaded_days"),
+    _cisco("state_dir"),
+)
+
+# What `tsadmin add` asks in manual mode, in order; the advanced ones only with --advanced.
+PROMPTS = ("block_list", "allow_list", "tsprefix", "allow_action", "max_policy_size")
+ADVANCED_PROMPTS = ("port", "dns_server", "load_br_netfilter", "logopts", "logopts_direction")
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Every file tsadmin reads or writes; ``root`` is ``/`` on a host and a scratch dir in tests."""
+
+    root: Path
+
+    def under(self, absolute: str) -> Path:
+        return self.root / absolute.lstrip("/")
+
+    @property
+    def install_dir(self) -> Path:
+        return self.under("/opt/threatstop")
+
+    @property
+    def config(self) -> Path:
+        return self.install_dir / "threatstop.conf"
+
+    @property
+    def lock(self) -> Path:
+        return self.install_dir / "tsadmin.lock"
+
+    @property
+    def state(self) -> Path:
+        """Our live sets as saved after every update: the boot-time restore reads it."""
+        return self.install_dir / "threatstop_ipset.save"
+
+    def backup(self, what: str) -> Path:
+        """``pre-threatstop_ipset``, ``pre-threatstop_iptables``, ``pre-threatstop_ip6tables``."""
+        return self.install_dir / f"pre-threatstop_{what}"
+
+    @property
+    def tsadmin_log(self) -> Path:
+        return self.under("/var/log/threatstop/tsadmin.log")
+
+    @property
+    def modules_load(self) -> Path:
+        return self.under("/etc/modules-load.d/threatstop.conf")
+
+    @property
+    def systemd_unit(self) -> Path:
+        return self.under("/etc/systemd/system/threatstop.service")
+
+    def relative(self, path: Path) -> Path:
+        """``path`` as a system path relative to the root, for sysconf's DESTDIR-style helpers."""
+        return path.relative_to(self.root)

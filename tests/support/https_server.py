@@ -1,0 +1,232 @@
+"""A real HTTPS log server on 127.0.0.1 for tests: it records what it accepts and fails on request.
+
+Certificates come from trustme: each server has its own CA unless one is
+given, so a second server is "a certificate from the wrong CA" for a client
+that trusts only the first one's ``ca_file``.  It accepts the project's
+multipart parts (see ts_isr.logupload) and raw gzip bodies (``curl
+--data-binary @-``), inflates them and keeps what it received, in order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+import ssl
+import struct
+import threading
+import zlib
+from dataclasses import dataclass
+from enum import StrEnum
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import trustme
+
+
+class Failure(StrEnum):
+    """How the server fails the next request(s)."""
+
+    SERVER_ERROR = "500"
+    TOO_LARGE = "413"
+    HANG = "hang"  # reads the body, then answers nothing until the client gives up
+    RESET = "reset"  # reads 1 KiB of the body, then resets the TCP connection
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One accepted request: its form fields, file name and inflated content."""
+
+    fields: dict[str, str]
+    file_name: str | None
+    data: bytes | None  # None when the server was made with keep_data=False
+    size: int
+    sha256: str
+    path: str
+
+
+class LogServer:
+    """HTTPS on 127.0.0.1, a free port, a thread per connection; use as a context manager.
+
+    ``url`` is ``https://127.0.0.1:PORT/logupload``; ``ca_file`` is the PEM of
+    the CA that signed the server's certificate.  ``uploads`` lists accepted
+    requests in order; ``attempts`` counts every request, failed ones too.
+    ``delay`` seconds pass before each success is answered (a slow server).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        ca: trustme.CA | None = None,
+        keep_data: bool = True,
+        hang_seconds: float = 60.0,
+        delay: float = 0.0,
+    ) -> None:
+        self.ca = ca or trustme.CA()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.ca_file = directory / f"ca-{id(self)}.pem"
+        self.ca.cert_pem.write_to_path(str(self.ca_file))
+        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self.ca.issue_cert("127.0.0.1", "localhost").configure_cert(self.context)
+        self.keep_data = keep_data
+        self.hang_seconds = hang_seconds
+        self.delay = delay
+        self.uploads: list[Upload] = []
+        self.attempts = 0
+        self._failures: list[Failure] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = _Server(self)
+        self.port = self._httpd.server_address[1]
+        self.url = f"https://127.0.0.1:{self.port}/logupload"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="log-server", daemon=True)
+
+    def fail(self, failure: Failure, times: int = 1) -> None:
+        """Fail the next ``times`` requests that way; later ones succeed again."""
+        with self._lock:
+            self._failures.extend([failure] * times)
+
+    def received(self) -> bytes:
+        """Everything accepted, inflated, in the order it arrived."""
+        return b"".join(upload.data or b"" for upload in self.uploads)
+
+    def start(self) -> LogServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self) -> LogServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _next(self) -> Failure | None:
+        with self._lock:
+            self.attempts += 1
+            return self._failures.pop(0) if self._failures else None
+
+    def _accept(self, upload: Upload) -> None:
+        with self._lock:
+            self.uploads.append(upload)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, owner: LogServer) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def finish_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
+        # The TLS handshake runs in the connection's own thread: a client that
+        # refuses the certificate must not stall the server.
+        request.settimeout(30)
+        tls = self.owner.context.wrap_socket(request, server_side=True)
+        super().finish_request(tls, client_address)
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """Refused handshakes and resets are what the tests provoke: not worth a traceback."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the tests assert on what was recorded."""
+
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        failure = owner._next()
+        if failure is Failure.RESET:
+            self.rfile.read(min(1024, int(self.headers.get("Content-Length") or 1024)))
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        body = self._body()
+        if failure is Failure.HANG:
+            owner._stopping.wait(owner.hang_seconds)
+            self.close_connection = True
+            return
+        if failure is not None:
+            self._answer(int(failure.value), b"failing as told\n")
+            return
+        try:
+            upload = self._parse(body)
+        except ValueError as exc:
+            self._answer(400, f"{exc}\n".encode())
+            return
+        if owner.delay:
+            owner._stopping.wait(owner.delay)
+        owner._accept(upload)
+        self._answer(200, b'{"status": "ok"}\n')
+
+    def _answer(self, status: int, text: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(text)))
+        self.end_headers()
+        self.wfile.write(text)
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            pieces = []
+            while size := int(self.rfile.readline().split(b";")[0], 16):
+                pieces.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(pieces)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _parse(self, body: bytes) -> Upload:
+        content_type = self.headers.get("Content-Type", "")
+        fields: dict[str, str] = {}
+        file_name = None
+        packed = body
+        boundary = re.search(r"boundary=\"?([^\";]+)", content_type)
+        if content_type.startswith("multipart/form-data") and boundary:
+            packed = b""
+            for name, filename, content in _multipart(body, boundary.group(1).encode()):
+                if filename is None:
+                    fields[name] = content.decode()
+                else:
+                    file_name, packed = filename, content
+        inflater = zlib.decompressobj(wbits=31)
+        digest = hashlib.sha256()
+        size = 0
+        kept = []
+        for start in range(0, len(packed), 1 << 20):
+            data = inflater.decompress(packed[start : start + (1 << 20)])
+            digest.update(data)
+            size += len(data)
+            if self.server.owner.keep_data:
+                kept.append(data)
+        if not inflater.eof:
+            raise ValueError("the upload is not one whole gzip stream")
+        data = b"".join(kept) if self.server.owner.keep_data else None
+        return Upload(fields, file_name, data, size, digest.hexdigest(), self.path)
+
+
+def _multipart(body: bytes, boundary: bytes) -> list[tuple[str, str | None, bytes]]:
+    """(name, filename, content) of each part of a multipart/form-data body."""
+    parts = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, content = chunk[2:].partition(b"\r\n\r\n")
+        disposition = head.decode("latin-1")
+        name = re.search(r'(?<![a-z])name="([^"]*)"', disposition)
+        filename = re.search(r'filename="([^"]*)"', disposition)
+        if name is None:
+            raise ValueError("a multipart part has no name")
+        parts.append((name.group(1), filename.group(1) if filename else None, content[:-2]))
+    return parts

@@ -1,0 +1,279 @@
+"""sysconf against the real tools: syslog-ng receives and files the device's syslog, logrotate rotates
+it and makes syslog-ng reopen, cron lines go in (and come back out of) a real crontab."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from crontab import CronTab
+
+from tests.support.tools import IN_CI, free_port, missing, require_tool
+from ts_isr import sysconf
+from ts_isr.errors import TsError
+
+DEVICE = ipaddress.ip_address("127.0.0.1")
+
+
+def wait_until(check, timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class SyslogNg:
+    """A real syslog-ng in the foreground, with its own files, loading a conf.d snippet by @include."""
+
+    def __init__(self, workdir: Path, snippet: Path) -> None:
+        self.workdir = workdir
+        self.control = workdir / "syslog-ng.ctl"
+        self.cfgfile = workdir / "syslog-ng.conf"
+        self.cfgfile.write_text(f'@version: current\n@include "{snippet}"\n', encoding="utf-8")
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = require_tool("syslog-ng")
+        self.process = subprocess.Popen(
+            [
+                binary,
+                "--foreground",
+                "--stderr",
+                f"--cfgfile={self.cfgfile}",
+                f"--pidfile={self.workdir / 'syslog-ng.pid'}",
+                f"--persist-file={self.workdir / 'syslog-ng.persist'}",
+                f"--control={self.control}",
+                "--no-caps",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(self.workdir / "syslog-ng.stderr").open("wb"),
+        )
+        wait_until(self.ready, what="syslog-ng's control socket")
+
+    def ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            stderr = (self.workdir / "syslog-ng.stderr").read_text(errors="replace")
+            raise AssertionError(f"syslog-ng exited {self.process.returncode}: {stderr}")
+        ctl = require_tool("syslog-ng-ctl")
+        done = subprocess.run(
+            [ctl, "stats", "--control", str(self.control)], capture_output=True, timeout=10, check=False
+        )
+        return done.returncode == 0
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def send_syslog(port: int, line: str, source: str = "127.0.0.1") -> None:
+    """One UDP syslog datagram from ``source`` (a loopback address), as the device sends it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.sendto(line.encode(), ("127.0.0.1", port))
+
+
+def file_has(path: Path, text: str) -> bool:
+    return path.exists() and text in path.read_text(errors="replace")
+
+
+def test_syslog_ng_snippet_is_checked_by_syslog_ng_for_both_families(tmp_path: Path) -> None:
+    require_tool("syslog-ng")
+    for device in ("192.0.2.10", "2001:db8::10"):
+        text = sysconf.render(
+            "syslog-ng/threatstop.conf",
+            sysconf.syslog_ng_values(
+                config=tmp_path / "threatstop.conf",
+                device=ipaddress.ip_address(device),
+                syslog_port=514,
+                logfile=tmp_path / "device.log",
+            ),
+        )
+        sysconf.check_syslog_ng_snippet(text)
+        assert device in text and "$" not in text
+    with pytest.raises(TsError, match="syslog-ng rejects the generated file"):
+        sysconf.check_syslog_ng_snippet(text.replace("flags(final);", "flags(final)"))
+
+
+def test_values_that_could_break_out_of_a_quoted_string_are_refused(tmp_path: Path) -> None:
+    for bad in ('/var/log/x";\ndestination', "/var/log/$HOME", "/var/log/a\\b"):
+        with pytest.raises(TsError, match="cannot be used here"):
+            sysconf.syslog_ng_values(config=tmp_path / "c", device=DEVICE, syslog_port=514, logfile=Path(bad))
+
+
+@pytest.fixture
+def syslog_ng(tmp_path: Path) -> Iterator[tuple[SyslogNg, int, Path]]:
+    """The generated snippet loaded by a real syslog-ng listening on a free loopback UDP port."""
+    port = free_port(socket.SOCK_DGRAM)
+    logfile = tmp_path / "logs" / "device.log"
+    text = sysconf.render(
+        "syslog-ng/threatstop.conf",
+        sysconf.syslog_ng_values(
+            config=tmp_path / "threatstop.conf", device=DEVICE, syslog_port=port, logfile=logfile
+        ),
+    )
+    snippet = sysconf.install_file(tmp_path / "root", sysconf.SYSLOG_NG_SNIPPET, text)
+    daemon = SyslogNg(tmp_path, snippet)
+    daemon.start()
+    try:
+        yield daemon, port, logfile
+    finally:
+        daemon.stop()
+
+
+def test_syslog_ng_files_the_devices_lines_and_drops_other_senders(syslog_ng) -> None:
+    _daemon, port, logfile = syslog_ng
+    stranger = f"stranger-{os.getpid()}"
+    send_syslog(port, f"<134>%ASA-6-106100: access-list {stranger} denied", source="127.0.0.2")
+    marker = f"device-{os.getpid()}-{time.monotonic_ns()}"
+
+    def delivered() -> bool:
+        # UDP may be dropped on a loaded box: send again until it arrives.
+        send_syslog(port, f"<134>%SEC-6-IPACCESSLOGP: list threatstop-block denied {marker}")
+        return file_has(logfile, marker)
+
+    wait_until(delivered, what="the device's line in the log file")
+    assert stranger not in logfile.read_text()
+
+
+def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> None:
+    daemon, port, logfile = syslog_ng
+    logrotate = require_tool("logrotate")
+    tsoutput = tmp_path / "logs" / "tsoutput.log"
+    first = f"before-rotation-{time.monotonic_ns()}"
+    wait_until(lambda: send_syslog(port, first) or file_has(logfile, first), what="the first line")
+    tsoutput.write_text("[INFO ] : upload_rules ran\n")
+
+    text = sysconf.render(
+        "logrotate/threatstop",
+        sysconf.logrotate_values(
+            config=tmp_path / "threatstop.conf",
+            logfile=logfile,
+            tsoutput=tsoutput,
+            keep=2,
+            control=daemon.control,
+        ),
+    )
+    sysconf.check_logrotate(text)
+    conf = sysconf.install_file(tmp_path / "root", sysconf.LOGROTATE_FILE, text)
+    state = tmp_path / "logrotate.state"
+
+    def rotate() -> None:
+        done = subprocess.run(
+            [logrotate, "-f", "-s", str(state), str(conf)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+
+    rotate()
+    rotated = logfile.with_name("device.log.1")
+    assert first in rotated.read_text(), "delaycompress keeps the newest rotation readable"
+    assert tsoutput.with_name("tsoutput.log.1").exists() and not tsoutput.exists()
+    second = f"after-rotation-{time.monotonic_ns()}"
+    wait_until(lambda: send_syslog(port, second) or file_has(logfile, second), what="the reopened file")
+    assert second not in rotated.read_text(), "syslog-ng reopened: new lines go to the new file"
+
+    rotate()
+    assert logfile.with_name("device.log.2.gz").exists(), "older rotations are compressed"
+    wait_until(lambda: send_syslog(port, "third") or file_has(logfile, "third"), what="another reopen")
+    rotate()
+    rotate()
+    assert not logfile.with_name("device.log.3.gz").exists(), "only `keep` rotations are kept"
+
+
+def test_logrotate_refuses_a_broken_file(tmp_path: Path) -> None:
+    require_tool("logrotate")
+    with pytest.raises(TsError, match=r"logrotate rejects the generated file.*unknown option"):
+        sysconf.check_logrotate(f'"{tmp_path}/x.log" {{\n    dailyy\n}}\n')
+
+
+def test_reload_reaches_the_running_syslog_ng_and_says_clearly_when_it_cannot(syslog_ng, tmp_path) -> None:
+    daemon, _port, _logfile = syslog_ng
+    sysconf.reload_syslog_ng(daemon.control)
+    assert daemon.ready()
+    with pytest.raises(TsError, match=r"syslog-ng did not reload.*start it"):
+        sysconf.reload_syslog_ng(tmp_path / "no-such.ctl")
+
+
+def test_install_file_is_atomic_idempotent_and_under_root(tmp_path: Path) -> None:
+    root = tmp_path / "destdir"
+    path = sysconf.install_file(root, sysconf.LOGROTATE_FILE, "one\n")
+    assert path == root / "etc/logrotate.d/threatstop"
+    assert path.read_text() == "one\n" and oct(path.stat().st_mode & 0o777) == "0o644"
+    inode = path.stat().st_ino
+    sysconf.install_file(root, sysconf.LOGROTATE_FILE, "one\n")
+    assert path.stat().st_ino == inode, "an identical file is not rewritten"
+    sysconf.install_file(root, sysconf.LOGROTATE_FILE, "two\n")
+    assert path.read_text() == "two\n"
+    assert [p.name for p in path.parent.iterdir()] == ["threatstop"], "no temporary file left behind"
+
+
+JOBS = [
+    sysconf.CronJob("23 */2 * * *", "/opt/ts/upload_rules --config /opt/ts/a.conf", "ts_isr test upload"),
+    sysconf.CronJob("53 * * * *", "/opt/ts/loguploadclient --config /opt/ts/a.conf", "ts_isr test logs"),
+]
+
+
+def test_cron_jobs_in_a_root_tab_file_are_idempotent_and_keep_other_lines(tmp_path: Path) -> None:
+    tab = tmp_path / "crontab"
+    tab.write_text("MAILTO=admin@example.org\n# my own job\n0 3 * * * /usr/local/bin/backup\n")
+    first = sysconf.ensure_cron_jobs(JOBS, root=tmp_path)
+    again = sysconf.ensure_cron_jobs(JOBS, root=tmp_path)
+    assert first == again
+    cron = CronTab(tabfile=str(tab))
+    assert [str(job.slices) for job in cron.find_comment("ts_isr test upload")] == ["23 */2 * * *"]
+    assert len(list(cron.find_comment("ts_isr test logs"))) == 1
+    text = tab.read_text()
+    assert text.count("upload_rules") == 1
+    assert "MAILTO=admin@example.org" in text and "0 3 * * * /usr/local/bin/backup" in text
+    assert oct(tab.stat().st_mode & 0o777) == "0o600"
+    moved = [sysconf.CronJob("7 */4 * * *", JOBS[0].command, JOBS[0].tag)]
+    sysconf.ensure_cron_jobs(moved, root=tmp_path)
+    assert [str(j.slices) for j in CronTab(tabfile=str(tab)).find_comment(JOBS[0].tag)] == ["7 */4 * * *"]
+
+
+def test_a_bad_schedule_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(TsError, match="not a cron schedule"):
+        sysconf.ensure_cron_jobs([sysconf.CronJob("99 * * * *", "/bin/true", "ts_isr bad")], root=tmp_path)
+
+
+def saved_crontab() -> str | None:
+    done = subprocess.run(["crontab", "-l"], capture_output=True, text=True, timeout=30)
+    return done.stdout if done.returncode == 0 else None
+
+
+def restore_crontab(saved: str | None) -> None:
+    if saved is None:
+        subprocess.run(["crontab", "-r"], capture_output=True, timeout=30)
+    else:
+        subprocess.run(["crontab", "-"], input=saved, text=True, check=True, timeout=30)
+
+
+@pytest.mark.root
+def test_cron_jobs_in_the_real_crontab_then_restored_exactly() -> None:
+    require_tool("crontab")
+    if os.geteuid() != 0 or not IN_CI:
+        missing("writes the real root crontab: runs as root under CI only")
+    saved = saved_crontab()
+    try:
+        sysconf.ensure_cron_jobs(JOBS)
+        sysconf.ensure_cron_jobs(JOBS)
+        cron = CronTab(user=True)
+        assert len(list(cron.find_comment("ts_isr test upload"))) == 1
+        assert len(list(cron.find_comment("ts_isr test logs"))) == 1
+        if saved:
+            assert saved.strip() in cron.render()
+    finally:
+        restore_crontab(saved)
+    assert saved_crontab() == saved

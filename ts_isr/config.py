@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shlex
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -110,6 +111,17 @@ def parse_secret(text: str) -> str:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
         raise Invalid("must not contain control characters")
     return text
+
+
+def parse_command(text: str) -> tuple[str, ...]:
+    """A command line split as a shell would, but run without one: no shell text reaches a shell."""
+    try:
+        words = tuple(shlex.split(parse_secret(text)))
+    except ValueError:
+        raise Invalid("must be a command line with balanced quotes") from None
+    if not words:
+        raise Invalid("must name a command")
+    return words
 
 
 def parse_path(text: str) -> Path:
@@ -270,6 +282,12 @@ CISCO_KEYS = schema(
         "5000000",
     ),
     Key("keep_uploaded_days", _int_range(0, 3650), "Days to keep log files after a confirmed upload.", "7"),
+    Key(
+        "log_reopen_command",
+        parse_command,
+        "Makes syslog-ng reopen the log after loguploadclient renamed it (or: kill -USR1 <pid>).",
+        "syslog-ng-ctl reopen",
+    ),
 )
 
 CISCO_TITLE = "Configuration file for the ThreatSTOP Cisco ISR/ASA scripts (threatstop.conf)"

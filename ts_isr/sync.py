@@ -1,0 +1,200 @@
+"""One upload run as pure decisions plus one orchestration function.
+
+Decisions (pure, tested without I/O): the plan with the never-empty
+placeholder, the shrink guard, what the tool owns after a change, and what
+still differs after a push.  :func:`synchronise` wires them to a Target and
+the ownership records.
+
+Ownership: the tool removes only members it put in a group itself, recorded
+per device and group in ``state_dir`` (unless ``exclusive_groups=yes``).  The
+record is widened *before* a push, so members added by a run that dies
+half-way still count as the tool's on the next run.
+
+The placeholder: a group used by an ACL may never be emptied, so a group
+that would be left with no member at all holds ``192.0.2.255/32`` instead.
+That address is in TEST-NET-1 (RFC 5737, documentation only, never routed on
+the Internet): blocking or allowing it changes nothing.  The tool owns it and
+removes it as soon as the group has a real member again.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ts_isr.errors import DeviceError, Exit, TsError
+from ts_isr.log import log
+from ts_isr.policy import Policy, parse_v4
+from ts_isr.ranges import Cidr
+from ts_isr.targets.base import ListChange, Members, Plan, Target, plan_changes
+
+PLACEHOLDER = Cidr(4, *parse_v4("192.0.2.255"))  # type: ignore[misc]
+
+
+def with_placeholder(plan: Plan, installed: Members, kinds: Iterable[str]) -> Plan:
+    """The plan, changed so that no managed group ends up empty (see the module's docstring)."""
+    changes = []
+    for change in plan.changes:
+        if change.kind in kinds:
+            after = result_of(installed.get(change.kind, frozenset()), change)
+            if not after:
+                have = installed.get(change.kind, frozenset())
+                change = replace(
+                    change,
+                    add=change.add if PLACEHOLDER in have else (*change.add, PLACEHOLDER),
+                    remove=tuple(c for c in change.remove if c != PLACEHOLDER),
+                )
+            elif (
+                len(after) > 1
+                and PLACEHOLDER in after
+                and PLACEHOLDER not in change.desired
+                and PLACEHOLDER in installed.get(change.kind, frozenset())
+            ):
+                change = replace(change, remove=tuple(sorted({*change.remove, PLACEHOLDER})))
+        changes.append(change)
+    return Plan(tuple(changes))
+
+
+def result_of(installed: frozenset[Cidr], change: ListChange) -> frozenset[Cidr]:
+    """What a group holds once ``change`` is applied to ``installed``."""
+    return (installed | frozenset(change.add)) - frozenset(change.remove)
+
+
+class ShrinkRefused(TsError):
+    """The block list lost more than ``max_shrink`` of the group: more likely a broken feed than a policy."""
+
+
+def check_shrink(change: ListChange, installed: frozenset[Cidr], max_shrink: float, force: bool) -> None:
+    if force or not installed:
+        return
+    fraction = len(frozenset(change.remove) - {PLACEHOLDER}) / len(installed)
+    if fraction > max_shrink:
+        after = len(result_of(installed, change))
+        raise ShrinkRefused(
+            f"the {change.kind} list would shrink the device's group from {len(installed)} to {after} "
+            f"entries ({fraction:.0%} removed, more than max_shrink={max_shrink:.0%}); nothing was changed. "
+            "If the policy really shrank, run once with --force"
+        )
+
+
+def owned_after(owned: frozenset[Cidr], change: ListChange) -> frozenset[Cidr]:
+    return (owned | frozenset(change.add)) - frozenset(change.remove)
+
+
+def remainder(expected: Members, actual: Members, kinds: Iterable[str]) -> Plan:
+    """What still differs after a push: the additions and removals to try once more."""
+    changes = []
+    for kind in kinds:
+        want, have = expected.get(kind, frozenset()), actual.get(kind, frozenset())
+        changes.append(
+            ListChange(kind, want, len(want & have), tuple(sorted(want - have)), tuple(sorted(have - want)))
+        )
+    return Plan(tuple(changes))
+
+
+class OwnershipStore:
+    """Which members the tool put in each group, one file per device and group in ``state_dir``."""
+
+    def __init__(self, state_dir: Path, device: str) -> None:
+        self.state_dir = state_dir
+        self.device = device
+
+    def path(self, group: str) -> Path:
+        return self.state_dir / f"owned-{self.device}-{group}.txt"
+
+    def load(self, group: str) -> frozenset[Cidr]:
+        """The recorded members; an unparsable line is dropped (that only makes the tool keep more)."""
+        try:
+            text = self.path(group).read_text(encoding="ascii")
+        except FileNotFoundError:
+            return frozenset()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeviceError(f"cannot read {self.path(group)} ({exc}); fix or delete the file") from None
+        owned = set()
+        for line in text.split():
+            parsed = parse_v4(line)
+            if parsed is not None:
+                owned.add(Cidr(4, *parsed))
+        return frozenset(owned)
+
+    def save(self, group: str, owned: Iterable[Cidr]) -> None:
+        """Atomic (temporary file, fsync, rename), so a crash leaves the old record or the new one."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        path = self.path(group)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write("".join(f"{cidr}\n" for cidr in sorted(owned)))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    groups: Mapping[str, str]  # list kind -> group name, for the kinds this run manages
+    exclusive: bool = False
+    max_shrink: float = 0.5
+    force: bool = False
+    write_memory: bool = False
+    record: bool = True  # False for a dry run: the ownership records stay as they are
+
+
+def log_counts(change: ListChange) -> None:
+    log.info(f"{change.still_active} items are still active in the ThreatSTOP {change.kind} list.")
+    log.info(f"{len(change.add)} items are new in the ThreatSTOP {change.kind} list.")
+    log.info(f"{len(change.remove)} items are old and will be removed.")
+
+
+def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: SyncOptions) -> Exit:
+    """Read, plan, guard, push, verify (retrying the remainder once), save; return UNCHANGED or CHANGED."""
+    kinds = tuple(options.groups)
+    installed = target.read()
+    owned = None if options.exclusive else {kind: store.load(options.groups[kind]) for kind in kinds}
+    skipped = sum(1 for cidr in (*policy.block, *policy.allow) if cidr.family not in target.families)
+    if skipped:
+        log.warning(f"{skipped} IPv6 entries skipped: the device's object-groups hold IPv4 only")
+    plan = plan_changes(installed, policy, target.families, owned)
+    plan = Plan(tuple(change for change in plan.changes if change.kind in kinds))
+    plan = with_placeholder(plan, installed, kinds)
+    for change in plan.changes:
+        log_counts(change)
+    if "block" in kinds:
+        check_shrink(
+            plan.change("block"), installed.get("block", frozenset()), options.max_shrink, options.force
+        )
+    if plan.unchanged:
+        log.info("The device already holds the policy: nothing to change.")
+        return Exit.UNCHANGED
+    if options.record and owned is not None:
+        for change in plan.changes:
+            store.save(options.groups[change.kind], owned[change.kind] | frozenset(change.add))
+    expected = {c.kind: result_of(installed.get(c.kind, frozenset()), c) for c in plan.changes}
+    target.apply(plan)
+    actual = target.read()
+    retry = remainder(expected, actual, kinds)
+    if not retry.unchanged:
+        log.warning("The device does not hold everything yet; sending the remainder once more.")
+        target.apply(retry)
+        actual = target.read()
+        retry = remainder(expected, actual, kinds)
+        if not retry.unchanged:
+            missing = sum(len(c.add) for c in retry.changes)
+            extra = sum(len(c.remove) for c in retry.changes)
+            raise DeviceError(
+                f"after a retry the device's groups still differ from the policy ({missing} missing, "
+                f"{extra} not removed); see the refused lines above and tsoutput.log, "
+                "fix the cause and run again"
+            )
+    if options.record and owned is not None:
+        for change in plan.changes:
+            store.save(options.groups[change.kind], owned_after(owned[change.kind], change))
+    if options.write_memory:
+        target.save()
+    return Exit.CHANGED

@@ -1,0 +1,567 @@
+"""Cisco IOS and ASA object-groups over SSH: strict login, canonical members, and the streaming push.
+
+Speed without losing a line: configuration lines are streamed without waiting
+for each one, keeping at most a window of bytes the device has not echoed yet
+(so its input buffer never overflows).  Each echo is matched to the line sent,
+``%`` errors are read per line from the echoed output, and lines the device
+dropped (a later line echoed first, or silence answered only by an empty probe
+line) are sent again.  The window grows while the device keeps up and shrinks
+for good when it drops input.  netmiko does the login, enable and prompts; the
+stream works on its channel.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ts_isr.errors import DeviceError
+from ts_isr.log import escape, log
+from ts_isr.policy import parse_v4
+from ts_isr.ranges import Cidr, range_to_cidrs
+from ts_isr.targets.base import Members, Plan, Target
+
+_ERROR_LINE = re.compile(r"^\s*(%|ERROR:)", re.IGNORECASE)
+# Answers that mean the line's effect is already in place (ASA): not a failure.
+_ALREADY_DONE = re.compile(r"already exists|does not exist in this group|not a member", re.IGNORECASE)
+_ABSENT = re.compile(r"not found|does not exist", re.IGNORECASE)
+_INVALID_INPUT = re.compile(r"%\s*Invalid input", re.IGNORECASE)
+_CONFIG_PROMPT = re.compile(r"[^\s#>()]+\(config[\w-]*\)#")
+
+
+def mask_text(prefixlen: int) -> str:
+    mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
+    return ".".join(str((mask >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+
+
+def mask_prefixlen(text: str) -> int | None:
+    """The prefix length of a dotted netmask; None for a non-contiguous or malformed one."""
+    parsed = parse_v4(text)
+    if parsed is None or parsed[1] != 32:
+        return None
+    inverted = ~parsed[0] & 0xFFFFFFFF
+    if inverted & (inverted + 1):
+        return None
+    return 32 - inverted.bit_length()
+
+
+@dataclass(frozen=True)
+class GroupContents:
+    """One object-group as read: each IPv4 network it holds, by the member line that holds it.
+
+    ``others`` are the lines this tool never manages: description,
+    group-object, any, objects, IPv6 members.
+    """
+
+    exists: bool
+    members: Mapping[Cidr, str]
+    others: tuple[str, ...]
+
+    @property
+    def cidrs(self) -> frozenset[Cidr]:
+        return frozenset(self.members)
+
+
+def _address(text: str) -> int | None:
+    parsed = parse_v4(text)
+    return parsed[0] if parsed is not None and parsed[1] == 32 else None
+
+
+def member_cidrs(text: str) -> list[Cidr] | None:
+    """``host X``, ``X MASK`` or ``range A B`` as networks; None for anything else."""
+    words = text.split()
+    if len(words) == 2 and words[0].lower() == "host":
+        address = _address(words[1])
+        return None if address is None else [Cidr(4, address, 32)]
+    if len(words) == 2:
+        prefixlen = mask_prefixlen(words[1])
+        parsed = parse_v4(f"{words[0]}/{prefixlen}") if prefixlen is not None else None
+        return None if parsed is None else [Cidr(4, *parsed)]
+    if len(words) == 3 and words[0].lower() == "range":
+        start, end = _address(words[1]), _address(words[2])
+        if start is None or end is None or start > end:
+            return None
+        return list(range_to_cidrs(4, start, end))
+    return None
+
+
+def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
+    """Member lines (already stripped) into networks; what is not an address member is the user's."""
+    members: dict[Cidr, str] = {}
+    others: list[str] = []
+    for line in lines:
+        cidrs = None
+        if line.lower().startswith(prefix):
+            cidrs = member_cidrs(line[len(prefix) :])
+        if cidrs is None:
+            others.append(line)
+            continue
+        for cidr in cidrs:
+            members.setdefault(cidr, line)
+    return GroupContents(exists=True, members=members, others=tuple(others))
+
+
+def removal_lines(
+    contents: GroupContents, remove: Iterable[Cidr], keep: frozenset[Cidr]
+) -> tuple[list[Cidr], list[str]]:
+    """The ``no ...`` lines that take ``remove`` out, quoting each member as the device shows it.
+
+    A ``range`` member covers several networks; removing it takes all of
+    them, so those in ``keep`` come back first as single members (returned
+    as additions, to be sent before the removals).
+    """
+    lines: dict[str, None] = {}
+    for cidr in remove:
+        line = contents.members.get(cidr)
+        if line is not None:
+            lines.setdefault(line, None)
+    readd = sorted(cidr for cidr, line in contents.members.items() if line in lines and cidr in keep)
+    return readd, [f"no {line}" for line in lines]
+
+
+class Dialect:
+    """What differs between IOS and ASA: member syntax, how a group is read, the group's prompt."""
+
+    name: str
+    device_type: str
+    group_mode: str
+    member_prefix: str
+
+    def read_commands(self, group: str) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def member_line(self, cidr: Cidr) -> str:
+        raise NotImplementedError
+
+    def parse_group(self, group: str, text: str) -> GroupContents:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LineError:
+    line: str
+    message: str
+
+
+_PROBE = ""  # an empty line: its prompt proves that everything sent before it was read
+
+# Queueing the device adds on top of the fastest echo seen before the window stops growing: enough
+# to ride out a busy client, far below any input buffer on a device that works a line a millisecond.
+_QUEUE_ALLOWANCE = 0.05
+
+
+@dataclass
+class Stream:
+    """The flow-controlled pipeline of configuration lines; pure, fed with what the device prints.
+
+    ``pending`` holds lines not sent yet (or to send again), ``in_flight``
+    what was sent and not yet echoed, in order, with the time it was sent.
+    Output is split into records at each configuration prompt: the record's
+    first line is the echo of one line, the rest is the device's answer.
+
+    The window (unechoed bytes) grows by each echoed line, like TCP's slow
+    start, while echoes come back about as fast as the quickest one seen: once
+    lines queue up in the device, a larger window adds no speed, only risk.
+    A drop halves it and caps it below where the drop happened.
+    """
+
+    pending: deque[str]
+    window: int = 1024
+    cap: int = 16384
+    min_window: int = 128
+    in_flight: deque[tuple[str, float]] = field(default_factory=deque)
+    in_flight_bytes: int = 0
+    fastest: float = float("inf")
+    done: int = 0
+    resent: int = 0
+    drops: int = 0
+    garbled: list[str] = field(default_factory=list)
+    errors: list[LineError] = field(default_factory=list)
+    _buffer: str = ""
+
+    @classmethod
+    def of(cls, lines: Sequence[str], window: int = 1024) -> Stream:
+        return cls(pending=deque(lines), window=window)
+
+    @property
+    def finished(self) -> bool:
+        return not self.pending and not self.in_flight
+
+    def take(self, now: float) -> list[str]:
+        """The lines to write now: as many as fit the window (at least one when nothing is in flight)."""
+        batch = []
+        while self.pending:
+            size = len(self.pending[0]) + 1
+            if self.in_flight and self.in_flight_bytes + size > self.window:
+                break
+            line = self.pending.popleft()
+            self.in_flight.append((line, now))
+            self.in_flight_bytes += size
+            batch.append(line)
+        return batch
+
+    def probe(self, now: float) -> None:
+        self.in_flight.append((_PROBE, now))
+        self.in_flight_bytes += 1
+
+    def feed(self, text: str, now: float) -> None:
+        self._buffer += text
+        while True:
+            match = _CONFIG_PROMPT.search(self._buffer)
+            if match is None:
+                return
+            record, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
+            self._record(record, now)
+
+    def _position(self, echo: str) -> int | None:
+        for position, (line, _) in enumerate(self.in_flight):
+            if line == echo:
+                return position
+        return None
+
+    def _record(self, record: str, now: float) -> None:
+        lines = record.replace("\r", "").split("\n")
+        echo = lines[0].strip()
+        answer = [line.strip() for line in lines[1:] if line.strip()]
+        position = self._position(echo)
+        if position is None:
+            if echo:
+                # Part of a line was lost: whatever the device made of it, the read-back finds it.
+                self.garbled.append(echo)
+                self._shrink()
+            return
+        self._lost_until(position)
+        line, sent = self.in_flight.popleft()
+        self.in_flight_bytes -= len(line) + 1
+        if line == _PROBE:
+            return
+        self.done += 1
+        latency = now - sent
+        self.fastest = min(self.fastest, latency)
+        if latency <= 2 * self.fastest + _QUEUE_ALLOWANCE and self.window < self.cap:
+            self.window = min(self.cap, self.window + len(line) + 1)
+        problems = [text for text in answer if _ERROR_LINE.match(text) and not _ALREADY_DONE.search(text)]
+        if problems:
+            self.errors.append(LineError(line, problems[0]))
+
+    def _lost_until(self, position: int) -> None:
+        """Everything in flight before ``position`` was dropped by the device: send it again."""
+        if position == 0:
+            return
+        lost = [self.in_flight.popleft()[0] for _ in range(position)]
+        self.in_flight_bytes -= sum(len(line) + 1 for line in lost)
+        again = [line for line in lost if line != _PROBE]
+        self.pending.extendleft(reversed(again))
+        self.resent += len(again)
+        self._shrink()
+
+    def _shrink(self) -> None:
+        """The device dropped input: never again offer it as much."""
+        self.drops += 1
+        self.cap = max(self.min_window, self.window * 3 // 4)
+        self.window = max(self.min_window, self.window // 2)
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where and how to log in; secrets stay in this object and never reach a command line."""
+
+    host: str
+    port: int
+    username: str
+    password: str | None
+    secret: str | None
+    known_hosts: Path
+    timeout: float
+
+
+def _connect_error(exc: Exception, device: Device) -> DeviceError:
+    where = f"{device.host}:{device.port}"
+    text = str(exc)
+    if "does not match" in text:
+        return DeviceError(
+            f"host key changed for {where}: the device is not the one trusted in {device.known_hosts}; "
+            "if it was replaced, check its fingerprint and run setup (or upload_rules --trust-host-key)"
+        )
+    if "not found in known_hosts" in text:
+        return DeviceError(
+            f"host key of {where} is unknown (not in {device.known_hosts}); "
+            "run setup, or upload_rules --trust-host-key once to trust it"
+        )
+    if "TCP connection to device failed" in text or "Connection refused" in text:
+        return DeviceError(
+            f"cannot reach {where} (unreachable); check the device address, ssh_port and any firewall"
+        )
+    detail = escape(text.strip().splitlines()[-1]) if text.strip() else type(exc).__name__
+    return DeviceError(
+        f"SSH to {where} timed out or failed ({detail}); check that the device is up and answers SSH"
+    )
+
+
+class CiscoTarget(Target):
+    """IOS or ASA object-groups, one per list kind, over one SSH session."""
+
+    families = frozenset({4})
+
+    def __init__(self, dialect: Dialect, device: Device, groups: Mapping[str, str]) -> None:
+        self.dialect = dialect
+        self.device = device
+        self.groups = dict(groups)
+        self.contents: dict[str, GroupContents] = {}
+        self.conn = None
+        self.pushed = 0
+        self.push_seconds = 0.0
+        self.resent = 0
+
+    # -- session ---------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        from netmiko import ConnectHandler
+        from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+
+        device = self.device
+        log.info("Logging into remote device.")
+        try:
+            self.conn = ConnectHandler(
+                device_type=self.dialect.device_type,
+                host=device.host,
+                port=device.port,
+                username=device.username,
+                password=device.password or "",
+                secret=device.secret or "",
+                ssh_strict=True,
+                system_host_keys=False,
+                alt_host_keys=True,
+                alt_key_file=str(device.known_hosts),
+                use_keys=False,
+                allow_agent=False,
+                conn_timeout=device.timeout,
+                auth_timeout=device.timeout,
+                banner_timeout=device.timeout,
+                timeout=device.timeout,
+                read_timeout_override=device.timeout,
+            )
+        except NetmikoAuthenticationException:
+            raise DeviceError(
+                f"authentication failed for user {device.username} on {device.host}:{device.port}; "
+                "check username and password in the config (or run setup again)"
+            ) from None
+        except NetmikoTimeoutException as exc:
+            raise _connect_error(exc, device) from None
+        except (OSError, EOFError) as exc:
+            raise _connect_error(exc, device) from None
+        except ValueError as exc:  # the ASA driver enables during login
+            raise DeviceError(
+                f"enable refused on {device.host}: {escape(str(exc))}; check enable_pw in the config"
+            ) from None
+        log.info("Entering Privileged Mode.")
+        try:
+            if not self.conn.check_enable_mode():
+                self.conn.enable()
+        except (ValueError, OSError, EOFError) as exc:
+            raise DeviceError(
+                f"enable refused on {device.host} ({escape(str(exc))}); check enable_pw in the config"
+            ) from None
+        if not self.conn.check_enable_mode():
+            raise DeviceError(f"enable refused on {device.host}; check enable_pw in the config")
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        conn, self.conn = self.conn, None
+        try:
+            log.info("Leaving privileged mode.")
+            conn.exit_enable_mode()
+        except Exception as exc:  # the session may already be gone; logging off still matters
+            log.debug(f"leaving privileged mode: {escape(str(exc))}")
+        log.info("Logging off.")
+        try:
+            conn.disconnect()
+        except Exception as exc:
+            log.debug(f"logging off: {escape(str(exc))}")
+
+    # -- channel I/O ---------------------------------------------------------------------------
+
+    def _channel(self):
+        if self.conn is None:
+            raise DeviceError("not connected")
+        return self.conn.remote_conn
+
+    def _lost(self, what: str) -> DeviceError:
+        return DeviceError(
+            f"connection to {self.device.host} lost {what}; the next run repairs the group "
+            "(check the device's logs and the network)"
+        )
+
+    def _write(self, text: str) -> None:
+        try:
+            self.conn.write_channel(text)
+        except (OSError, EOFError) as exc:
+            raise self._lost(f"while sending ({exc})") from None
+
+    def _read_some(self, wait: float) -> str:
+        channel = self._channel()
+        if channel.closed or channel.exit_status_ready():
+            raise EOFError
+        if not channel.recv_ready():
+            select.select([channel], [], [], wait)
+        try:
+            return self.conn.read_channel()
+        except (OSError, EOFError):
+            raise EOFError from None
+
+    def _read_until(self, pattern: re.Pattern[str], what: str) -> str:
+        """Read until ``pattern`` ends the output; the timeout counts silence, not total time,
+        so a 30,000-member group that keeps printing is never cut off."""
+        text = ""
+        last = time.monotonic()
+        while True:
+            try:
+                chunk = self._read_some(0.2)
+            except EOFError:
+                raise self._lost(f"while {what}") from None
+            now = time.monotonic()
+            if chunk:
+                text += chunk
+                last = now
+                if pattern.search(text[-300:]):
+                    return text
+            elif now - last > self.device.timeout:
+                raise DeviceError(
+                    f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s while {what}; "
+                    "check the device, or raise ssh_timeout in the config"
+                )
+
+    def _priv_prompt(self) -> re.Pattern[str]:
+        return re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*#\s*$")
+
+    def _command(self, command: str, until: re.Pattern[str], what: str) -> str:
+        """One command and its whole answer (without the echo), logged."""
+        log.debug(f"send: {command}")
+        self._write(command + "\n")
+        output = self._read_until(until, what)
+        body = output.replace("\r", "").split("\n", 1)[1] if "\n" in output else ""
+        body = until.sub("", body).rstrip()
+        log.debug(f"reply: {escape(body, 2000)}")
+        return body
+
+    # -- Target ----------------------------------------------------------------------------------
+
+    def read(self) -> Members:
+        members = {}
+        for kind, group in self.groups.items():
+            log.info(f'Retrieving current members of "{group}" network group.')
+            contents = self._read_group(group)
+            self.contents[kind] = contents
+            members[kind] = contents.cidrs
+        return members
+
+    def _read_group(self, group: str) -> GroupContents:
+        prompt = self._priv_prompt()
+        for command in self.dialect.read_commands(group):
+            body = self._command(command, prompt, f'reading group "{group}"')
+            if _INVALID_INPUT.search(body):
+                continue
+            errors = [line for line in body.splitlines() if _ERROR_LINE.match(line)]
+            if errors and not all(_ABSENT.search(line) for line in errors):
+                raise DeviceError(
+                    f'{self.device.host} refused to show group "{group}": {escape(errors[0])}; '
+                    "check the user's privilege level"
+                )
+            return self.dialect.parse_group(group, body)
+        raise DeviceError(
+            f'{self.device.host} knows no command to show object-group "{group}" '
+            f"({' / '.join(self.dialect.read_commands(group))}); "
+            f"is personality={self.dialect.name.lower()} right?"
+        )
+
+    def apply(self, plan: Plan) -> None:
+        lines: list[str] = []
+        for change in plan.changes:
+            group = self.groups.get(change.kind)
+            if group is None or not (change.add or change.remove):
+                continue
+            contents = self.contents.get(change.kind, GroupContents(False, {}, ()))
+            keep = contents.cidrs - frozenset(change.remove)
+            readd, removals = removal_lines(contents, change.remove, keep)
+            adds = [self.dialect.member_line(cidr) for cidr in (*change.add, *readd)]
+            lines += [f"object-group network {group}", *adds, *removals, "exit"]
+            log.info(f"Adding new {change.kind} addresses: {len(adds)}.")
+            log.info(f"Removing old {change.kind} addresses: {len(removals)}.")
+        if lines:
+            self._configure(lines)
+
+    def _configure(self, lines: list[str]) -> None:
+        config_prompt = re.compile(r"\(config[\w-]*\)#\s*$")
+        self._command("configure terminal", config_prompt, "entering configuration mode")
+        self._push(lines)
+        self._command("end", self._priv_prompt(), "leaving configuration mode")
+
+    def _push(self, lines: list[str]) -> None:
+        stream = Stream.of(lines)
+        total = len(lines)
+        started = last_output = last_shown = last_probe = time.monotonic()
+        show_progress = sys.stderr.isatty() and total > 200
+        stall = min(1.0, self.device.timeout)
+        while not stream.finished:
+            batch = stream.take(time.monotonic())
+            if batch:
+                for line in batch:
+                    log.debug(f"send: {line}")
+                self._write("".join(line + "\n" for line in batch))
+            try:
+                chunk = self._read_some(0.05)
+            except EOFError:
+                raise self._lost(f"after {stream.done} of {total} lines") from None
+            now = time.monotonic()
+            if chunk:
+                log.debug(f"reply: {escape(chunk, 4000)}")
+                stream.feed(chunk, now)
+                last_output = now
+            elif now - last_output > self.device.timeout:
+                raise DeviceError(
+                    f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s after "
+                    f"{stream.done} of {total} lines; the next run repairs the group"
+                )
+            elif stream.in_flight and now - max(last_output, last_probe) > stall:
+                log.debug("send: (empty line: has the device read everything?)")
+                last_probe = now
+                stream.probe(now)
+                self._write("\n")
+            if show_progress and now - last_shown > 0.5:
+                last_shown = now
+                rate = stream.done / max(now - started, 1e-6)
+                print(f"\r  {stream.done}/{total} lines, {rate:.0f}/s ", end="", file=sys.stderr, flush=True)
+        if show_progress:
+            print(file=sys.stderr)
+        self.pushed += stream.done
+        self.push_seconds += time.monotonic() - started
+        self.resent += stream.resent
+        if stream.resent or stream.garbled:
+            log.warning(
+                f"the device dropped input: {stream.resent} lines sent again, "
+                f"{len(stream.garbled)} garbled (verified by read-back)"
+            )
+        for garbled in stream.garbled[:5]:
+            log.debug(f"garbled echo: {escape(garbled)}")
+        for error in stream.errors[:10]:
+            log.warning(f"device refused '{error.line}': {escape(error.message)}")
+        if len(stream.errors) > 10:
+            log.warning(f"... and {len(stream.errors) - 10} more refused lines (all in the log file)")
+        for error in stream.errors[10:]:
+            log.debug(f"device refused '{error.line}': {escape(error.message)}")
+
+    def save(self) -> None:
+        log.info("Saving the running configuration (write memory).")
+        body = self._command("write memory", self._priv_prompt(), "saving the configuration")
+        if any(_ERROR_LINE.match(line) for line in body.splitlines()):
+            raise DeviceError(
+                f"write memory failed on {self.device.host}: {escape(body.strip())}; "
+                "the change is live but not saved: save it by hand"
+            )

@@ -163,7 +163,7 @@ def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> N
             logfile=logfile,
             tsoutput=tsoutput,
             keep=2,
-            control=daemon.control,
+            reopen=("syslog-ng-ctl", "reopen", "--control", str(daemon.control)),
         ),
     )
     sysconf.check_logrotate(text)

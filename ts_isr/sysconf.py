@@ -88,24 +88,18 @@ def syslog_ng_values(
     }
 
 
-def reopen_command(control: Path | None) -> str:
-    """The shell line that makes syslog-ng reopen its files after a rotation."""
-    words = ["syslog-ng-ctl", "reopen"]
-    if control is not None:
-        words += ["--control", str(control)]
-    return shlex.join(words) + " >/dev/null"
-
-
 def logrotate_values(
-    *, config: Path, logfile: Path, tsoutput: Path, keep: int, control: Path | None
+    *, config: Path, logfile: Path, tsoutput: Path, keep: int, reopen: Sequence[str]
 ) -> dict[str, object]:
-    """Template values for ``logrotate/threatstop``."""
+    """Template values for ``logrotate/threatstop``; ``reopen`` makes syslog-ng reopen its files."""
+    if not reopen or any(ch in "\n\r" for word in reopen for ch in word):
+        raise TsError("the log reopen command must be one line; fix log_reopen_command in the config")
     return {
         "config": config_string(config),
         "logfile": config_string(logfile),
         "tsoutput": config_string(tsoutput),
         "keep": keep,
-        "reopen_command": reopen_command(control),
+        "reopen_command": shlex.join(reopen) + " >/dev/null",
     }
 
 

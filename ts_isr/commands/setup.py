@@ -87,7 +87,7 @@ QUESTIONS = (
     ),
 )
 # Keys with a flag but no prompt: they rarely change and have good defaults.
-FLAG_ONLY = {"--syslog-port": "syslog_port", "--logfile": "logfile"}
+FLAG_ONLY = {"--dns-server": "dns_server", "--syslog-port": "syslog_port", "--logfile": "logfile"}
 FLAGGED_KEYS = [q.key for q in QUESTIONS if q.flag] + list(FLAG_ONLY.values())
 SUMMARY_ORDER = (
     "external_ip",
@@ -264,8 +264,8 @@ def trust_host_key(config: Config, *, accept: bool, can_ask: bool) -> None:
             f"THE DEVICE'S SSH HOST KEY HAS CHANGED: it was {fingerprint(trusted)}, it is now {shown}. "
             "Trust the new key only if the device was replaced or re-keyed: someone may be in between."
         )
-    print(f"\nThe device {host} port {port} presents this SSH host key:\n    {key.get_name()} {shown}")
-    print("Compare it with the fingerprint the device itself shows before you trust it.\n")
+    log.info(f"The device {host} port {port} presents this SSH host key: {key.get_name()} {shown}")
+    log.info("Compare it with the fingerprint the device itself shows before you trust it.")
     if not accept:
         if not can_ask:
             raise DeviceError(
@@ -353,7 +353,7 @@ def install_system_files(config: Config, root: Path | None, control: Path | None
             logfile=config.logfile,
             tsoutput=config.tsoutput,
             keep=max(config.keep_uploaded_days, 1),
-            control=control,
+            reopen=config.log_reopen_command,
         ),
     )
     syslog = sysconf.render(
@@ -503,7 +503,8 @@ def setup(args: argparse.Namespace) -> Exit:
     setup_logging(config.tsoutput, quiet=args.silent)
     trust_host_key(config, accept=args.trust_host_key, can_ask=interactive)
     check_login(config)
-    print("\nWe are about to start the system configuration process.\n")
+    if not args.silent:
+        print("\nWe are about to start the system configuration process.\n")
     install_system_files(config, args.root, args.syslog_ng_ctl)
     log.info("Setting up cron entries for automatic execution.")
     for line in sysconf.ensure_cron_jobs(cron_jobs(path.resolve()), args.root):

@@ -1,0 +1,112 @@
+"""The tsadmin chain's pure parts: rules as iptables-save prints them, and when to rewrite them."""
+
+from __future__ import annotations
+
+import pytest
+
+from ts_isr.config import Invalid
+from ts_isr.linux.firewall import (
+    ChainSpec,
+    parse_filter,
+    parse_logopts,
+    render_chain,
+    render_install,
+    render_removal,
+)
+from ts_isr.linux.names import derive_names
+
+NAMES = derive_names("TS")
+
+
+def table_text(builtin_rules: dict[str, list[str]], chain_rules: list[str] | None) -> str:
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    if chain_rules is not None:
+        lines.append(":TS - [0:0]")
+    for chain, rules in builtin_rules.items():
+        lines += [f"-A {chain} {rule}" for rule in rules]
+    lines += chain_rules or []
+    return "\n".join([*lines, "COMMIT"]) + "\n"
+
+
+def test_allow_first_then_log_and_drop_on_source_and_destination():
+    rules = render_chain(NAMES, 4, ChainSpec(allow_action="RETURN"))
+    assert rules[:4] == [
+        "-A TS -m set --match-set TSallowaddr src -j RETURN",
+        "-A TS -m set --match-set TSallowaddr dst -j RETURN",
+        "-A TS -m set --match-set TSallownet src -j RETURN",
+        "-A TS -m set --match-set TSallownet dst -j RETURN",
+    ]
+    assert rules[4:8] == [
+        '-A TS -m set --match-set TSblockaddr src -j LOG --log-prefix "ThreatSTOP-TSblock "',
+        "-A TS -m set --match-set TSblockaddr src -j DROP",
+        '-A TS -m set --match-set TSblockaddr dst -j LOG --log-prefix "ThreatSTOP-TSblock "',
+        "-A TS -m set --match-set TSblockaddr dst -j DROP",
+    ]
+    assert len(rules) == 12
+    assert not any("addr6" in r or "net6" in r for r in rules)
+
+
+@pytest.mark.parametrize(
+    ("direction", "with_uid"), [("in", {"src"}), ("out", {"dst"}), ("both", {"src", "dst"})]
+)
+def test_logopts_go_to_the_chosen_direction_only(direction, with_uid):
+    spec = ChainSpec(logopts=parse_logopts("--log-uid"), logopts_direction=direction)
+    logs = [r for r in render_chain(NAMES, 4, spec) if "-j LOG" in r]
+    assert {r.split()[6] for r in logs if r.endswith("--log-uid")} == with_uid
+
+
+def test_logopts_are_parsed_strictly_into_iptables_save_order():
+    assert parse_logopts("--log-uid --log-level 6 --log-tcp-sequence") == (
+        "--log-level",
+        "6",
+        "--log-tcp-sequence",
+        "--log-uid",
+    )
+    assert parse_logopts("–log-uid --log-level warning") == ("--log-uid",)  # the seed's en dash; 4 is default
+    for bad in ("--log-prefix x", "--log-level 9", "--log-level", "; reboot", "-j ACCEPT"):
+        with pytest.raises(Invalid):
+            parse_logopts(bad)
+
+
+def test_nothing_to_do_when_the_chain_is_in_place_and_on_top():
+    rules = render_chain(NAMES, 4, ChainSpec())
+    jumps = {chain: ["-j TS"] for chain in ("INPUT", "FORWARD", "OUTPUT")}
+    jumps["INPUT"].append("-p tcp -m tcp --dport 22 -j ACCEPT")
+    assert render_install(parse_filter(table_text(jumps, rules)), NAMES, rules) is None
+
+
+def test_a_rule_moved_above_the_jump_puts_the_jump_back_on_top():
+    rules = render_chain(NAMES, 4, ChainSpec())
+    table = {"INPUT": ["-s 192.0.2.9/32 -j ACCEPT", "-j TS"], "FORWARD": ["-j TS"], "OUTPUT": ["-j TS"]}
+    batch = render_install(parse_filter(table_text(table, rules)), NAMES, rules)
+    assert batch is not None
+    lines = batch.splitlines()
+    assert lines[:2] == ["*filter", ":TS - [0:0]"]
+    assert lines.count("-D INPUT -j TS") == 1
+    assert {"-I INPUT 1 -j TS", "-I OUTPUT 1 -j TS", "-I FORWARD 1 -j TS"} <= set(lines)
+    assert not any("192.0.2.9" in line for line in lines), "the host's own rule is never touched"
+    assert lines[-1] == "COMMIT"
+
+
+def test_changed_options_rewrite_the_chain_in_one_batch():
+    old = render_chain(NAMES, 4, ChainSpec())
+    new = render_chain(NAMES, 4, ChainSpec(allow_action="RETURN"))
+    jumps = {chain: ["-j TS"] for chain in ("INPUT", "FORWARD", "OUTPUT")}
+    batch = render_install(parse_filter(table_text(jumps, old)), NAMES, new)
+    assert batch is not None and all(rule in batch.splitlines() for rule in new)
+
+
+def test_removal_takes_only_the_jumps_and_the_chain():
+    rules = render_chain(NAMES, 4, ChainSpec())
+    table = {"INPUT": ["-j TS", "-j TS", "-p tcp -j ACCEPT"], "FORWARD": ["-j TS"], "OUTPUT": []}
+    batch = render_removal(parse_filter(table_text(table, rules)), NAMES)
+    assert batch.splitlines() == [
+        "*filter",
+        "-D INPUT -j TS",
+        "-D INPUT -j TS",
+        "-D FORWARD -j TS",
+        "-F TS",
+        "-X TS",
+        "COMMIT",
+    ]
+    assert render_removal(parse_filter(table_text({"INPUT": ["-p tcp -j ACCEPT"]}, None)), NAMES) is None

@@ -19,8 +19,6 @@ removes it as soon as the group has a real member again.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +27,7 @@ from ts_isr.errors import DeviceError, Exit, TsError
 from ts_isr.log import log
 from ts_isr.policy import Policy, parse_v4
 from ts_isr.ranges import Cidr
+from ts_isr.sysconf import write_atomic
 from ts_isr.targets.base import ListChange, Members, Plan, Target, plan_changes
 
 PLACEHOLDER = Cidr(4, *parse_v4("192.0.2.255"))  # type: ignore[misc]
@@ -121,19 +120,8 @@ class OwnershipStore:
         return frozenset(owned)
 
     def save(self, group: str, owned: Iterable[Cidr]) -> None:
-        """Atomic (temporary file, fsync, rename), so a crash leaves the old record or the new one."""
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        path = self.path(group)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=self.state_dir)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as handle:
-                handle.write("".join(f"{cidr}\n" for cidr in sorted(owned)))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Atomic, so a crash leaves the old record or the new one, never half of one."""
+        write_atomic(self.path(group), "".join(f"{cidr}\n" for cidr in sorted(owned)))
 
 
 @dataclass(frozen=True)

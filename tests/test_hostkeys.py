@@ -1,0 +1,119 @@
+"""hostkeys against the lab device's real SSH server, checked by OpenSSH's own tools and by netmiko."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import paramiko
+import pytest
+from netmiko import ConnectHandler
+from netmiko.exceptions import NetmikoTimeoutException
+
+from tests.support.lab import lab_device
+from tests.support.tools import free_port, require_tool, wait_for_port
+from ts_isr.errors import DeviceError
+from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, known_hosts_name, store_host_key
+
+
+def strict_login(dev, known_hosts: Path) -> str:
+    """A netmiko login that trusts only ``known_hosts``, as upload_rules does."""
+    params = dev.netmiko_params() | {
+        "ssh_strict": True,
+        "system_host_keys": False,
+        "alt_host_keys": True,
+        "alt_key_file": str(known_hosts),
+        "conn_timeout": 30,
+    }
+    with ConnectHandler(**params) as connection:
+        return connection.find_prompt()
+
+
+def test_fetched_key_is_the_devices_and_openssh_agrees_on_fingerprint_and_file(tmp_path: Path) -> None:
+    keygen = require_tool("ssh-keygen")
+    with lab_device(tmp_path) as dev:
+        key = fetch_host_key(dev.host, dev.port, timeout=30)
+        known_hosts = tmp_path / "ssh" / "known_hosts"
+        store_host_key(known_hosts, dev.host, dev.port, key)
+
+        assert known_hosts.read_text().strip() == dev.known_hosts_line()
+        assert oct(known_hosts.stat().st_mode & 0o777) == "0o600"
+        public = dev.state_dir / "ssh_host_key.pub"
+        printed = subprocess.run([keygen, "-lf", str(public)], capture_output=True, text=True).stdout
+        assert fingerprint(key) == printed.split()[1]
+        found = subprocess.run(
+            [keygen, "-F", f"[{dev.host}]:{dev.port}", "-f", str(known_hosts)], capture_output=True, text=True
+        )
+        assert found.returncode == 0, "OpenSSH finds the entry under [host]:port"
+        assert fingerprint(known_host_key(known_hosts, dev.host, dev.port)) == fingerprint(key)
+        assert strict_login(dev, known_hosts).strip(), "netmiko logged in with the stored key"
+
+
+def test_strict_netmiko_refuses_the_device_until_its_key_is_stored(tmp_path: Path) -> None:
+    with lab_device(tmp_path) as dev:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text("")
+        with pytest.raises(NetmikoTimeoutException, match="not found in known_hosts"):
+            strict_login(dev, known_hosts)
+        store_host_key(known_hosts, dev.host, dev.port, fetch_host_key(dev.host, dev.port, timeout=30))
+        strict_login(dev, known_hosts)
+
+
+def test_storing_replaces_the_old_key_of_that_host_only(tmp_path: Path) -> None:
+    known_hosts = tmp_path / "known_hosts"
+    old = paramiko.RSAKey.generate(1024)
+    neighbour = paramiko.RSAKey.generate(1024)
+    hashed = paramiko.HostKeys.hash_host("[127.0.0.1]:2222")
+    known_hosts.write_text(
+        "# kept comment\n"
+        f"[127.0.0.1]:2222 ssh-rsa {old.get_base64()}\n"
+        f"{hashed} ssh-rsa {old.get_base64()}\n"
+        f"192.0.2.7 ssh-rsa {neighbour.get_base64()}\n"
+        "garbage line that paramiko cannot read\n"
+    )
+    with lab_device(tmp_path) as dev:
+        new = fetch_host_key(dev.host, dev.port, timeout=30)
+    store_host_key(known_hosts, "127.0.0.1", 2222, new)
+    store_host_key(known_hosts, "127.0.0.1", 2222, new)
+    lines = known_hosts.read_text().splitlines()
+    assert lines[0] == "# kept comment"
+    assert f"192.0.2.7 ssh-rsa {neighbour.get_base64()}" in lines
+    assert "garbage line that paramiko cannot read" in lines
+    assert old.get_base64() not in known_hosts.read_text(), "the plain and the hashed old entry both went"
+    assert [line for line in lines if new.get_base64() in line] == [
+        f"[127.0.0.1]:2222 {new.get_name()} {new.get_base64()}"
+    ]
+    assert fingerprint(known_host_key(known_hosts, "127.0.0.1", 2222)) == fingerprint(new)
+    assert fingerprint(known_host_key(known_hosts, "192.0.2.7", 22)) == fingerprint(neighbour)
+    assert known_host_key(known_hosts, "127.0.0.1", 22) is None
+    assert known_host_key(tmp_path / "absent", "127.0.0.1", 22) is None
+
+
+def test_names_follow_openssh() -> None:
+    assert known_hosts_name("192.0.2.1", 22) == "192.0.2.1"
+    assert known_hosts_name("192.0.2.1", 2222) == "[192.0.2.1]:2222"
+    assert known_hosts_name("2001:db8::1", 830) == "[2001:db8::1]:830"
+
+
+def test_nothing_listening_and_not_ssh_are_one_clear_line_each(tmp_path: Path) -> None:
+    with pytest.raises(DeviceError, match=r"cannot reach the device's SSH port 127\.0\.0\.1:\d+"):
+        fetch_host_key("127.0.0.1", free_port(), timeout=5)
+    port = free_port()
+    # A plain HTTP-ish server: accepts, says something that is not SSH, closes.
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+            f"s.bind(('127.0.0.1',{port}));s.listen()\n"
+            "while True:\n c,_=s.accept();c.sendall(b'HTTP/1.0 400 no\\r\\n\\r\\n');c.close()",
+        ]
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        with pytest.raises(DeviceError, match="did not complete an SSH key exchange"):
+            fetch_host_key("127.0.0.1", port, timeout=10)
+    finally:
+        server.kill()
+        server.wait()

@@ -1,0 +1,227 @@
+"""The lab device over real SSH, driven by the unmodified netmiko: sessions, configuration, knobs, faults."""
+
+from __future__ import annotations
+
+import time
+
+import asyncssh
+import paramiko
+import pytest
+from netmiko import ConnectHandler
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+from ntc_templates.parse import parse_output
+
+from tests.support.lab import lab_device
+
+IOS_LINES = [
+    "object-group network TS_BLOCK",
+    "description ThreatSTOP block list",
+    "host 192.0.2.1",
+    "198.51.100.0 255.255.255.0",
+    "range 203.0.113.10 203.0.113.20",
+]
+ASA_LINES = [
+    "object-group network TS_BLOCK",
+    "network-object host 192.0.2.1",
+    "network-object 198.51.100.0 255.255.255.0",
+    "network-object 192.0.2.9 255.255.255.255",
+]
+
+
+def connect(device, **extra):
+    return ConnectHandler(**device.netmiko_params(), conn_timeout=20, auth_timeout=20, **extra)
+
+
+@pytest.mark.parametrize("cmd_verify", [True, False])
+def test_ios_session_configures_reads_back_and_saves(tmp_path, cmd_verify):
+    with lab_device(tmp_path, "ios") as device:
+        conn = connect(device)
+        assert conn.find_prompt() == "ISR4331>"
+        conn.enable()
+        assert conn.find_prompt() == "ISR4331#"
+        output = conn.send_config_set(IOS_LINES, cmd_verify=cmd_verify)
+        assert "Invalid" not in output
+        assert conn.check_config_mode() is False
+        shown = conn.send_command("show object-group name TS_BLOCK")
+        assert shown.splitlines() == [
+            "Network object group TS_BLOCK",
+            " Description ThreatSTOP block list",
+            " host 192.0.2.1",
+            " 198.51.100.0 255.255.255.0",
+            " range 203.0.113.10 203.0.113.20",
+        ]
+        parsed = parse_output(platform="cisco_ios", command="show object-group", data=shown)
+        assert [row["host"] for row in parsed if row["host"]] == ["192.0.2.1"]
+        assert [(row["network"], row["netmask"]) for row in parsed if row["network"]] == [
+            ("198.51.100.0", "255.255.255.0")
+        ]
+        assert device.startup() == {}
+        conn.save_config()
+        conn.disconnect()
+        members = IOS_LINES[1:]
+        assert device.running() == {"TS_BLOCK": members}
+        assert device.startup() == {"TS_BLOCK": members}
+        commands = [line for line in device.commands() if line]  # netmiko sends bare returns for prompts
+        assert "********" in commands and device.secret not in commands
+        assert commands[commands.index("configure terminal") + 1 :][: len(IOS_LINES)] == IOS_LINES
+
+
+@pytest.mark.parametrize("cmd_verify", [True, False])
+def test_asa_session_configures_reads_back_and_saves(tmp_path, cmd_verify):
+    with lab_device(tmp_path, "asa") as device:
+        conn = connect(device)
+        assert conn.find_prompt() == "ASA5506#"  # the cisco_asa driver enables by itself
+        output = conn.send_config_set([*ASA_LINES, "network-object host 192.0.2.1"], cmd_verify=cmd_verify)
+        assert "object already exists" in output
+        shown = conn.send_command("show running-config object-group id TS_BLOCK")
+        parsed = parse_output(
+            platform="cisco_asa", command="show running-config object-group network", data=shown
+        )
+        assert [(row["name"], row["host"], row["network"], row["netmask"]) for row in parsed] == [
+            ("TS_BLOCK", "192.0.2.1", "", ""),
+            ("TS_BLOCK", "", "198.51.100.0", "255.255.255.0"),
+            ("TS_BLOCK", "", "192.0.2.9", "255.255.255.255"),
+        ]
+        removed = conn.send_config_set(
+            [
+                "object-group network TS_BLOCK",
+                "no network-object host 192.0.2.1",
+                "no network-object host 192.0.2.1",
+            ]
+        )
+        assert "does not exist in this group" in removed
+        conn.save_config()
+        conn.disconnect()
+        assert device.running() == {"TS_BLOCK": ASA_LINES[2:]}
+        assert device.startup() == device.running()
+        assert "show curpriv" in device.commands() and "terminal pager 0" in device.commands()
+
+
+def test_section_output_and_version(tmp_path):
+    with lab_device(tmp_path, "ios", preload={"A": ["host 192.0.2.1"], "B": ["any"]}) as device:
+        conn = connect(device)
+        conn.enable()
+        section = conn.send_command("show running-config | section object-group")
+        assert section.splitlines() == [
+            "object-group network A",
+            " host 192.0.2.1",
+            "object-group network B",
+            " any",
+        ]
+        assert "Cisco IOS XE Software" in conn.send_command("show version")
+        conn.disconnect()
+
+
+def test_old_ios_answers_name_keyword_with_invalid_input(tmp_path):
+    with lab_device(tmp_path, "ios", old_ios=True, preload={"TS": ["host 192.0.2.1"]}) as device:
+        conn = connect(device)
+        conn.enable()
+        assert "% Invalid input detected at '^' marker." in conn.send_command("show object-group name TS")
+        assert conn.send_command("show object-group TS").splitlines() == [
+            "Network object group TS",
+            " host 192.0.2.1",
+        ]
+        conn.disconnect()
+
+
+def test_wrong_enable_secret_is_refused(tmp_path):
+    with lab_device(tmp_path, "ios") as device:
+        conn = ConnectHandler(**{**device.netmiko_params(), "secret": "wrong"}, conn_timeout=20)
+        with pytest.raises(ValueError, match="enable mode"):
+            conn.enable()
+        assert conn.find_prompt() == "ISR4331>"
+        conn.disconnect()
+
+
+def test_wrong_password_and_refused_login(tmp_path):
+    with lab_device(tmp_path, "ios") as device, pytest.raises(NetmikoAuthenticationException):
+        ConnectHandler(**{**device.netmiko_params(), "password": "wrong"}, conn_timeout=20)
+    with (
+        lab_device(tmp_path, "ios", refuse_login=True) as device,
+        pytest.raises(NetmikoAuthenticationException),
+    ):
+        connect(device)
+
+
+def test_public_key_login(tmp_path):
+    private = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "id_ed25519"
+    key_file.write_bytes(private.export_private_key())
+    key_file.chmod(0o600)
+    (tmp_path / "authorized_keys").write_bytes(private.export_public_key())
+    with lab_device(tmp_path, "ios", authorized_keys=tmp_path / "authorized_keys") as device:
+        params = {**device.netmiko_params(), "password": None, "use_keys": True, "key_file": str(key_file)}
+        conn = ConnectHandler(**params, allow_agent=False, conn_timeout=20)
+        assert conn.find_prompt() == "ISR4331>"
+        conn.disconnect()
+
+
+def test_host_key_is_pinned_and_a_different_key_is_refused(tmp_path):
+    known = tmp_path / "known_hosts"
+    strict = {
+        "ssh_strict": True,
+        "system_host_keys": False,
+        "alt_host_keys": True,
+        "alt_key_file": str(known),
+    }
+    with lab_device(tmp_path, "ios") as device, lab_device(tmp_path, "ios") as impostor:
+        assert device.known_hosts_line() != impostor.known_hosts_line()
+        known.write_text(device.known_hosts_line() + "\n")
+        connect(device, **strict).disconnect()
+        # the impostor answers on a port whose pinned key is the first device's
+        pinned = device.known_hosts_line().split(maxsplit=1)[1]
+        known.write_text(f"[{impostor.host}]:{impostor.port} {pinned}\n")
+        with pytest.raises((NetmikoAuthenticationException, NetmikoTimeoutException, paramiko.SSHException)):
+            connect(impostor, **strict)
+
+
+def test_state_survives_restart_and_is_loaded_from_state_dir(tmp_path):
+    with lab_device(tmp_path, "ios") as device:
+        conn = connect(device)
+        conn.enable()
+        conn.send_config_set(["object-group network KEEP", "host 192.0.2.7"])
+        conn.disconnect()
+    assert device.running() == {"KEEP": ["host 192.0.2.7"]}
+
+
+def test_drop_after_lines_cuts_the_connection_mid_push(tmp_path):
+    with lab_device(tmp_path, "ios", drop_after_lines=3) as device:
+        conn = connect(device)
+        conn.enable()
+        lines = ["object-group network CUT", *(f"host 192.0.2.{i}" for i in range(1, 10))]
+        with pytest.raises((OSError, EOFError, NetmikoTimeoutException, ValueError)):
+            conn.send_config_set(lines, read_timeout=10)
+        # only the lines before the cut reached the running configuration
+        deadline = time.monotonic() + 10
+        while (
+            device.running() != {"CUT": ["host 192.0.2.1", "host 192.0.2.2"]} and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert device.running() == {"CUT": ["host 192.0.2.1", "host 192.0.2.2"]}
+
+
+def test_hang_on_command_never_answers(tmp_path):
+    with lab_device(tmp_path, "ios", hang_on="show object-group") as device:
+        conn = connect(device)
+        conn.enable()
+        started = time.monotonic()
+        with pytest.raises(Exception, match=r"(?i)pattern not detected|timed-out|timeout"):
+            conn.send_command("show object-group name X", read_timeout=2)
+        assert time.monotonic() - started >= 2
+        conn.disconnect()
+
+
+def test_banner_and_odd_prompt(tmp_path):
+    banner = "*** Authorized access only ***"
+    with lab_device(tmp_path, "ios", banner=banner) as device:
+        log = tmp_path / "session.log"
+        conn = connect(device, session_log=str(log))
+        assert conn.find_prompt() == "ISR4331>"
+        conn.disconnect()
+        assert banner in log.read_text()
+    with lab_device(tmp_path, "ios", odd_prompt=True) as device:
+        conn = connect(device)
+        assert conn.find_prompt() == "rommon 1 >"
+        with pytest.raises(ValueError):
+            conn.enable()
+        conn.disconnect()

@@ -1,0 +1,111 @@
+"""``python -m ts_isr.lab device|dns|syslog ...``: the simulated device, policy server and syslog source.
+
+Secrets may come on argv because this is a test device, but LAB_PASSWORD / LAB_SECRET from the
+environment are preferred (fixtures use them) so they never show in ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ts_isr.lab.cli import PLATFORMS, Profile
+from ts_isr.lab.device import Device, Knobs, serve
+
+
+def device_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ts_isr.lab device", description="Simulated Cisco ISR/ASA"
+    )
+    parser.add_argument("--platform", choices=PLATFORMS, default="ios")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--username", default="admin")
+    parser.add_argument("--password", default=None, help="login password (default: $LAB_PASSWORD)")
+    parser.add_argument("--secret", default=None, help="enable secret (default: $LAB_SECRET)")
+    parser.add_argument("--hostname", default="")
+    parser.add_argument("--state-dir", type=Path)
+    parser.add_argument(
+        "--preload", type=Path, help='state.json-format file: {"running": {...}, "startup": {...}}'
+    )
+    parser.add_argument("--authorized-keys", type=Path, help="OpenSSH authorized_keys for public-key login")
+    parser.add_argument("--old-ios", action="store_true", help="no `show object-group name NAME` (IOS 15.0)")
+    parser.add_argument("--max-members", type=int)
+    parser.add_argument("--line-cost-ms", type=float, default=0.0)
+    parser.add_argument("--rtt-ms", type=float, default=0.0)
+    parser.add_argument("--input-buffer", type=int, metavar="BYTES")
+    parser.add_argument("--drop-after-lines", type=int, metavar="N")
+    parser.add_argument("--refuse-login", action="store_true")
+    parser.add_argument("--hang-on", metavar="COMMAND")
+    parser.add_argument("--banner", metavar="TEXT")
+    parser.add_argument("--odd-prompt", action="store_true", help="answer from ROM monitor")
+    return parser
+
+
+def build_device(args: argparse.Namespace) -> Device:
+    password = args.password if args.password is not None else os.environ.get("LAB_PASSWORD")
+    secret = args.secret if args.secret is not None else os.environ.get("LAB_SECRET")
+    if not password or not secret:
+        raise SystemExit("lab device: give a password and an enable secret (LAB_PASSWORD and LAB_SECRET)")
+    preload = json.loads(args.preload.read_text()) if args.preload else None
+    profile = Profile(
+        platform=args.platform,
+        hostname=args.hostname,
+        secret=secret,
+        old_ios=args.old_ios,
+        max_members=args.max_members,
+        odd_prompt=args.odd_prompt,
+    )
+    knobs = Knobs(
+        line_cost_ms=args.line_cost_ms,
+        rtt_ms=args.rtt_ms,
+        input_buffer=args.input_buffer,
+        drop_after_lines=args.drop_after_lines,
+        refuse_login=args.refuse_login,
+        hang_on=args.hang_on,
+        banner=args.banner,
+    )
+    keys = args.authorized_keys.read_text() if args.authorized_keys else None
+    return Device(profile, args.username, password, knobs, args.state_dir, preload, keys)
+
+
+async def run_device(args: argparse.Namespace) -> int:
+    device = build_device(args)
+    server = await serve(device, args.host, args.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(f"lab device ready on {args.host}:{args.port}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        device.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("device", "dns", "syslog"):
+        print("usage: python -m ts_isr.lab {device|dns|syslog} [options]  (--help for each)", file=sys.stderr)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "dns":
+        from ts_isr.lab import dns  # written by the policy-server engineer; imported only when asked for
+
+        return dns.main(rest)
+    if command == "syslog":
+        from ts_isr.lab import syslog
+
+        return syslog.main(rest)
+    return asyncio.run(run_device(device_parser().parse_args(rest)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""fetch_policy end to end against Knot: the seed's log lines, NS upkeep, lifelines, last good, refusals."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.support.knot import KnotServer, make_zone_records
+from ts_isr.config import load_config
+from ts_isr.errors import FetchError
+from ts_isr.fetch import fetch_policy
+from ts_isr.log import log
+from ts_isr.policy import Policy, parse_token
+from ts_isr.policystore import FILE_NAME, load_last_good, save_last_good
+from ts_isr.ranges import Cidr
+
+ZONE = "acct.threatstop.local."
+BLOCK = "blk.acct.threatstop.local"
+ALLOW = "alw.acct.threatstop.local"
+
+
+def policy_zone(block_hosts: list[str]) -> str:
+    return make_zone_records(
+        ptr={"blk": ["b1.acct.threatstop.local", "b2.acct.threatstop.local"]},
+        a={"b1": block_hosts, "alw": ["198.51.100.7", "198.51.100.9"]},
+        apl={"b2": ["1:198.51.100.0/24", "!1:198.51.100.128/25"]},
+    )
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def at(self, level: int) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno == level]
+
+
+@pytest.fixture
+def lines() -> Iterator[Lines]:
+    handler = Lines()
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.DEBUG)
+    yield handler
+    log.removeHandler(handler)
+    log.setLevel(old_level)
+
+
+@pytest.fixture
+def knot(tmp_path: Path) -> Iterator[KnotServer]:
+    server = KnotServer(tmp_path, addresses=("127.0.0.1", "127.0.0.2"))
+    server.add_zone(ZONE, policy_zone(["192.0.2.1", "192.0.2.2", "192.0.2.10", "203.0.113.9"]))
+    with server:
+        yield server
+
+
+def write_config(tmp_path: Path, knot: KnotServer, **extra: str) -> Path:
+    values = {
+        "dns_server": "127.0.0.1",
+        "port": str(knot.port),
+        "device": "192.0.2.10",
+        "external_ip": "203.0.113.9",
+        "block_list": BLOCK,
+        "allow_list": ALLOW,
+        "username": "admin",
+        "dns_timeout": "2",
+        **extra,
+    }
+    path = tmp_path / "threatstop.conf"
+    path.write_text("# my own comment\n" + "".join(f"{k}={v}\n" for k, v in values.items()))
+    path.chmod(0o600)
+    return path
+
+
+def test_fetch_logs_the_seed_lines_spares_lifelines_and_keeps_the_last_good(
+    tmp_path: Path, knot: KnotServer, lines: Lines
+) -> None:
+    path = write_config(tmp_path, knot)
+    policy = fetch_policy(load_config(path))
+    assert list(policy.lines()) == [
+        "block 192.0.2.1/32",
+        "block 192.0.2.2/32",
+        "block 198.51.100.0/30",
+        "block 198.51.100.4/31",
+        "block 198.51.100.6/32",
+        "allow 198.51.100.7/32",
+        "block 198.51.100.8/32",
+        "allow 198.51.100.9/32",
+        "block 198.51.100.10/31",
+        "block 198.51.100.12/30",
+        "block 198.51.100.16/28",
+        "block 198.51.100.32/27",
+        "block 198.51.100.64/26",
+    ]
+    assert lines.at(logging.INFO) == [
+        "Updating DNS lists.",
+        "Testing [127.0.0.1] servers.",
+        "Comparing DNS lists.",
+        "Building allow/deny lists.",
+        f"Getting allow list {ALLOW}",
+        "Received 1 allow lists to process.",
+        "Received 2 allow results.",
+        f"Getting block list {BLOCK}",
+        "Received 2 block lists to process.",
+        "Received 6 block results.",
+    ]
+    assert any("lifelines" in w and "2 of" in w for w in lines.at(logging.WARNING))
+    stored = load_last_good(tmp_path / "state")
+    assert stored is not None and stored.policy == policy
+    assert stat.S_IMODE((tmp_path / "state" / FILE_NAME).stat().st_mode) == 0o600
+
+
+def test_a_changed_ns_set_is_tested_and_written_to_the_config(
+    tmp_path: Path, knot: KnotServer, lines: Lines
+) -> None:
+    knot.add_zone(ZONE, policy_zone(["192.0.2.1"]), ns=("127.0.0.2", "127.0.0.1"))
+    knot.reload()
+    path = write_config(tmp_path, knot)
+    fetch_policy(load_config(path))
+    assert "Updating configuration file with new DNS servers list." in lines.at(logging.INFO)
+    text = path.read_text()
+    assert "# my own comment" in text
+    assert [str(a) for a in load_config(path).dns_server] == ["127.0.0.1", "127.0.0.2"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_new_name_servers_that_do_not_answer_are_not_adopted(
+    tmp_path: Path, knot: KnotServer, lines: Lines
+) -> None:
+    knot.add_zone(ZONE, policy_zone(["192.0.2.1"]), ns=("127.0.0.3",))
+    knot.reload()
+    path = write_config(tmp_path, knot)
+    before = path.read_text()
+    fetch_policy(load_config(path))
+    assert path.read_text() == before
+    assert any("none of them answers" in w for w in lines.at(logging.WARNING))
+
+
+def test_an_emptied_block_list_is_refused_unless_forced(tmp_path: Path, knot: KnotServer) -> None:
+    path = write_config(tmp_path, knot)
+    first = fetch_policy(load_config(path))
+    knot.add_zone(ZONE, make_zone_records(a={"blk": ["192.0.2.10"], "alw": ["198.51.100.7"]}))
+    knot.reload()
+    with pytest.raises(FetchError, match=r"came back empty.*run again with --force"):
+        fetch_policy(load_config(path))
+    assert load_last_good(tmp_path / "state").policy == first
+    forced = fetch_policy(load_config(path), force=True)
+    assert forced.block == ()
+    assert load_last_good(tmp_path / "state").policy == forced
+
+
+def test_a_failed_fetch_raises_and_keeps_the_last_good(tmp_path: Path, knot: KnotServer) -> None:
+    path = write_config(tmp_path, knot)
+    first = fetch_policy(load_config(path))
+    knot.add_zone(
+        ZONE, make_zone_records(ptr={"blk": ["gone.acct.threatstop.local"]}, a={"alw": ["198.51.100.7"]})
+    )
+    knot.reload()
+    with pytest.raises(FetchError, match=r"gone\.acct\.threatstop\.local does not exist"):
+        fetch_policy(load_config(path))
+    assert load_last_good(tmp_path / "state").policy == first
+
+
+def test_the_block_list_is_truncated_to_max_policy_size_with_a_warning(
+    tmp_path: Path, knot: KnotServer, lines: Lines
+) -> None:
+    path = write_config(tmp_path, knot, max_policy_size="1", allow_list="")
+    policy = fetch_policy(load_config(path), lifelines_extra=[Cidr(4, 0xC0000201, 32)])
+    assert [str(c) for c in policy.block] == ["198.51.100.0/25"]  # the broadest is kept
+    assert "192.0.2.1/32" not in {str(c) for c in policy.block}  # the extra lifeline
+    assert any("truncated to max_policy_size=1: dropped 1" in w for w in lines.at(logging.WARNING))
+
+
+class TsadminConfig:
+    """A config of another schema: only ``get`` and the shared key names."""
+
+    def __init__(self, values: dict[str, object]) -> None:
+        self.values = values
+
+    def get(self, name: str, default: object = None) -> object:
+        return self.values.get(name, default)
+
+
+def test_a_tsadmin_config_works_through_get(tmp_path: Path, knot: KnotServer) -> None:
+    config = TsadminConfig(
+        {
+            "dns_server": "127.0.0.1",
+            "port": knot.port,
+            "block_list": BLOCK,
+            "allow_list": ALLOW,
+            "max_policy_size": 30000,
+            "state_dir": tmp_path / "tsstate",
+            "min_prefix": 8,
+        }
+    )
+    policy = fetch_policy(config)
+    assert "block 192.0.2.10/32" in set(policy.lines())  # no device key: not a lifeline here
+    assert load_last_good(tmp_path / "tsstate") is not None
+
+
+def test_the_store_round_trips_and_refuses_damage(tmp_path: Path) -> None:
+    policy = Policy(
+        (Cidr(4, 0xC0000200, 24), *(c for c in [parse_token("2001:db8::/32")] if c)),
+        (Cidr(4, 0xC6336407, 32),),
+    )
+    when = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    path = save_last_good(tmp_path / "s", policy, when)
+    stored = load_last_good(tmp_path / "s")
+    assert stored is not None and stored.policy == policy and stored.fetched_at == when
+    assert load_last_good(tmp_path / "none") is None
+    path.write_text(path.read_text() + "block 1.2.3.4;reboot\n")
+    with pytest.raises(FetchError, match=r"damaged.*line 5"):
+        load_last_good(tmp_path / "s")

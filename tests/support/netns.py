@@ -7,10 +7,12 @@ object; everything is deleted on exit, even after a failed test.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 
 from tests.support.tools import require_root, require_tool
@@ -83,3 +85,22 @@ class NetnsPair:
         self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+CLONE_NEWNET = 0x40000000
+
+
+@contextmanager
+def entered(ns: str) -> Iterator[None]:
+    """Run this thread inside ``ns`` for a while: servers started here (Knot) listen in its loopback."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns into {ns} failed")
+        yield
+    finally:
+        libc.setns(original, CLONE_NEWNET)
+        os.close(target)
+        os.close(original)

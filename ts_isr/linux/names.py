@@ -30,6 +30,14 @@ _RESERVED = frozenset(
 )
 
 
+class PrefixError(ConfigError):
+    """A refused prefix; ``reason`` is the message without the prefix, for the config's own line."""
+
+    def __init__(self, prefix: str, reason: str) -> None:
+        super().__init__(f"tsprefix {prefix[:40]!r} {reason}")
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class SetName:
     """One ipset: its live name, its swap twin, its ipset type and address family."""
@@ -76,11 +84,9 @@ def _set(prefix: str, suffix: str, family: int) -> SetName:
 def derive_names(prefix: str) -> Names:
     """The names for ``prefix``, or a :class:`ConfigError` saying which name is too long and the limit."""
     if not _PREFIX.fullmatch(prefix):
-        raise ConfigError(
-            f"tsprefix {prefix[:40]!r} is not usable: use letters, digits, '_' or '-', starting with a letter"
-        )
+        raise PrefixError(prefix, "is not usable: use letters, digits, '_' or '-', starting with a letter")
     if prefix.upper() in _RESERVED:
-        raise ConfigError(f"tsprefix {prefix!r} is a built-in iptables name; choose another, e.g. TS")
+        raise PrefixError(prefix, "is a built-in iptables name; choose another, e.g. TS")
     sets = tuple(_set(prefix, suffix, family) for family in (4, 6) for suffix in SET_SUFFIXES)
     # The trailing space keeps the kernel's "IN=..." apart from the prefix in the log line.
     log_prefix = f"{LOG_TAG}{prefix}block "
@@ -89,10 +95,11 @@ def derive_names(prefix: str) -> Names:
     for derived, what, limit in checks:
         if len(derived) > limit:
             longest = max_prefix_length()
-            raise ConfigError(
-                f"tsprefix {prefix!r} is too long: it makes the {what} {derived.strip()!r} "
+            raise PrefixError(
+                prefix,
+                f"is too long: it makes the {what} {derived.strip()!r} "
                 f"{len(derived)} characters and the kernel allows {limit}; "
-                f"use a prefix of at most {longest} characters (e.g. TS)"
+                f"use a prefix of at most {longest} characters (e.g. TS)",
             )
     return Names(prefix=prefix, chain=prefix, log_prefix=log_prefix, sets=sets)
 

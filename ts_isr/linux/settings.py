@@ -21,9 +21,8 @@ from ts_isr.config import (
     parse_secret,
     schema,
 )
-from ts_isr.errors import ConfigError
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, parse_logopts
-from ts_isr.linux.names import DEFAULT_PREFIX, derive_names
+from ts_isr.linux.names import DEFAULT_PREFIX, PrefixError, derive_names
 
 LINUX_TITLE = "Configuration file of ThreatSTOP ts-iptables (tsadmin), /opt/threatstop/threatstop.conf"
 
@@ -32,8 +31,8 @@ def parse_prefix(text: str) -> str:
     """A prefix every derived kernel name fits (the reason is the ConfigError's text)."""
     try:
         derive_names(text)
-    except ConfigError as exc:
-        raise Invalid(str(exc).split(": ", 1)[-1]) from None
+    except PrefixError as exc:
+        raise Invalid(exc.reason) from None
     return text
 
 
@@ -53,13 +52,9 @@ def _cisco(name: str, **changes: object) -> Key:
 
 
 LINUX_KEYS = schema(
-    Key(
-        "type", _choice("manual", "auto"), "manual: this file; auto: from the portal.", "manual"
-    ),
+    Key("type", _choice("manual", "auto"), "manual: this file; auto: from the portal.", "manual"),
     Key("device_id", parse_plain, "ThreatSTOP device ID (TDID), from the portal's device page."),
-    Key(
-        "auto_key", parse_secret, "Web Automation key (this file stays mode 0600).", secret=True
-    ),
+    Key("auto_key", parse_secret, "Web Automation key (this file stays mode 0600).", secret=True),
     _cisco("block_list"),
     _cisco("allow_list"),
     _cisco("dns_server"),
@@ -88,9 +83,7 @@ LINUX_KEYS = schema(
     ),
     Key("autoconf_port", _int_range(1, 65535), "TCP port of the configuration service.", "5353"),
     _cisco("ca_bundle", help="CA bundle for the configuration service and the log upload's TLS checks."),
-    _cisco(
-        "logfile", default="/var/log/threatstop/threatstop.log", help="Block log lines."
-    ),
+    _cisco("logfile", default="/var/log/threatstop/threatstop.log", help="Block log lines."),
     _cisco("url"),
     _cisco("proxy"),
     _cisco("log_part_size"),

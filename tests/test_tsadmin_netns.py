@@ -1,0 +1,255 @@
+"""tsadmin end to end, as root, inside network namespaces the tests create: real ipset, iptables, Knot.
+
+The policy server (Knot) runs on the host namespace's own loopback; tsadmin
+runs there with ``ip netns exec``; the addresses it blocks answer pings from
+the peer namespace across a veth pair.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.knot import KnotServer, make_zone_records
+from tests.support.netns import NetnsPair, entered
+from tests.support.tools import require_tool
+
+pytestmark = pytest.mark.root
+
+TSADMIN = Path(__file__).resolve().parent.parent / "bin" / "tsadmin"
+ZONE = "test.threatstop.local"
+BLOCK_LIST = f"blk.{ZONE}"
+ALLOW_LIST = f"alw.{ZONE}"
+BLOCKED_HOST = "192.0.2.10"
+BLOCKED_NET = "203.0.113.0/24"
+BLOCKED_IN_NET = "203.0.113.9"
+ALLOWED_IN_NET = "203.0.113.5"
+FREE_HOST = "198.51.100.20"
+PEER_ADDRESSES = (BLOCKED_HOST, BLOCKED_IN_NET, ALLOWED_IN_NET, FREE_HOST)
+HOST_RULE = ["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]
+
+
+def policy_zone(extra_block: tuple[str, ...] = ()) -> str:
+    items = [f"1:{BLOCKED_HOST}/32", f"1:{BLOCKED_NET}", *(f"1:{item}" for item in extra_block)]
+    return make_zone_records(apl={"blk": items}, a={"alw": [ALLOWED_IN_NET]})
+
+
+@dataclass
+class Lab:
+    pair: NetnsPair
+    knot: KnotServer
+    root: Path
+    prefix: str
+
+    def tsadmin(
+        self, *args: str, user: str | None = None, stdin: str = ""
+    ) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, str(TSADMIN), *args, "--root", str(self.root)]
+        if user is not None:
+            argv = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups", *argv]
+        return self.pair.run(argv, input=stdin)
+
+    def add(self, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.tsadmin(
+            "add",
+            f"--block_list={BLOCK_LIST}",
+            f"--allow_list={ALLOW_LIST}",
+            "--dns_server=127.0.0.1",
+            f"--port={self.knot.port}",
+            f"--tsprefix={self.prefix}",
+            "--silent",
+            *extra,
+        )
+
+    def state(self) -> tuple[str, str, str]:
+        """What the kernel holds: rules of both families and every set, counters and comments left out."""
+        v4 = self.pair.run(["iptables-save"]).stdout
+        v6 = self.pair.run(["ip6tables-save"]).stdout
+        sets = self.pair.run(["ipset", "save"]).stdout
+        return tuple(_without_comments(text) for text in (v4, v6, sets))
+
+    def set_zone(self, text: str) -> None:
+        self.knot.add_zone(ZONE, text)
+        with entered(self.pair.host):
+            self.knot.reload()
+
+
+def _without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    for tool in ("ipset", "iptables", "ip6tables", "ping", "setpriv"):
+        require_tool(tool)
+    with NetnsPair(PEER_ADDRESSES) as pair:
+        knot = KnotServer(tmp_path)
+        knot.add_zone(ZONE, policy_zone())
+        with entered(pair.host):
+            knot.start()
+        try:
+            pair.run(["iptables", *HOST_RULE])
+            pair.run(["ipset", "create", "hostowned", "hash:ip"])
+            yield Lab(pair, knot, tmp_path / "root", "T" + secrets.token_hex(2))
+        finally:
+            knot.stop()
+
+
+@pytest.fixture
+def kernel_log_in_netns() -> Iterator[None]:
+    """The LOG target logs from a non-init namespace only with nf_log_all_netns; restored after."""
+    knob = Path("/proc/sys/net/netfilter/nf_log_all_netns")
+    if not knob.exists():
+        subprocess.run(["modprobe", "nf_log_syslog"], check=False, capture_output=True)
+    before = knob.read_text()
+    knob.write_text("1")
+    try:
+        yield
+    finally:
+        knob.write_text(before)
+
+
+def kernel_lines(tag: str) -> list[str]:
+    return [
+        line
+        for line in subprocess.run(["dmesg"], capture_output=True, text=True).stdout.splitlines()
+        if tag in line
+    ]
+
+
+def test_add_blocks_logs_allows_and_remove_gives_the_rules_back(lab: Lab, kernel_log_in_netns: None) -> None:
+    before = lab.state()
+    assert lab.pair.reachable(BLOCKED_HOST) and lab.pair.reachable(FREE_HOST)
+
+    added = lab.add()
+    assert added.returncode == 4, added.stdout + added.stderr
+
+    assert not lab.pair.reachable(BLOCKED_HOST)
+    assert not lab.pair.reachable(BLOCKED_IN_NET)
+    assert lab.pair.reachable(ALLOWED_IN_NET), "an allowed address inside a blocked network stays reachable"
+    assert lab.pair.reachable(FREE_HOST)
+    tag = f"ThreatSTOP-{lab.prefix}block"
+    deadline = time.monotonic() + 10
+    while (
+        not any(f"DST={BLOCKED_HOST}" in line for line in kernel_lines(tag)) and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    assert any(f"DST={BLOCKED_HOST}" in line for line in kernel_lines(tag))
+
+    install_dir = lab.root / "opt/threatstop"
+    assert (install_dir / "pre-threatstop_iptables").read_text().count("--dport 22") == 1
+    assert "hostowned" in (install_dir / "pre-threatstop_ipset").read_text()
+    assert (install_dir / "threatstop.conf").stat().st_mode & 0o077 == 0
+    assert f"add {lab.prefix}blockaddr {BLOCKED_HOST}" in (install_dir / "threatstop_ipset.save").read_text()
+    assert "tsadmin update" in (lab.root / "crontab").read_text()
+    assert "restore" in (lab.root / "etc/systemd/system/threatstop.service").read_text()
+
+    installed = lab.state()
+    again = lab.add()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert lab.state() == installed, "a second add changes nothing"
+
+    removed = lab.tsadmin("remove", "--silent")
+    assert removed.returncode == 4, removed.stdout + removed.stderr
+    v4, _, sets = lab.state()
+    assert v4 == before[0], "remove gives back exactly the rules iptables-save showed before add"
+    assert sets == before[2], "the host's own set stays; ours are gone"
+    assert lab.pair.reachable(BLOCKED_HOST)
+    assert "tsadmin" not in (lab.root / "crontab").read_text()
+    assert not (lab.root / "etc/systemd/system/threatstop.service").exists()
+    assert (install_dir / "threatstop.conf").exists(), "the config is left for a re-install"
+
+
+def test_no_window_during_updates_and_the_jump_goes_back_on_top(lab: Lab) -> None:
+    assert lab.add().returncode == 4
+    ping = subprocess.Popen(
+        ["ip", "netns", "exec", lab.pair.host, "ping", "-n", "-i", "0.01", "-W", "1", BLOCKED_HOST],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for round_ in range(4):
+            extra = tuple(f"10.{round_}.{n}.0/24" for n in range(200)) if round_ % 2 == 0 else ()
+            lab.set_zone(policy_zone(extra))
+            done = lab.tsadmin("update")
+            assert done.returncode == 4, done.stdout + done.stderr
+    finally:
+        ping.send_signal(signal.SIGINT)
+        output, _ = ping.communicate(timeout=30)
+    sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", output).groups())
+    assert sent > 20, output
+    assert received == 0, "a blocked address got through during an update"
+
+    lab.pair.run(["iptables", "-I", "INPUT", "1", "-s", FREE_HOST, "-j", "ACCEPT"])
+    moved = lab.tsadmin("update")
+    assert moved.returncode == 4, moved.stdout + moved.stderr
+    first_rules = [line for line in lab.state()[0].splitlines() if line.startswith("-A INPUT")]
+    assert first_rules[0] == f"-A INPUT -j {lab.prefix}"
+    assert lab.tsadmin("update").returncode == 0, "an unchanged policy changes nothing"
+
+
+def test_refusals_change_nothing(lab: Lab) -> None:
+    before = lab.state()
+    config = lab.root / "opt/threatstop/threatstop.conf"
+
+    too_long = lab.tsadmin(
+        "add", f"--block_list={BLOCK_LIST}", "--tsprefix=ThreatSTOPlong", "--silent", "--skip_checkpolicy"
+    )
+    assert too_long.returncode == 2
+    assert "too long" in too_long.stdout and "29" in too_long.stdout
+    assert lab.state() == before and not config.exists()
+
+    lab.knot.stop()
+    no_dns = lab.add()
+    assert no_dns.returncode == 1
+    assert no_dns.stdout.count("[ERROR]") == 1, no_dns.stdout
+    assert lab.state() == before and not config.exists()
+
+    not_root = lab.tsadmin("update", user="nobody")
+    assert not_root.returncode == 2
+    assert "must run as root" in not_root.stdout
+    assert lab.state() == before
+
+
+def test_dns_failure_on_update_keeps_the_installed_policy(lab: Lab) -> None:
+    assert lab.add().returncode == 4
+    installed = lab.state()
+    lab.knot.stop()
+    failed = lab.tsadmin("update")
+    assert failed.returncode == 1 and "[ERROR]" in failed.stdout
+    assert lab.state() == installed
+    assert not lab.pair.reachable(BLOCKED_HOST)
+
+
+def test_boot_restore_puts_sets_and_chain_back_without_dns(lab: Lab) -> None:
+    assert lab.add().returncode == 4
+    installed = lab.state()
+    lab.knot.stop()
+    # A reboot: the kernel forgets every rule and set.
+    chain = lab.prefix
+    lab.pair.run(
+        [
+            "sh",
+            "-c",
+            f"iptables -D INPUT -j {chain}; iptables -D OUTPUT -j {chain}; "
+            f"iptables -D FORWARD -j {chain}; iptables -F {chain}; iptables -X {chain}",
+        ]
+    )
+    for name in lab.pair.run(["ipset", "list", "-n"]).stdout.split():
+        if name.startswith(chain):
+            lab.pair.run(["ipset", "destroy", name])
+    assert lab.pair.reachable(BLOCKED_HOST)
+    restored = lab.tsadmin("restore")
+    assert restored.returncode == 4, restored.stdout + restored.stderr
+    assert not lab.pair.reachable(BLOCKED_HOST)
+    assert lab.state()[0] == installed[0]

@@ -66,7 +66,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from ts_isr.errors import TsError
+from ts_isr.errors import ConfigError, TsError
 from ts_isr.lock import run_lock
 from ts_isr.log import add_secret, log
 
@@ -488,9 +488,9 @@ class Uploader:
 
     def __init__(self, destination: Destination, device: Device, *, level: int = 6) -> None:
         if urlsplit(destination.url).scheme != "https":
-            raise UploadError(f"{destination.url} is not https://; logs are never sent unencrypted")
+            raise ConfigError(f"{destination.url} is not https://; logs are never sent unencrypted")
         if destination.ca_bundle is not None and not os.access(destination.ca_bundle, os.R_OK):
-            raise UploadError(
+            raise ConfigError(
                 f"CA bundle {destination.ca_bundle} cannot be read; fix ca_bundle (TLS is always verified)"
             )
         self.destination = destination

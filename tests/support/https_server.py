@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import select
 import socket
 import ssl
 import struct
@@ -31,6 +32,7 @@ class Failure(StrEnum):
     TOO_LARGE = "413"
     HANG = "hang"  # reads the body, then answers nothing until the client gives up
     RESET = "reset"  # reads 1 KiB of the body, then resets the TCP connection
+    REDIRECT = "302"  # a redirect that a careless client would follow with a GET and call success
 
 
 @dataclass(frozen=True)
@@ -74,18 +76,20 @@ class LogServer:
         self.delay = delay
         self.uploads: list[Upload] = []
         self.attempts = 0
-        self._failures: list[Failure] = []
+        self._failures: list[Failure | None] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd = _Server(self)
         self.port = self._httpd.server_address[1]
         self.url = f"https://127.0.0.1:{self.port}/logupload"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="log-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="log-server", daemon=True
+        )
 
-    def fail(self, failure: Failure, times: int = 1) -> None:
-        """Fail the next ``times`` requests that way; later ones succeed again."""
+    def fail(self, failure: Failure, times: int = 1, after: int = 0) -> None:
+        """Let ``after`` requests succeed, fail the ``times`` next ones that way, then succeed again."""
         with self._lock:
-            self._failures.extend([failure] * times)
+            self._failures.extend([None] * after + [failure] * times)
 
     def received(self) -> bytes:
         """Everything accepted, inflated, in the order it arrived."""
@@ -157,6 +161,12 @@ class _Handler(BaseHTTPRequestHandler):
             owner._stopping.wait(owner.hang_seconds)
             self.close_connection = True
             return
+        if failure is Failure.REDIRECT:
+            self.send_response(302)
+            self.send_header("Location", f"https://127.0.0.1:{owner.port}/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if failure is not None:
             self._answer(int(failure.value), b"failing as told\n")
             return
@@ -169,6 +179,10 @@ class _Handler(BaseHTTPRequestHandler):
             owner._stopping.wait(owner.delay)
         owner._accept(upload)
         self._answer(200, b'{"status": "ok"}\n')
+
+    def do_GET(self) -> None:
+        """The upload form's page: a client that follows a redirect with a GET lands here, on a 200."""
+        self._answer(200, b"<html><body>log upload form</body></html>\n")
 
     def _answer(self, status: int, text: bytes) -> None:
         self.send_response(status)
@@ -214,6 +228,68 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError("the upload is not one whole gzip stream")
         data = b"".join(kept) if self.server.owner.keep_data else None
         return Upload(fields, file_name, data, size, digest.hexdigest(), self.path)
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy on 127.0.0.1 (free port) that tunnels only to 127.0.0.1 and records targets.
+
+    ``url`` is ``http://127.0.0.1:PORT``; ``targets`` lists each ``host:port`` asked for.
+    """
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._thread = threading.Thread(target=self._serve, name="connect-proxy", daemon=True)
+
+    def __enter__(self) -> ConnectProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        self._listener.close()
+        self._thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        with client:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                data = client.recv(4096)
+                if not data:
+                    return
+                head += data
+            method, target = head.split(b" ", 2)[:2]
+            host, _, port = target.decode().rpartition(":")
+            if method != b"CONNECT" or host != "127.0.0.1":
+                client.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            self.targets.append(target.decode())
+            with socket.create_connection((host, int(port)), timeout=30) as upstream:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                _pipe(client, upstream)
+
+
+def _pipe(one: socket.socket, other: socket.socket) -> None:
+    """Copy bytes both ways until either side closes."""
+    peers = {one: other, other: one}
+    while True:
+        readable, _, _ = select.select(list(peers), [], [], 30)
+        if not readable:
+            return
+        for sock in readable:
+            data = sock.recv(1 << 16)
+            if not data:
+                return
+            peers[sock].sendall(data)
 
 
 def _multipart(body: bytes, boundary: bytes) -> list[tuple[str, str | None, bytes]]:

@@ -1,0 +1,64 @@
+"""loguploadclient: send the device's syslog to ThreatSTOP over HTTPS (cron runs it hourly).
+
+Only wiring: the Cisco config's keys become the plain parameters of
+:func:`ts_isr.logupload.upload_logs`, which does the work and is shared with
+``tsadmin logs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ts_isr.commands.common import command_parser, load_command_config, run_command
+from ts_isr.config import Config
+from ts_isr.errors import Exit
+from ts_isr.log import log, setup_logging
+from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
+
+VERSION = "3.0.0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = command_parser(
+        "loguploadclient",
+        "Rotate the device's syslog file (logfile) and upload it, and logrotate's rotated files, "
+        "to ThreatSTOP over HTTPS (url); files are kept until the server confirms them.",
+    )
+    parser.add_argument(
+        "--no-rotate",
+        action="store_true",
+        help="leave the live log alone: send only files already rotated (by logrotate or earlier runs)",
+    )
+    return parser
+
+
+def device_of(config: Config) -> Device:
+    """ThreatSTOP knows a device by its registered public address; the internal one names it."""
+    return Device(address=str(config.external_ip or config.device), identifier=str(config.device))
+
+
+def run(args: argparse.Namespace) -> Exit:
+    config = load_command_config(args.config)
+    setup_logging(config.tsoutput, verbose=args.verbose)
+    log.info(f"Starting loguploadclient v{VERSION}.")
+    spool = LogSpool(config.logfile, config.state_dir, reopen_command=config.log_reopen_command)
+    destination = Destination(config.url, ca_bundle=config.ca_bundle, proxy=config.proxy)
+    with Uploader(destination, device_of(config)) as uploader:
+        upload_logs(
+            spool,
+            uploader,
+            part_size=config.log_part_size,
+            keep_days=config.keep_uploaded_days,
+            rotate=not args.no_rotate,
+        )
+    return Exit.UNCHANGED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(lambda: run(args), verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -355,12 +355,14 @@ def test_wrong_password_wrong_enable_and_changed_host_key_each_say_what_to_do(wo
     wrong_login = run_silent(world, *base, stdin=f"not-{dev.password}\n{dev.secret}\n")
     assert wrong_login.returncode == 1
     assert wrong_login.stdout.strip().splitlines()[-1] == (
-        f"[ERROR] : the device refused the login of user '{dev.username}'; "
-        "run setup again with the right username and SSH password"
+        f"[ERROR] : authentication failed for user {dev.username} on {dev.host}:{dev.port}; "
+        "check username and password in the config (or run setup again)"
     )
     wrong_enable = run_silent(world, *base, stdin=f"{dev.password}\nnot-{dev.secret}\n")
     assert wrong_enable.returncode == 1
-    assert "the device refused the enable password" in wrong_enable.stdout.strip().splitlines()[-1]
+    [enable_line] = [line for line in wrong_enable.stdout.splitlines() if line.startswith("[ERROR]")]
+    assert enable_line.startswith(f"[ERROR] : enable refused on {dev.host}")
+    assert "check enable_pw" in enable_line
     assert not (world.root / "crontab").exists(), "nothing installed after a failed check"
 
     known_hosts = world.config.parent / "known_hosts"

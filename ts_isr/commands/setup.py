@@ -22,10 +22,11 @@ from pathlib import Path
 
 from ts_isr import __version__, sysconf
 from ts_isr.commands.common import command_dir, command_parser, run_command
+from ts_isr.commands.upload_rules import cisco_target
 from ts_isr.config import CISCO_KEYS, Config, Invalid, find_config, load_config, read_values, save_config
 from ts_isr.errors import ConfigError, DeviceError, Exit, TsError
 from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, store_host_key
-from ts_isr.log import add_secret, escape, log, setup_logging
+from ts_isr.log import add_secret, log, setup_logging
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_RULES_SCHEDULE = "23 */2 * * *"
@@ -279,67 +280,13 @@ def trust_host_key(config: Config, *, accept: bool, can_ask: bool) -> None:
 
 
 def check_login(config: Config) -> None:
-    """Log in as upload_rules will (strict host key) and enter privileged mode; one line per failure."""
-    from netmiko import ConnectHandler
-    from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
-
+    """Log in and enter privileged mode as upload_rules will (strict host key); one line per failure."""
     log.info("Establishing ssh connection")
-    params = {
-        "device_type": "cisco_asa" if config.personality == "asa" else "cisco_ios",
-        "host": str(config.device),
-        "port": config.ssh_port,
-        "username": config.username,
-        "password": config.password or "",
-        "secret": config.enable_pw or "",
-        "ssh_strict": True,
-        "system_host_keys": False,
-        "alt_host_keys": True,
-        "alt_key_file": str(config.known_hosts),
-        "conn_timeout": config.ssh_timeout,
-        "auth_timeout": config.ssh_timeout,
-        "banner_timeout": config.ssh_timeout,
-        "timeout": config.ssh_timeout,
-        "allow_agent": False,
-        "use_keys": False,
-    }
-    enable_refused = DeviceError(
-        f"the device refused the enable password for user '{config.username}'; "
-        "run setup again and enter the right ISR enable password"
-    )
+    target = cisco_target(config, ("block",))
     try:
-        connection = ConnectHandler(**params)
-    except NetmikoAuthenticationException:
-        raise DeviceError(
-            f"the device refused the login of user '{config.username}'; "
-            "run setup again with the right username and SSH password"
-        ) from None
-    except NetmikoTimeoutException as exc:
-        if "known_hosts" in str(exc) or "does not match" in str(exc):
-            raise DeviceError(
-                "the device's SSH host key is not the trusted one; run setup again to check and trust it"
-            ) from None
-        raise DeviceError(
-            f"no SSH session with the device within {config.ssh_timeout:.0f}s "
-            f"({escape(' '.join(str(exc).split()), 160)}); check the device's SSH service"
-        ) from None
-    except (ValueError, ReadTimeout):
-        raise enable_refused from None
-    try:
-        if not connection.check_enable_mode():
-            if not config.enable_pw:
-                raise DeviceError(
-                    f"user '{config.username}' is not privileged and no enable password is set; "
-                    "run setup again and enter the ISR enable password"
-                )
-            try:
-                connection.enable()
-            except (ValueError, ReadTimeout):
-                raise enable_refused from None
-            if not connection.check_enable_mode():
-                raise enable_refused
-        log.info("Entering Privileged Mode.")
+        target.connect()
     finally:
-        connection.disconnect()
+        target.close()
     log.info("Login and enable OK.")
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +29,8 @@ from ts_isr.linux.names import Names, derive_names
 from ts_isr.linux.settings import ADVANCED_PROMPTS, LINUX_KEYS, LINUX_TITLE, PROMPTS, Paths
 from ts_isr.linux.system import require_root, run_tool
 from ts_isr.lock import run_lock
-from ts_isr.log import MASK, add_secret, log, setup_logging
+from ts_isr.log import MASK, add_secret, log
+from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
 from ts_isr.policy import Policy
 from ts_isr.sysconf import CronJob, ensure_cron_jobs
 from ts_isr.targets.base import plan_changes
@@ -243,10 +245,11 @@ def ask(name: str, default: str) -> str:
         if not answer and not key.required:
             return ""
         try:
-            key.parse(answer)
-            return answer
+            parsed = key.parse(answer)
         except Invalid as exc:
             print(f"  {name}: {exc}")
+            continue
+        return parsed if isinstance(parsed, str) else answer
     raise ConfigError(f"{name}: three answers did not fit; pass --{name}=... instead")
 
 
@@ -387,11 +390,17 @@ def command_show(args: argparse.Namespace, paths: Paths) -> Exit:
 
 
 def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
+    """Rotate the block log, make the syslog daemon reopen it, and upload it (the Cisco upload code)."""
     config = load(args, paths)
-    setup_logging(paths.tsadmin_log, verbose=args.verbose)
-    from ts_isr.linux.logs import rotate_and_upload
-
-    return rotate_and_upload(config, paths)
+    reopen = config.log_reopen_command or host.reopen_command(paths)
+    spool = LogSpool(host_logfile(config, paths), config.state_dir, reopen_command=reopen)
+    destination = Destination(config.url, ca_bundle=config.ca_bundle, proxy=config.proxy)
+    device = Device(
+        address=str(config.external_ip or ""), identifier=str(config.device_id or socket.gethostname())
+    )
+    with Uploader(destination, device) as uploader:
+        upload_logs(spool, uploader, part_size=config.log_part_size, keep_days=config.keep_uploaded_days)
+    return Exit.UNCHANGED
 
 
 def command_restore(args: argparse.Namespace, paths: Paths) -> Exit:

@@ -35,7 +35,7 @@ SYSLOG_NG_SNIPPET = "etc/syslog-ng/conf.d/threatstop-kernel.conf"
 RSYSLOG_SNIPPET = "etc/rsyslog.d/30-threatstop.conf"
 # Debian's syslog-ng.conf defines s_src (system() and internal(), the kernel's messages included).
 _SYSLOG_NG = """# ThreatSTOP ts-iptables: the kernel's ThreatSTOP- LOG lines, for tsadmin logs.
-filter f_threatstop_kernel { facility(kern) and message("ThreatSTOP-" type(string)); };
+filter f_threatstop_kernel { facility(kern) and message("ThreatSTOP-" type(string) flags(substring)); };
 destination d_threatstop_kernel { file("$logfile" create-dirs(yes) perm(0640) dir-perm(0750)); };
 log { source(s_src); filter(f_threatstop_kernel); destination(d_threatstop_kernel); };
 """
@@ -95,6 +95,16 @@ def route_kernel_log(paths: Paths, logfile: Path) -> str | None:
     if changed:
         reload_syslog(paths, daemon)
     return daemon
+
+
+def reopen_command(paths: Paths) -> tuple[str, ...]:
+    """How the host's syslog daemon is told to reopen the block log after ``tsadmin logs`` renamed it."""
+    daemon = syslog_daemon(paths)
+    if daemon == "syslog-ng":
+        return ("syslog-ng-ctl", "reopen")
+    if daemon == "rsyslog":
+        return ("systemctl", "kill", "-s", "HUP", "rsyslog.service")
+    return ()
 
 
 def unroute_kernel_log(paths: Paths) -> bool:

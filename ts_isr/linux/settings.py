@@ -88,6 +88,11 @@ LINUX_KEYS = schema(
     _cisco("proxy"),
     _cisco("log_part_size"),
     _cisco("keep_uploaded_days"),
+    _cisco(
+        "log_reopen_command",
+        default=None,
+        help="Makes the syslog daemon reopen the log after tsadmin logs renamed it (default: by daemon).",
+    ),
     _cisco("state_dir"),
 )
 

@@ -196,9 +196,7 @@ class IpsetTarget(Target):
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            log.warning(
-                f"no saved state {path}: the sets start empty until tsadmin update"
-            )
+            log.warning(f"no saved state {path}: the sets start empty until tsadmin update")
             return None
         held = members_of(parse_save(text, names.all_set_names()), names)
         return Policy(tuple(sorted(held["block"])), tuple(sorted(held["allow"])))

@@ -19,14 +19,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ts_isr import __version__
+from ts_isr.autoconf import fetch_settings
 from ts_isr.commands.common import EXIT_CODES_HELP, run_command
-from ts_isr.config import Config, Invalid, load_config, read_values, save_config, validate
+from ts_isr.config import Config, Invalid, Schema, load_config, read_values, save_config, validate
 from ts_isr.errors import ConfigError, Exit
 from ts_isr.fetch import fetch_policy
 from ts_isr.linux import host
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, Firewall, parse_logopts
 from ts_isr.linux.names import Names, derive_names
-from ts_isr.linux.settings import ADVANCED_PROMPTS, LINUX_KEYS, LINUX_TITLE, PROMPTS, Paths
+from ts_isr.linux.settings import ADVANCED_PROMPTS, AUTOCONF_KEYS, LINUX_KEYS, LINUX_TITLE, PROMPTS, Paths
 from ts_isr.linux.system import require_root, run_tool
 from ts_isr.lock import run_lock
 from ts_isr.log import MASK, add_secret, log
@@ -268,9 +269,8 @@ def gather_settings(args: argparse.Namespace, path: Path) -> dict[str, str]:
     given = option_values(args)
     merged = {**raw, **given}
     if merged.get("type", "manual") == "auto":
-        from ts_isr.autoconf import fetch_settings
-
-        merged.update(fetch_settings(_validated(merged, path)))
+        needed = {name: LINUX_KEYS[name] for name in AUTOCONF_KEYS}
+        merged.update(fetch_settings(_validated(merged, path, needed)))
         merged.update(given)
     elif not (args.silent or args.take_defaults):
         for name in PROMPTS + (ADVANCED_PROMPTS if args.advanced else ()):
@@ -281,8 +281,8 @@ def gather_settings(args: argparse.Namespace, path: Path) -> dict[str, str]:
     return merged
 
 
-def _validated(raw: dict[str, str], path: Path) -> Config:
-    values, problems = validate(raw, LINUX_KEYS, path.parent.resolve())
+def _validated(raw: dict[str, str], path: Path, keys: Schema = LINUX_KEYS) -> Config:
+    values, problems = validate(raw, keys, path.parent.resolve())
     if problems:
         raise ConfigError("; ".join(problems))
     return Config(path, values)
@@ -335,8 +335,6 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
 
 def refresh_auto_settings(config: Config) -> Config:
     """Web automation: take the portal's current settings before the policy (they may name new lists)."""
-    from ts_isr.autoconf import fetch_settings
-
     raw = read_values(config.path)
     fresh = {**raw, **fetch_settings(config)}
     if fresh != raw:

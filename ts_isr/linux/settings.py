@@ -17,6 +17,7 @@ from ts_isr.config import (
     _choice,
     _int_range,
     parse_bool,
+    parse_dns_name,
     parse_plain,
     parse_secret,
     schema,
@@ -82,6 +83,12 @@ LINUX_KEYS = schema(
         "192.124.129.42",
     ),
     Key("autoconf_port", _int_range(1, 65535), "TCP port of the configuration service.", "5353"),
+    Key(
+        "autoconf_hostname",
+        parse_dns_name,
+        "Name the configuration service's TLS certificate must carry.",
+        "config.threatstop.com",
+    ),
     _cisco("ca_bundle", help="CA bundle for the configuration service and the log upload's TLS checks."),
     _cisco("logfile", default="/var/log/threatstop/threatstop.log", help="Block log lines."),
     _cisco("url"),
@@ -97,6 +104,16 @@ LINUX_KEYS = schema(
 )
 
 # What `tsadmin add` asks in manual mode, in order; the advanced ones only with --advanced.
+# What --type auto needs before it can ask the configuration service.
+AUTOCONF_KEYS = (
+    "device_id",
+    "auto_key",
+    "autoconf_server",
+    "autoconf_port",
+    "autoconf_hostname",
+    "ca_bundle",
+    "dns_timeout",
+)
 PROMPTS = ("block_list", "allow_list", "tsprefix", "allow_action", "max_policy_size")
 ADVANCED_PROMPTS = ("port", "dns_server", "load_br_netfilter", "logopts", "logopts_direction")
 

@@ -263,6 +263,8 @@ def test_a_second_run_is_refused_while_one_holds_the_lock(server, logfile, tmp_p
     with run_lock(spool.lock_path, "log upload"), pytest.raises(LockedError):
         run(spool, server)
     assert logfile.exists() and server.attempts == 0
+    nowhere = spool_for(tmp_path / "no-such-dir" / "device.log", tmp_path)
+    assert run(nowhere, server).parts_sent == 0
 
 
 def test_a_failed_reopen_puts_the_log_back(server, logfile, tmp_path):
@@ -333,3 +335,5 @@ def test_an_empty_or_missing_log_sends_nothing(server, logfile, tmp_path):
     logfile.touch()
     assert run(spool, server).parts_sent == 0
     assert logfile.exists() and server.attempts == 0
+    nowhere = spool_for(tmp_path / "no-such-dir" / "device.log", tmp_path)
+    assert run(nowhere, server).parts_sent == 0

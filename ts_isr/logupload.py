@@ -212,9 +212,11 @@ class LogSpool:
     def rotate(self) -> Path | None:
         """Move the live log into the spool and make its writer reopen; None if it is empty."""
         try:
-            if self.logfile.stat().st_size == 0:
-                return None
+            size = self.logfile.stat().st_size
         except FileNotFoundError:
+            size = 0
+        if size == 0:
+            log.info(f"No new lines in {self.logfile}.")
             return None
         self._make_dirs()
         target = self._new_path(time.time())
@@ -272,6 +274,9 @@ class LogSpool:
 
     def adopt_rotated(self) -> list[Path]:
         """Move logrotate's rotated files into the spool (gzip ones inflated), oldest first."""
+        if not self.logfile.parent.is_dir():
+            log.warning(f"{self.logfile.parent} does not exist: is syslog-ng receiving the device's syslog?")
+            return []
         found = [
             path
             for path in self.logfile.parent.iterdir()

@@ -95,6 +95,20 @@ def test_random_apl_prints_only_valid_networks_or_fails_whole(rdatas: list[bytes
     assert_valid(lines)
 
 
+@settings(max_examples=300, deadline=None)
+@given(apl_rdata)
+def test_the_apl_fast_cut_agrees_with_the_item_by_item_reading(data: bytes) -> None:
+    try:
+        slow = dnsfetch._apl_items_one_by_one(data)
+    except dnsfetch.Malformed:
+        slow = None
+    try:
+        fast = dnsfetch.apl_items(response(dnsfetch.APL, [data]))
+    except dnsfetch.Malformed:
+        fast = None
+    assert fast == slow
+
+
 # --- Differential: Knot serves a random zone; ipaddress computes the answer on its own ---------
 
 ZONE = "diff.test."

@@ -229,10 +229,11 @@ def test_bulk_answers_decode_like_dnspython(knot: KnotServer) -> None:
         (dns.name.from_text("aplbulk.pol.test"), dnsfetch.APL),
         (dns.name.from_text("hostile.pol.test"), dnsfetch.TXT),
         (dns.name.from_text("mixed.pol.test"), dnsfetch.PTR),
+        (dns.name.from_text("p-apl.pol.test"), dnsfetch.APL),
     ]
     connection = dnsfetch.DnsConnection("127.0.0.1", knot.port, 5)
     try:
-        bulk, aaaa, apl, txt, ptr = connection.exchange(questions)
+        bulk, aaaa, apl, txt, ptr, mixed_apl = connection.exchange(questions)
     finally:
         connection.close()
     assert dnsfetch._a_fixed_layout(bulk) is not None  # the fast path is the one measured
@@ -245,13 +246,14 @@ def test_bulk_answers_decode_like_dnspython(knot: KnotServer) -> None:
         int(ipaddress.ip_address(r.address)) for r in reference[1]
     )
     assert dnsfetch.aaaa_addresses(aaaa) == [int(ipaddress.ip_address(r.address)) for r in reference[28]]
-    assert [
-        (i.family, i.prefixlen, i.negated, int.from_bytes(i.address.ljust(4, b"\0")))
-        for i in dnsfetch.apl_items(apl)
-    ] == [
-        (item.family, item.prefix, item.negation, int(ipaddress.ip_address(item.address)))
-        for rdata in reference[42]
-        for item in rdata.items
-    ]
+    for response in (apl, mixed_apl):
+        assert [
+            (item[1], item[2], item[3] > 0x7F, bytes(item[4:]).ljust(16 if item[1] == 2 else 4, b"\0"))
+            for item in dnsfetch.apl_items(response)
+        ] == [
+            (ref.family, ref.prefix, ref.negation, ipaddress.ip_address(ref.address).packed)
+            for rdata in dns.message.from_wire(response.wire).answer[0]
+            for ref in rdata.items
+        ]
     assert dnsfetch.txt_strings(txt) == [s for rdata in reference[16] for s in rdata.strings]
     assert dnsfetch.ptr_targets(ptr) == [r.target for r in reference[12]]

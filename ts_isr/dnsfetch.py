@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import re
 import socket
 import struct
 import sys
@@ -63,6 +64,7 @@ WINDOW = 64
 # Hard bound for one server, whatever it trickles: a dead or stuck server costs seconds.
 SERVER_DEADLINE = 120.0
 DROPPED_SAMPLES = 5
+MAX_FRUITLESS_CONNECTIONS = 3
 
 _HEADER = struct.Struct(">HHHHHH")
 _RR = struct.Struct(">HHIH")
@@ -229,34 +231,47 @@ def aaaa_addresses(response: Response) -> list[int]:
     return out
 
 
-@dataclass(frozen=True)
-class AplItem:
-    """One RFC 3123 item, as sent: the family is checked later, by the list builder."""
+def _apl_item_pattern() -> re.Pattern[bytes]:
+    """One well-formed IPv4 or IPv6 APL item, whole: family, prefix, N|length, that many bytes."""
+    alternatives = [
+        b"\\x00\\x%02x.[\\x%02x\\x%02x]" % (family, length, length | 0x80) + b"." * length
+        for family, size in ((1, 4), (2, 16))
+        for length in range(size + 1)
+    ]
+    return re.compile(b"|".join(alternatives), re.DOTALL)
 
-    family: int
-    prefixlen: int
-    negated: bool
-    address: bytes
+
+_APL_ITEM = _apl_item_pattern()
 
 
-def apl_items(response: Response) -> list[AplItem]:
-    """Every APL item of every APL record; a record whose items overrun it is malformed."""
-    wire = response.wire
+def _apl_items_one_by_one(data: bytes) -> list[bytes]:
+    """The general reading, item after item; any family, so unknown ones can be counted."""
     items = []
+    offset, end = 0, len(data)
+    while offset < end:
+        if offset + 4 > end:
+            raise Malformed("APL item header runs past its record")
+        size = 4 + (data[offset + 3] & 0x7F)
+        if offset + size > end:
+            raise Malformed("APL address runs past its record")
+        items.append(data[offset : offset + size])
+        offset += size
+    return items
+
+
+def apl_items(response: Response) -> list[bytes]:
+    """Every APL item of every APL record, raw: family (2 bytes), prefix, N|length, address.
+
+    The regular expression cuts a record into items in C; it is only trusted
+    when its items cover the record exactly (then they are the items a
+    one-by-one reading finds, as each item's header fixes its length).
+    """
+    wire = response.wire
+    items: list[bytes] = []
     for start, end in answer_rdata(response, APL):
-        offset = start
-        while offset < end:
-            if offset + 4 > end:
-                raise Malformed("APL item header runs past its record")
-            family = (wire[offset] << 8) | wire[offset + 1]
-            prefixlen = wire[offset + 2]
-            negated = bool(wire[offset + 3] & 0x80)
-            afdlength = wire[offset + 3] & 0x7F
-            offset += 4
-            if offset + afdlength > end:
-                raise Malformed("APL address runs past its record")
-            items.append(AplItem(family, prefixlen, negated, wire[offset : offset + afdlength]))
-            offset += afdlength
+        data = wire[start:end]
+        found = _APL_ITEM.findall(data)
+        items.extend(found if sum(map(len, found)) == len(data) else _apl_items_one_by_one(data))
     return items
 
 
@@ -284,20 +299,6 @@ def ptr_targets(response: Response) -> list[dns.name.Name]:
             raise Malformed(f"bad PTR target ({exc})") from None
         targets.append(name)
     return targets
-
-
-_AFD_BYTES = {1: 4, 2: 16}
-_FAMILY_OF_APL = {1: 4, 2: 6}
-
-
-def add_apl_item(builder: ListBuilder, item: AplItem) -> bool:
-    """An APL item into the list: unknown family or an over-long address is invalid, counted."""
-    size = _AFD_BYTES.get(item.family)
-    if size is None or len(item.address) > size:
-        builder.invalid += 1
-        return False
-    network = int.from_bytes(item.address.ljust(size, b"\x00"), "big")
-    return builder.add(_FAMILY_OF_APL[item.family], network, item.prefixlen, item.negated)
 
 
 def txt_tokens(strings: Sequence[bytes]) -> Iterator[bytes]:
@@ -361,7 +362,7 @@ class DnsConnection:
         base = random.randrange(0x10000)
         queue = deque(range(len(questions)))
         pending: dict[int, int] = {}
-        answered_since_connect = True
+        fruitless_connections = 0
         while queue or pending:
             try:
                 while queue and len(pending) < WINDOW:
@@ -372,13 +373,14 @@ class DnsConnection:
                 (length,) = struct.unpack(">H", self._read_exact(2))
                 response = parse_response(self._read_exact(length))
             except (EOFError, ConnectionError) as exc:
-                # The server may close between answers (RFC 7766 lets it): ask again
-                # on a new connection, but only while it makes progress.
-                if not answered_since_connect:
+                # The server may close between answers (RFC 7766 lets it, and a reset
+                # loses answers not yet read): ask again on a new connection, but only
+                # while connections keep giving answers.
+                fruitless_connections += 1
+                if fruitless_connections > MAX_FRUITLESS_CONNECTIONS:
                     raise ServerError(f"connection closed ({type(exc).__name__})") from None
                 queue.extendleft(sorted(pending.values(), reverse=True))
                 pending.clear()
-                answered_since_connect = False
                 self._reconnect()
                 continue
             except OSError as exc:
@@ -389,7 +391,7 @@ class DnsConnection:
             if question_of(response) != questions[index]:
                 raise Malformed("answer does not match its question")
             results[index] = response
-            answered_since_connect = True
+            fruitless_connections = 0
         return cast(list[Response], results)
 
 
@@ -474,14 +476,30 @@ def _note_dropped(fetched: FetchedList, text: str) -> None:
     log.debug(f"list {fetched.name}: dropped {escape(text, 120)}")
 
 
+def add_apl_items(fetched: FetchedList, items: list[bytes]) -> None:
+    """APL items into the list; an unknown family or an over-long address is counted and dropped."""
+    builder = fetched.builder
+    add = builder.add
+    for item in items:
+        family, length = item[1] if item[0] == 0 else 0, len(item) - 4
+        if family == 1 and length <= 4:
+            network, version = int.from_bytes(item[4:], "big") << (8 * (4 - length)), 4
+        elif family == 2 and length <= 16:
+            network, version = int.from_bytes(item[4:], "big") << (8 * (16 - length)), 6
+        else:
+            builder.invalid += 1
+            _note_dropped(fetched, f"APL item of family {(item[0] << 8) | item[1]}, {length} address bytes")
+            continue
+        if not add(version, network, item[2], item[3] > 0x7F):
+            _note_dropped(fetched, f"APL item {'!' if item[3] > 0x7F else ''}{family}:.../{item[2]}")
+
+
 def read_part(fetched: FetchedList, answers: dict[int, Response]) -> None:
     """One part's data into its list, by the reading's order: APL, else A/AAAA, else TXT."""
     builder = fetched.builder
     items = apl_items(answers[APL])
     if items:
-        for item in items:
-            if not add_apl_item(builder, item):
-                _note_dropped(fetched, f"APL item family {item.family} /{item.prefixlen}")
+        add_apl_items(fetched, items)
         return
     hosts = a_addresses(answers[A])
     hosts6 = aaaa_addresses(answers[AAAA])

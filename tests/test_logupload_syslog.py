@@ -7,6 +7,7 @@ free loopback port; numbering them end to end shows every line arrived once.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from tests.support.https_server import LogServer
 from tests.support.tools import free_port, require_tool
-from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
+from ts_isr.logupload import Destination, Device, LogSpool, Uploader, spool_name, upload_logs
 
 LINE = re.compile(rb"^seq (\d+) ", re.M)
 
@@ -110,31 +111,58 @@ def wait_for(condition, what: str, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def test_lines_written_during_an_upload_go_in_the_next_run_none_lost_none_twice(tmp_path):
-    logfile = tmp_path / "log" / "device.log"
-    syslog_ng = SyslogNg(tmp_path, logfile)
-    sender = Sender(syslog_ng.port)
-    try:
-        with LogServer(tmp_path / "server", delay=0.05) as server:
-            spool = LogSpool(logfile, tmp_path / "state", reopen_command=syslog_ng.reopen_command)
-            destination = Destination(server.url, ca_bundle=server.ca_file, read_timeout=30)
-            with Uploader(destination, Device("198.51.100.7", "192.0.2.1")) as uploader:
-                sender.start()
-                wait_for(lambda: logfile.exists() and logfile.stat().st_size > 100_000, "the first lines")
-                upload_logs(spool, uploader, part_size=20_000)
-                sent_during_first_run = sender.sent
-                first_run = numbers(server.received())
-                time.sleep(0.3)
-                sender.stopped.set()
-                sender.join()
-                last = sender.sent - 1
-                wait_for(
-                    lambda: logfile.exists() and last in numbers(logfile.read_bytes()[-200:]), "the last line"
-                )
-                upload_logs(spool, uploader, part_size=20_000)
-    finally:
-        sender.stopped.set()
-        syslog_ng.stop()
+@pytest.fixture
+def logfile(tmp_path):
+    return tmp_path / "log" / "device.log"
+
+
+@pytest.fixture
+def syslog_ng(tmp_path, logfile):
+    running = SyslogNg(tmp_path, logfile)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sender(syslog_ng):
+    running = Sender(syslog_ng.port)
+    yield running
+    running.stopped.set()
+
+
+@pytest.fixture
+def server(tmp_path):
+    with LogServer(tmp_path / "server", delay=0.05) as running:
+        yield running
+
+
+@pytest.fixture
+def uploader(server):
+    destination = Destination(server.url, ca_bundle=server.ca_file, read_timeout=30)
+    with Uploader(destination, Device("198.51.100.7", "192.0.2.1")) as running:
+        yield running
+
+
+def stop_and_flush(sender: Sender, logfile: Path) -> None:
+    """Stop sending and wait until syslog-ng wrote the last line."""
+    sender.stopped.set()
+    sender.join()
+    last = sender.sent - 1
+    wait_for(lambda: logfile.exists() and last in numbers(logfile.read_bytes()[-200:]), f"line {last}")
+
+
+def test_lines_written_during_an_upload_go_in_the_next_run_none_lost_none_twice(
+    tmp_path, logfile, syslog_ng, sender, server, uploader
+):
+    spool = LogSpool(logfile, tmp_path / "state", reopen_command=syslog_ng.reopen_command)
+    sender.start()
+    wait_for(lambda: logfile.exists() and logfile.stat().st_size > 100_000, "the first lines")
+    upload_logs(spool, uploader, part_size=20_000)
+    sent_during_first_run = sender.sent
+    first_run = numbers(server.received())
+    time.sleep(0.3)
+    stop_and_flush(sender, logfile)
+    upload_logs(spool, uploader, part_size=20_000)
     everything = numbers(server.received())
     assert everything == list(range(sender.sent)), "a line was lost, duplicated or reordered"
     assert len(first_run) > 1000
@@ -142,3 +170,20 @@ def test_lines_written_during_an_upload_go_in_the_next_run_none_lost_none_twice(
     assert everything[len(first_run)] == first_run[-1] + 1
     assert all(upload.size <= 20_000 for upload in server.uploads)
     assert not logfile.exists() or numbers(logfile.read_bytes()) == []
+
+
+def test_a_run_that_died_between_rename_and_reopen_is_finished_by_the_next(
+    tmp_path, logfile, syslog_ng, sender, server, uploader
+):
+    spool = LogSpool(logfile, tmp_path / "state", reopen_command=syslog_ng.reopen_command, close_timeout=1)
+    sender.start()
+    wait_for(lambda: logfile.exists() and logfile.stat().st_size > 20_000, "the first lines")
+    spool.spool_dir.mkdir(parents=True)
+    renamed = spool.spool_dir / spool_name(logfile.name, time.time(), lambda name: False)
+    os.rename(logfile, renamed)  # ... and the run died here, before its reopen
+    time.sleep(0.2)
+    upload_logs(spool, uploader, rotate=False)
+    assert server.uploads and not renamed.exists()
+    stop_and_flush(sender, logfile)
+    upload_logs(spool, uploader)
+    assert numbers(server.received()) == list(range(sender.sent))

@@ -28,7 +28,8 @@ How one run goes (:func:`upload_logs`, under a lock):
    (its mtime set to the upload time) and is deleted ``keep_days`` later.
 
 Wire format: the vendor does not publish one, so the project chose this; it
-lives only in :data:`FIELDS`, :data:`FILE_FIELD` and :func:`form_fields`.
+lives only in this module's "Wire format" section (FIELDS, FILE_FIELD,
+FILE_CONTENT_TYPE, form_fields, part_file_name).
 One HTTPS ``POST`` to ``url`` per part, ``multipart/form-data`` with the
 text fields ``device_ip`` (the address ThreatSTOP knows the device by),
 ``device_id`` (its identifier), ``file_name`` (the spool file's name),
@@ -77,14 +78,15 @@ CHUNK = 1 << 20
 # Compressed parts stay in memory up to this size, then spill to a temporary file.
 PACKED_IN_MEMORY = 16 << 20
 
+
+class UploadError(TsError):
+    """The upload failed; what was confirmed stays recorded and the rest waits for the next run."""
+
+
 # --- Wire format (the project's choice; see the module docstring) -------------------------------
 FIELDS = ("device_ip", "device_id", "file_name", "part", "offset", "length", "sha256", "final")
 FILE_FIELD = "logfile"
 FILE_CONTENT_TYPE = "application/gzip"
-
-
-class UploadError(TsError):
-    """The upload failed; what was confirmed stays recorded and the rest waits for the next run."""
 
 
 @dataclass(frozen=True)
@@ -228,14 +230,15 @@ class LogSpool:
                 "run as the user that owns the log directory (root)"
             ) from None
         try:
-            self._reopen()
+            self.reopen()
         except UploadError:
             self._put_back(target)
             raise
         log.info(f"Rotated {self.logfile} to {target.name}.")
         return target
 
-    def _reopen(self) -> None:
+    def reopen(self) -> None:
+        """Make the writer close renamed files and open the live log again (no-op without a command)."""
         if not self.reopen_command:
             return
         tool = shutil.which(self.reopen_command[0]) or shutil.which(
@@ -261,7 +264,7 @@ class LogSpool:
             detail = (done.stderr or done.stdout).strip().splitlines()
             raise UploadError(
                 f"'{shown}' failed (exit {done.returncode}: {detail[0] if detail else 'no message'}); "
-                "start syslog-ng or set log_reopen_command; the log was left in place"
+                "start syslog-ng or set log_reopen_command; nothing was lost or sent"
             )
 
     def _put_back(self, target: Path) -> None:
@@ -352,6 +355,7 @@ class LogSpool:
     def record(self, path: Path, progress: Progress) -> None:
         """Write the confirmed offset atomically: a crash leaves the old or the new record, never half."""
         target = self._progress_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         with os.fdopen(fd, "w") as handle:
             json.dump({"offset": progress.offset, "parts": progress.parts}, handle)
@@ -362,6 +366,7 @@ class LogSpool:
     def mark_done(self, path: Path) -> None:
         """Move a fully confirmed file to uploaded/ with the upload time as its mtime."""
         done = self.uploaded_dir / path.name
+        self.uploaded_dir.mkdir(exist_ok=True, mode=0o750)
         os.rename(path, done)
         os.utime(done)
         self._progress_path(path).unlink(missing_ok=True)
@@ -665,6 +670,9 @@ def upload_logs(
         pending = spool.pending()
         log.info(f"{len(pending)} log file(s) to upload.")
         for index, path in enumerate(pending):
+            if not spool.wait_closed(path):
+                # A run that died between its rename and its reopen left the writer on a spool file.
+                spool.reopen()
             if not spool.wait_closed(path):
                 report.waiting = [p.name for p in pending[index:]]
                 log.warning(

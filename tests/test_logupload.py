@@ -337,3 +337,11 @@ def test_an_empty_or_missing_log_sends_nothing(server, logfile, tmp_path):
     assert logfile.exists() and server.attempts == 0
     nowhere = spool_for(tmp_path / "no-such-dir" / "device.log", tmp_path)
     assert run(nowhere, server).parts_sent == 0
+
+
+def test_an_unwritable_state_directory_is_one_clear_error(server, logfile, tmp_path):
+    logfile.write_bytes(numbered(0, 10))
+    (tmp_path / "state").write_text("a file where the state directory should be")
+    with pytest.raises(UploadError, match="writable"):
+        run(LogSpool(logfile, tmp_path / "state", reopen_command=None), server)
+    assert logfile.read_bytes() == numbered(0, 10)

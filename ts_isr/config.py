@@ -285,7 +285,7 @@ CISCO_KEYS = schema(
     Key(
         "log_reopen_command",
         parse_command,
-        "Makes syslog-ng reopen the log after loguploadclient renamed it (or: kill -USR1 <pid>).",
+        "Makes syslog-ng reopen the log after loguploadclient renamed it (or: pkill -USR1 -F PIDFILE).",
         "syslog-ng-ctl reopen",
     ),
 )

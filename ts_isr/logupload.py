@@ -663,34 +663,47 @@ def upload_logs(
     before it stays recorded, everything else waits for the next run.
     """
     report = UploadReport()
-    with run_lock(spool.lock_path, "log upload"):
-        if rotate:
-            spool.rotate()
-        spool.adopt_rotated()
-        pending = spool.pending()
-        log.info(f"{len(pending)} log file(s) to upload.")
-        for index, path in enumerate(pending):
-            if not spool.wait_closed(path):
-                # A run that died between its rename and its reopen left the writer on a spool file.
-                spool.reopen()
-            if not spool.wait_closed(path):
-                report.waiting = [p.name for p in pending[index:]]
-                log.warning(
-                    f"{path.name} is still open for writing {spool.close_timeout:g} s after the reopen; "
-                    "it and newer files go on the next run (check log_reopen_command)"
-                )
-                break
-            try:
-                _upload_file(spool, uploader, path, part_size, report)
-            except UploadError as exc:
-                left = len(pending) - index
-                raise UploadError(f"{exc} ({left} log file(s) wait for the next run)") from None
-        report.expired = [p.name for p in spool.expire(keep_days, time.time())]
-        log.info(
-            f"Uploaded {len(report.files_done)} file(s) in {report.parts_sent} part(s): "
-            f"{report.bytes_sent} bytes ({report.bytes_compressed} compressed)."
-        )
+    try:
+        with run_lock(spool.lock_path, "log upload"):
+            _run(spool, uploader, part_size, keep_days, rotate, report)
+    except OSError as exc:
+        raise UploadError(
+            f"{exc.filename or 'log spool'}: {exc.strerror or exc}; check that the log and state "
+            "directories are writable by this user (cron runs it as root); nothing was lost"
+        ) from None
     return report
+
+
+def _run(
+    spool: LogSpool, uploader: Uploader, part_size: int, keep_days: int, rotate: bool, report: UploadReport
+) -> None:
+    """The run's steps, under the lock; ``report`` fills in as parts are confirmed."""
+    if rotate:
+        spool.rotate()
+    spool.adopt_rotated()
+    pending = spool.pending()
+    log.info(f"{len(pending)} log file(s) to upload.")
+    for index, path in enumerate(pending):
+        if not spool.wait_closed(path):
+            # A run that died between its rename and its reopen left the writer on a spool file.
+            spool.reopen()
+        if not spool.wait_closed(path):
+            report.waiting = [p.name for p in pending[index:]]
+            log.warning(
+                f"{path.name} is still open for writing {spool.close_timeout:g} s after the reopen; "
+                "it and newer files go on the next run (check log_reopen_command)"
+            )
+            break
+        try:
+            _upload_file(spool, uploader, path, part_size, report)
+        except UploadError as exc:
+            left = len(pending) - index
+            raise UploadError(f"{exc} ({left} log file(s) wait for the next run)") from None
+    report.expired = [p.name for p in spool.expire(keep_days, time.time())]
+    log.info(
+        f"Uploaded {len(report.files_done)} file(s) in {report.parts_sent} part(s): "
+        f"{report.bytes_sent} bytes ({report.bytes_compressed} compressed)."
+    )
 
 
 def _upload_file(

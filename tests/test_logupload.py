@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.https_server import ConnectProxy, Failure, LogServer
+from tests.support.tools import free_port
 from ts_isr.errors import ConfigError, LockedError
 from ts_isr.lock import run_lock
 from ts_isr.logupload import (
@@ -247,6 +248,7 @@ def test_a_proxy_from_config_or_environment_carries_the_upload(server, logfile, 
     spool = spool_for(logfile, tmp_path)
     with ConnectProxy() as proxy:
         logfile.write_bytes(numbered(0, 10))
+        monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{free_port()}")  # the config's proxy wins
         destination = Destination(server.url, ca_bundle=server.ca_file, proxy=proxy.url)
         with Uploader(destination, DEVICE) as uploader:
             upload_logs(spool, uploader)

@@ -543,9 +543,11 @@ class Uploader:
         self.host = urlsplit(destination.url).hostname or destination.url
         self.verify = str(destination.ca_bundle) if destination.ca_bundle else default_ca_bundle()
         self.session = requests.Session()
+        # Per request, so that the config's proxy wins over https_proxy (requests lets the
+        # environment override a session's proxies); without one, the environment's applies.
+        self.proxies = {"https": destination.proxy} if destination.proxy else {}
         if destination.proxy:
             add_secret(urlsplit(destination.proxy).password)
-            self.session.proxies = {"https": destination.proxy}
 
     def close(self) -> None:
         self.session.close()
@@ -579,6 +581,7 @@ class Uploader:
                 timeout=(self.destination.connect_timeout, self.destination.read_timeout),
                 allow_redirects=False,
                 verify=self.verify,
+                proxies=self.proxies,
             )
         except requests.exceptions.SSLError as exc:
             raise UploadError(

@@ -382,3 +382,26 @@ def test_wrong_password_wrong_enable_and_changed_host_key_each_say_what_to_do(wo
     assert status == 1
     assert "[ERROR] : the device's SSH host key was not trusted; nothing was installed" in transcript
     assert known_hosts.read_text() == " ".join(other) + "\n"
+
+
+def test_an_asa_is_set_up_silently_with_passwords_from_the_environment(tmp_path: Path) -> None:
+    knot = KnotServer(tmp_path)
+    knot.add_zone(ZONE, make_zone_records(a={"blk": BLOCK}))
+    knot.start()
+    try:
+        with lab_device(tmp_path, platform="asa") as dev:
+            world = World(tmp_path, dev, knot, free_port(socket.SOCK_DGRAM))
+            world.config.parent.mkdir(parents=True)
+            world.config.write_text("# edited by hand\nssh_timeout = 10\nmax_shrink = 0.4\n")
+            env = clean_env() | {"TS_PASSWORD": dev.password, "TS_ENABLE_PW": dev.secret}
+            done = run_silent(
+                world, "--silent", "--trust-host-key", "--personality", "asa", *silent_flags(world), env=env
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "network-object host 198.51.100.77" in dev.running()["threatstop-block"]
+            values = read_values(world.config)
+            assert values["personality"] == "asa"
+            assert (values["ssh_timeout"], values["max_shrink"]) == ("10", "0.4"), "unasked keys stay"
+            assert "# edited by hand" in world.config.read_text()
+    finally:
+        knot.stop()

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ts_isr import __version__, sysconf
-from ts_isr.commands.common import command_dir, command_parser, run_command
+from ts_isr.commands.common import command_dir, command_parser, load_command_config, run_command
 from ts_isr.commands.upload_rules import cisco_target
-from ts_isr.config import CISCO_KEYS, Config, Invalid, find_config, load_config, read_values, save_config
+from ts_isr.config import CISCO_KEYS, Config, Invalid, find_config, read_values, save_config
 from ts_isr.errors import ConfigError, DeviceError, Exit, TsError
 from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, store_host_key
 from ts_isr.log import add_secret, log, setup_logging
@@ -205,7 +205,8 @@ def ask(question: Question, current: str, read_line: Callable[[str], str]) -> st
     while True:
         print(question.text)
         shown = ("******" if current else "") if question.hidden else current
-        answer = read_line(f"[{shown}] ==> ").strip()
+        typed = read_line(f"[{shown}] ==> ")
+        answer = typed if question.hidden else typed.strip()  # spaces may belong to a password
         if answer == "":
             answer = current
         elif answer == CLEAR and not question.hidden:
@@ -446,7 +447,7 @@ def setup(args: argparse.Namespace) -> Exit:
         raise TsError("setup's input ended before the last question; nothing was saved or changed") from None
     save_config(path, {key: values[key] for key in flags | PASSWORD_ENV})
     log.info(f"Settings saved in {path} (mode 0600).")
-    config = load_config(path)
+    config = load_command_config(str(path))  # registers the typed passwords for masking too
     setup_logging(config.tsoutput, quiet=args.silent)
     trust_host_key(config, accept=args.trust_host_key, can_ask=interactive)
     check_login(config)

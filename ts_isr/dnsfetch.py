@@ -477,21 +477,26 @@ def _note_dropped(fetched: FetchedList, text: str) -> None:
 
 
 def add_apl_items(fetched: FetchedList, items: list[bytes]) -> None:
-    """APL items into the list; an unknown family or an over-long address is counted and dropped."""
+    """APL items into the list; an unknown family or an over-long address is counted and dropped.
+
+    The address is the item's bytes after its 4-byte header, trailing zero
+    bytes omitted (RFC 3123): shifting restores them.  Hot loop: kept flat.
+    """
     builder = fetched.builder
     add = builder.add
+    from_bytes = int.from_bytes
     for item in items:
-        family, length = item[1] if item[0] == 0 else 0, len(item) - 4
-        if family == 1 and length <= 4:
-            network, version = int.from_bytes(item[4:], "big") << (8 * (4 - length)), 4
-        elif family == 2 and length <= 16:
-            network, version = int.from_bytes(item[4:], "big") << (8 * (16 - length)), 6
+        size = len(item)
+        if item[0] == 0 and item[1] == 1 and size <= 8:
+            if add(4, from_bytes(item[4:]) << (64 - 8 * size), item[2], item[3] > 0x7F):
+                continue
+        elif item[0] == 0 and item[1] == 2 and size <= 20:
+            if add(6, from_bytes(item[4:]) << (160 - 8 * size), item[2], item[3] > 0x7F):
+                continue
         else:
             builder.invalid += 1
-            _note_dropped(fetched, f"APL item of family {(item[0] << 8) | item[1]}, {length} address bytes")
-            continue
-        if not add(version, network, item[2], item[3] > 0x7F):
-            _note_dropped(fetched, f"APL item {'!' if item[3] > 0x7F else ''}{family}:.../{item[2]}")
+        family, negation = (item[0] << 8) | item[1], "!" if item[3] > 0x7F else ""
+        _note_dropped(fetched, f"APL item {negation}{family}:/{item[2]} of {size - 4} address bytes")
 
 
 def read_part(fetched: FetchedList, answers: dict[int, Response]) -> None:

@@ -1,0 +1,189 @@
+"""Issue 2's benchmark: fetching and building the policy over DNS, as ratios against dig in the same run.
+
+1. 100,000 entries served by Knot as 25 parts of 4,000 A records, then as APL:
+   fetch + build (ts_isr.dnsfetch, ts_isr.policy) against ``dig +tcp +keepopen``
+   asking the same names on one connection.  Targets: <= 1.5x dig (A), <= 2x (APL).
+2. The same behind a TCP proxy that delays every message 20 ms each way (a
+   server 40 ms away): pipelining keeps us near one round trip per index level.
+3. Peak memory (ru_maxrss of a fresh process) for a 1,000,000-entry policy
+   fetched from Knot and built whole.  Target: <= 200 MB.
+
+Run: ``.venv/bin/python bench/bench_dns.py`` (or ``make bench`` / scripts/bench.sh).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.dnsproxy import DnsTcpProxy  # noqa: E402
+from tests.support.knot import KnotServer, make_zone_records  # noqa: E402
+from ts_isr import dnsfetch  # noqa: E402
+from ts_isr.policy import build_policy  # noqa: E402
+
+ZONE = "bench.test."
+PARTS, PER_PART = 25, 4000
+APL_PER_RECORD = 10
+
+
+def addresses(count: int, seed: int) -> list[str]:
+    """Distinct, scattered IPv4 hosts: aggregation cannot shrink them, as in a real block list."""
+    rng = random.Random(seed)
+    return [
+        str(ipaddress.IPv4Address(a)) for a in rng.sample(range(0x0B000000, 0x0B000000 + (1 << 26)), count)
+    ]
+
+
+def layout(list_name: str, rtype: str, hosts: list[str], parts: int) -> str:
+    per_part = len(hosts) // parts
+    names = [f"{list_name}-{i}" for i in range(parts)]
+    chunks = {name: hosts[i * per_part : (i + 1) * per_part] for i, name in enumerate(names)}
+    ptr = {list_name: [f"{name}.{ZONE}" for name in names]}
+    if rtype == "A":
+        return make_zone_records(ptr=ptr, a=chunks)
+    apl = {name: [f"1:{host}/32" for host in chunk] for name, chunk in chunks.items()}
+    return "".join(
+        [make_zone_records(ptr=ptr)]
+        + [
+            "".join(
+                f"{name} APL {' '.join(items[i : i + APL_PER_RECORD])}\n"
+                for i in range(0, len(items), APL_PER_RECORD)
+            )
+            for name, items in apl.items()
+        ]
+    )
+
+
+def fetch_and_build(list_name: str, port: int) -> int:
+    name = f"{list_name}.{ZONE}".rstrip(".")
+    fetched = dnsfetch.fetch_lists([name], ["127.0.0.1"], port=port, timeout=30)
+    policy, _ = build_policy(fetched[name].builder.ranges(), {4: _empty(4), 6: _empty(6)})
+    return len(policy.block)
+
+
+def _empty(family: int):
+    from ts_isr.ranges import RangeSet
+
+    return RangeSet.empty(family)
+
+
+def dig(list_name: str, rtype: str, port: int, dig_path: str) -> None:
+    """dig asks the index and every part on one kept-open TCP connection, as we do."""
+    queries = [f"{list_name}.{ZONE}", "PTR"]
+    for i in range(PARTS):
+        queries += [f"{list_name}-{i}.{ZONE}", rtype]
+    subprocess.run(
+        [dig_path, "+tcp", "+keepopen", "+tries=1", "+time=30", "-p", str(port), "@127.0.0.1", *queries],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def median_time(action: Callable[[], object], repeat: int) -> float:
+    action()  # warm: caches, Knot's first answers
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def speed(knot: KnotServer, dig_path: str, repeat: int) -> None:
+    print(f"{PARTS} parts x {PER_PART} entries = {PARTS * PER_PART} entries, median of {repeat} runs")
+    for label, port_of, delay_note in (
+        ("loopback", lambda: knot.port, ""),
+        ("40 ms RTT", None, " (proxy, 20 ms each way)"),
+    ):
+        proxy = None
+        if port_of is None:
+            proxy = DnsTcpProxy(("127.0.0.1", knot.port), one_way_delay=0.020).start()
+            port = proxy.port
+        else:
+            port = port_of()
+        try:
+            for rtype, list_name, target in (("A", "lista", 1.5), ("APL", "listapl", 2.0)):
+                ours = median_time(lambda n=list_name, p=port: fetch_and_build(n, p), repeat)
+                theirs = median_time(lambda n=list_name, r=rtype, p=port: dig(n, r, p, dig_path), repeat)
+                ratio = ours / theirs
+                verdict = "ok" if ratio <= target else "MISSED"
+                print(
+                    f"  {label}{delay_note} {rtype:3}: fetch+build {ours * 1000:7.1f} ms, "
+                    f"dig {theirs * 1000:7.1f} ms, ratio {ratio:4.2f} (target <= {target}) {verdict}"
+                )
+        finally:
+            if proxy is not None:
+                proxy.stop()
+
+
+MEMORY_CHILD = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from ts_isr import dnsfetch
+from ts_isr.policy import build_policy
+from ts_isr.ranges import RangeSet
+if {work}:
+    name = "big.bench.test"
+    fetched = dnsfetch.fetch_lists([name], ["127.0.0.1"], port={port}, timeout=60)
+    block = fetched.pop(name).builder.ranges()
+    policy, _ = build_policy(block, {{4: RangeSet.empty(4), 6: RangeSet.empty(6)}})
+    assert len(policy.block) >= {entries} * 0.9, len(policy.block)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def memory(tmp: Path, entries: int) -> None:
+    parts = entries // PER_PART
+    knot = KnotServer(tmp / "mem")
+    knot.add_zone(ZONE, layout("big", "A", addresses(entries, 2), parts))
+    with knot:
+
+        def peak_kib(work: bool) -> int:
+            code = MEMORY_CHILD.format(root=str(ROOT), work=work, port=knot.port, entries=entries)
+            out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+            return int(out.stdout.split()[-1])
+
+        baseline = peak_kib(False)
+        peak = peak_kib(True)
+    print(
+        f"memory for a {entries}-entry policy ({parts} parts of {PER_PART} A records): "
+        f"peak RSS {peak / 1024:.0f} MB (interpreter and imports alone {baseline / 1024:.0f} MB; "
+        f"ratio {peak / baseline:.1f}x) target <= 200 MB {'ok' if peak / 1024 <= 200 else 'MISSED'}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--memory-entries", type=int, default=1_000_000)
+    args = parser.parse_args()
+    dig_path = shutil.which("dig")
+    if dig_path is None:
+        print("dig is not installed (Debian: bind9-dnsutils)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        hosts = addresses(PARTS * PER_PART, 1)
+        knot = KnotServer(Path(tmp))
+        knot.add_zone(ZONE, layout("lista", "A", hosts, PARTS) + layout("listapl", "APL", hosts, PARTS))
+        with knot:
+            speed(knot, dig_path, args.repeat)
+        memory(Path(tmp), args.memory_entries)
+    print(f"(this process: peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

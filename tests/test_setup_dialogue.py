@@ -1,0 +1,85 @@
+"""setup's pure parts: which value each prompt offers, how answers are checked, the summary, cron lines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from crontab import CronTab
+
+from ts_isr.commands import setup
+from ts_isr.config import Invalid
+
+
+def test_a_value_given_now_beats_the_previous_one_which_beats_the_default() -> None:
+    offered = setup.offered_values(
+        previous={"port": "5353", "username": "old", "password": "oldpw", "allow_list": ""},
+        flags={"port": None, "username": "new", "block_list": None},
+        secrets={"password": None, "enable_pw": "fromenv"},
+    )
+    assert offered["port"] == "5353", "no flag: the previous value"
+    assert offered["username"] == "new", "a flag beats the previous value"
+    assert offered["password"] == "oldpw" and offered["enable_pw"] == "fromenv"
+    assert offered["max_policy_size"] == "30000" and offered["ssh_port"] == "22", "else the default"
+    assert offered["allow_list"] == "" and offered["block_list"] == ""
+
+
+@pytest.mark.parametrize(
+    ("key", "text", "reason"),
+    [
+        ("port", "0", "must be a whole number from 1 to 65535"),
+        ("device", "", "a value is required"),
+        ("device", "10.0.0.300", "must be an IP address"),
+        ("block_list", "a..b", "must be a DNS name"),
+        ("personality", "pix", "must be one of: ios, asa"),
+        ("username", "a b", "must not be empty or contain spaces"),
+        ("password", "tab\there", "must not contain control characters"),
+    ],
+)
+def test_bad_answers_are_refused_with_the_reason(key: str, text: str, reason: str) -> None:
+    with pytest.raises(Invalid, match=reason):
+        setup.check_answer(key, text)
+
+
+def test_good_answers_are_stored_as_typed() -> None:
+    assert setup.check_answer("allow_list", "") == ""
+    assert setup.check_answer("password", " p#w, \"'x ") == " p#w, \"'x "
+    assert setup.check_answer("max_policy_size", "1000") == "1000"
+
+
+def test_problems_name_the_flag_or_the_password_source_and_never_show_a_password() -> None:
+    values = setup.offered_values({}, {}, {"password": "bad\x01pw", "enable_pw": None})
+    problems = setup.problems_in(values)
+    assert "device '': a value is required (set it with --device)" in problems
+    assert "block_list '': a value is required (set it with --block-list)" in problems
+    [password] = [p for p in problems if p.startswith("password")]
+    assert password == (
+        "password ******: must not contain control characters (set it with $TS_PASSWORD or --password-file)"
+    )
+    assert not any("bad\x01pw" in p for p in problems)
+
+
+def test_summary_follows_the_seed_and_masks_passwords() -> None:
+    values = setup.offered_values({}, {"device": "192.0.2.1", "username": "tsadmin"}, {"password": "s3cret"})
+    text = setup.summary(values)
+    assert "Chosen configuration parameters" in text
+    assert "CISCO device internal IP : 192.0.2.1" in text
+    assert "SSH password             : *******" in text
+    assert "s3cret" not in text
+    assert text.splitlines()[-1] == "Max policy size          : 30000"
+    assert "ISR enable password      :" in text.splitlines(), "an unset password shows nothing"
+
+
+def test_cron_lines_run_the_commands_from_the_package_with_this_python() -> None:
+    config = Path("/etc/threat stop/threatstop.conf")
+    jobs = setup.cron_jobs(config, python="/opt/venv/bin/python")
+    tab = CronTab(tab="")
+    for job in jobs:
+        tab.new(command=job.command, comment=job.tag).setall(job.schedule)
+    upload, logs = list(tab)
+    assert str(upload.slices) == "23 */2 * * *" and str(logs.slices) == "53 * * * *"
+    assert upload.command.endswith(
+        "/opt/venv/bin/python -m ts_isr.commands.upload_rules --config '/etc/threat stop/threatstop.conf'"
+    )
+    assert upload.command.startswith(f"cd {setup.PACKAGE_ROOT} && ")
+    assert logs.comment == "ts_isr loguploadclient /etc/threat stop/threatstop.conf"

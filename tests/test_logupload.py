@@ -21,6 +21,7 @@ from tests.support.https_server import ConnectProxy, Failure, LogServer
 from tests.support.tools import free_port
 from ts_isr.errors import ConfigError, LockedError
 from ts_isr.lock import run_lock
+from ts_isr.log import log
 from ts_isr.logupload import (
     CHUNK,
     FIELDS,
@@ -347,3 +348,12 @@ def test_an_unwritable_state_directory_is_one_clear_error(server, logfile, tmp_p
     with pytest.raises(UploadError, match="writable"):
         run(LogSpool(logfile, tmp_path / "state", reopen_command=None), server)
     assert logfile.read_bytes() == numbered(0, 10)
+
+
+def test_a_line_longer_than_a_part_is_split_with_a_warning(server, logfile, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(log, "propagate", True)  # setup_logging, run by other tests, turns it off
+    content = b"short\n" + b"z" * 3000 + b"\nend\n"
+    logfile.write_bytes(content)
+    run(spool_for(logfile, tmp_path), server, part_size=1024)
+    assert server.received() == content
+    assert "longer than log_part_size" in caplog.text

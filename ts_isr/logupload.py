@@ -455,6 +455,8 @@ def pack_part(
         return source.read(length)
 
     end = line_cut(read_at, start, size, part_size)
+    if end < size and read_at(end - 1, 1) != b"\n":
+        log.warning(f"a line in {name} is longer than log_part_size ({part_size} bytes): it is split in two")
     part = Part(name, number, start, end, final=end >= size)
     buffer = tempfile.SpooledTemporaryFile(max_size=PACKED_IN_MEMORY)  # noqa: SIM115 (Packed owns it)
     try:

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ COMMANDS_FILE = "commands.log"
 HOST_KEY_FILE = "ssh_host_key"
 SECRET_MASK = "********"
 FLUSH_DELAY = 0.2
+_LINE_END = re.compile(rb"\r\n|\r|\n|\x1a")
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ class LabSession(asyncssh.SSHServerSession):
         self.hung = False
         self.closed = False
         self.worker: asyncio.Task[None] | None = None
+        self.outbuf: list[str] = []
+        self.flush_pending = False
 
     # asyncssh callbacks ---------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
@@ -224,27 +228,19 @@ class LabSession(asyncssh.SSHServerSession):
         """Complete lines from the buffer (CR, LF or CRLF ends a line; Ctrl-Z ends configuration)."""
         lines: list[str] = []
         buffer = self.pending
-        start = 0
-        if self.skip_lf and buffer[:1] == b"\n":
-            start = 1
+        start = 1 if self.skip_lf and buffer[:1] == b"\n" else 0
         self.skip_lf = False
-        while limit is None or len(lines) < limit:
-            ends = [i for i in (buffer.find(b"\r", start), buffer.find(b"\n", start)) if i >= 0]
-            end = min(ends) if ends else -1
-            ctrl_z = buffer.find(b"\x1a", start)
-            if ctrl_z >= 0 and (end < 0 or ctrl_z < end):
-                lines.append("\x1a")
-                start = ctrl_z + 1
-                continue
-            if end < 0:
+        for match in _LINE_END.finditer(buffer, start):
+            if limit is not None and len(lines) >= limit:
                 break
-            lines.append(buffer[start:end].decode("utf-8", "replace"))
-            if buffer[end : end + 1] == b"\r":
-                if buffer[end + 1 : end + 2] == b"\n":
-                    end += 1
-                elif end + 1 == len(buffer):
-                    self.skip_lf = True
-            start = end + 1
+            if match.group() == b"\x1a":
+                if match.start() > start:
+                    lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
+                lines.append("\x1a")
+            else:
+                lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
+                self.skip_lf = match.group() == b"\r" and match.end() == len(buffer)
+            start = match.end()
         del buffer[:start]
         return lines
 
@@ -297,23 +293,37 @@ class LabSession(asyncssh.SSHServerSession):
                 self._send("".join(out))
 
     def _send(self, text: str) -> None:
+        """Queue output; written once per event-loop turn so a burst of lines costs one SSH packet."""
+        self.outbuf.append(text)
+        if not self.flush_pending:
+            self.flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_output)
+
+    def _flush_output(self) -> None:
+        self.flush_pending = False
+        data = "".join(self.outbuf).encode()
+        self.outbuf.clear()
         delay = self.device.knobs.rtt_ms / 2000
-        data = text.encode()
         if delay:
             asyncio.get_running_loop().call_later(delay, self._write, data)
         else:
             self._write(data)
 
+    def _flush_now(self) -> None:
+        """Before closing: whatever is queued goes out now, with no delay."""
+        data = "".join(self.outbuf).encode()
+        self.outbuf.clear()
+        self._write(data)
+
     def _write(self, data: bytes) -> None:
-        if self.chan is not None and not self.closed:
+        if self.chan is not None and not self.closed and data:
             self.chan.write(data)
 
     def _close(self, out: list[str] | None = None) -> None:
         if self.closed or self.chan is None:
             return
-        if out:
-            self.chan.write("".join(out).encode())
-            out.clear()
+        self.outbuf.extend(out or [])
+        self._flush_now()
         self.chan.exit(0)
         self.closed = True
         self.device.flush_state()
@@ -321,8 +331,8 @@ class LabSession(asyncssh.SSHServerSession):
     def _drop(self, out: list[str]) -> None:
         """Fault: the TCP connection dies mid-push, after what was processed reached the client."""
         if self.chan is not None:
-            self.chan.write("".join(out).encode())
-            out.clear()
+            self.outbuf.extend(out)
+            self._flush_now()
             self.chan.get_extra_info("connection").abort()
         self.closed = True
         self.device.flush_state()

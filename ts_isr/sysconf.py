@@ -58,7 +58,13 @@ def config_string(value: str | os.PathLike) -> str:
 
 def render(template: str, values: Mapping[str, object]) -> str:
     """The template ``template`` (e.g. ``syslog-ng/threatstop.conf``) with its ``$names`` filled in."""
-    text = (TEMPLATE_DIR / template).read_text(encoding="utf-8")
+    try:
+        text = (TEMPLATE_DIR / template).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TsError(
+            f"cannot read the template {TEMPLATE_DIR / template} ({exc.strerror}); "
+            "run setup from a complete ts_isr checkout"
+        ) from None
     try:
         return Template(text).substitute(values)
     except KeyError as exc:

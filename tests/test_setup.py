@@ -342,6 +342,26 @@ def test_without_a_terminal_or_required_values_it_stops_with_one_line(world: Wor
     assert "device '': a value is required (set it with --device)" in line
     assert "username '': a value is required (set it with --username)" in line
     assert not world.config.exists()
+    closed = free_port()
+    unreachable = run_silent(
+        world,
+        "--silent",
+        "--block-list",
+        f"blk.{ZONE}",
+        "--device",
+        "127.0.0.1",
+        "--ssh-port",
+        str(closed),
+        "--username",
+        "u",
+    )
+    assert unreachable.returncode == 1
+    assert (
+        unreachable.stdout.strip()
+        .splitlines()[-1]
+        .startswith(f"[ERROR] : cannot reach the device's SSH port 127.0.0.1:{closed}")
+    )
+    assert read_values(world.config)["ssh_port"] == str(closed), "saved: the re-run offers the values again"
     bad_flag = run_silent(world, "--silent", "--port", "0")
     assert (
         bad_flag.returncode == 2

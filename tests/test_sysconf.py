@@ -21,7 +21,7 @@ from ts_isr.errors import TsError
 DEVICE = ipaddress.ip_address("127.0.0.1")
 
 
-def wait_until(check, timeout: float = 20.0, what: str = "condition") -> None:
+def wait_until(check, timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -225,3 +225,96 @@ def test_banner_and_odd_prompt(tmp_path):
         with pytest.raises(ValueError):
             conn.enable()
         conn.disconnect()
+
+
+class Shell:
+    """A bare interactive channel, for what netmiko hides: timing, echo and dropped input."""
+
+    def __init__(self, device):
+        self.client = paramiko.SSHClient()
+        self.client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        self.client.connect(device.host, device.port, device.username, device.password, look_for_keys=False)
+        self.channel = self.client.invoke_shell()
+        self.channel.settimeout(30)
+        self.read_until(b">")
+
+    def read_until(self, marker: bytes) -> bytes:
+        data = b""
+        while marker not in data:
+            data += self.channel.recv(65536)
+        return data
+
+    def send(self, text: str) -> None:
+        self.channel.sendall(text.encode())
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def test_line_cost_delays_echo_and_prompt(tmp_path):
+    with lab_device(tmp_path, "ios", line_cost_ms=100) as device:
+        shell = Shell(device)
+        started = time.monotonic()
+        shell.send("terminal length 0\n")
+        echoed = shell.read_until(b"ISR4331>")
+        assert b"terminal length 0\r\n" in echoed
+        assert time.monotonic() - started >= 0.1
+        started = time.monotonic()
+        shell.send("\n" * 5)
+        for _ in range(5):
+            shell.read_until(b"ISR4331>")
+        assert time.monotonic() - started >= 0.5
+        shell.close()
+
+
+def test_rtt_delays_every_answer(tmp_path):
+    with lab_device(tmp_path, "ios", rtt_ms=300) as device:
+        shell = Shell(device)
+        started = time.monotonic()
+        shell.send("\n")
+        shell.read_until(b"ISR4331>")
+        assert time.monotonic() - started >= 0.3
+        shell.close()
+
+
+def test_input_buffer_drops_lines_sent_faster_than_parsed(tmp_path):
+    lines = [f"host 192.0.2.{i}" for i in range(1, 101)]
+    with lab_device(tmp_path, "ios", line_cost_ms=2, input_buffer=256) as device:
+        shell = Shell(device)
+        shell.send(f"enable\n{device.secret}\nconfigure terminal\nobject-group network FAST\n")
+        shell.read_until(b"(config-network-group)#")
+        shell.send("".join(line + "\n" for line in lines) + "end\n")
+        time.sleep(2)
+        shell.close()
+        blind = device.running()["FAST"]
+        assert 0 < len(blind) < len(lines)
+        assert set(blind) <= set(lines)
+        # netmiko with cmd_verify waits for each echo: nothing is lost
+        conn = connect(device)
+        conn.enable()
+        conn.send_config_set(["object-group network SAFE", *lines])
+        conn.disconnect()
+        assert device.running()["SAFE"] == lines
+
+
+def test_max_members_is_enforced_with_a_device_error(tmp_path):
+    with lab_device(tmp_path, "ios", max_members=3) as device:
+        conn = connect(device)
+        conn.enable()
+        output = conn.send_config_set(
+            ["object-group network SMALL", *(f"host 192.0.2.{i}" for i in range(1, 6))]
+        )
+        assert output.count("has reached the maximum of 3 entries") == 2
+        conn.disconnect()
+        assert device.running()["SMALL"] == ["host 192.0.2.1", "host 192.0.2.2", "host 192.0.2.3"]
+
+
+def test_copy_running_config_startup_config_and_exit(tmp_path):
+    with lab_device(tmp_path, "asa", preload={"G": []}) as device:
+        conn = connect(device)
+        conn.send_config_set(["object-group network G", "network-object host 192.0.2.1"])
+        output = conn.send_command("copy running-config startup-config", expect_string=r"\]\?")
+        assert "Source filename [running-config]?" in output
+        assert "bytes copied" in conn.send_command("", expect_string=r"#")
+        conn.disconnect()
+        assert device.startup() == {"G": ["network-object host 192.0.2.1"]}

@@ -15,6 +15,7 @@ class AsaDialect(Dialect):
     device_type = "cisco_asa"
     group_mode = "config-network-object-group"
     member_prefix = "network-object "
+    session_commands = ("terminal width 511",)  # no `$`-wrapped lines in what is read back
 
     def read_commands(self, group: str) -> tuple[str, ...]:
         return (f"show running-config object-group id {group}",)

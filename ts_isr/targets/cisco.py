@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ts_isr.errors import DeviceError
+from ts_isr.errors import DeviceError, TsError
 from ts_isr.log import escape, log
 from ts_isr.policy import parse_v4
 from ts_isr.ranges import Cidr, range_to_cidrs
@@ -132,6 +132,7 @@ class Dialect:
     device_type: str
     group_mode: str
     member_prefix: str
+    session_commands: tuple[str, ...] = ()  # terminal settings netmiko does not make in privileged EXEC
 
     def read_commands(self, group: str) -> tuple[str, ...]:
         raise NotImplementedError
@@ -323,7 +324,7 @@ class CiscoTarget(Target):
 
     def connect(self) -> None:
         from netmiko import ConnectHandler
-        from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+        from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
         device = self.device
         log.info("Logging into remote device.")
@@ -346,6 +347,9 @@ class CiscoTarget(Target):
                 banner_timeout=device.timeout,
                 timeout=device.timeout,
                 read_timeout_override=device.timeout,
+                # netmiko would set the ASA's terminal width in configuration mode; an unchanged
+                # policy must never enter it, so the dialect sets it from privileged EXEC below.
+                allow_auto_change=False,
             )
         except NetmikoAuthenticationException:
             raise DeviceError(
@@ -356,9 +360,10 @@ class CiscoTarget(Target):
             raise _connect_error(exc, device) from None
         except (OSError, EOFError) as exc:
             raise _connect_error(exc, device) from None
-        except ValueError as exc:  # the ASA driver enables during login
+        except (ValueError, ReadTimeout):  # the ASA driver enables during login
             raise DeviceError(
-                f"enable refused on {device.host}: {escape(str(exc))}; check enable_pw in the config"
+                f"enable refused on {device.host} (no privileged prompt after enable); "
+                "check enable_pw in the config"
             ) from None
         log.info("Entering Privileged Mode.")
         try:
@@ -370,17 +375,20 @@ class CiscoTarget(Target):
             ) from None
         if not self.conn.check_enable_mode():
             raise DeviceError(f"enable refused on {device.host}; check enable_pw in the config")
+        for command in self.dialect.session_commands:
+            self._command(command, self._priv_prompt(), "preparing the session")
 
     def close(self) -> None:
         if self.conn is None:
             return
-        conn, self.conn = self.conn, None
+        log.info("Leaving privileged mode.")
         try:
-            log.info("Leaving privileged mode.")
-            conn.exit_enable_mode()
-        except Exception as exc:  # the session may already be gone; logging off still matters
+            user_prompt = re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*>\s*$")
+            self._command("disable", user_prompt, "leaving privileged mode")
+        except (TsError, OSError, EOFError) as exc:  # the session may be gone; logging off still matters
             log.debug(f"leaving privileged mode: {escape(str(exc))}")
         log.info("Logging off.")
+        conn, self.conn = self.conn, None
         try:
             conn.disconnect()
         except Exception as exc:
@@ -455,8 +463,9 @@ class CiscoTarget(Target):
 
     def read(self) -> Members:
         members = {}
+        verb = "Verifying" if self.contents else "Retrieving"
         for kind, group in self.groups.items():
-            log.info(f'Retrieving current members of "{group}" network group.')
+            log.info(f'{verb} current members of "{group}" network group.')
             contents = self._read_group(group)
             self.contents[kind] = contents
             members[kind] = contents.cidrs
@@ -540,9 +549,13 @@ class CiscoTarget(Target):
                 print(f"\r  {stream.done}/{total} lines, {rate:.0f}/s ", end="", file=sys.stderr, flush=True)
         if show_progress:
             print(file=sys.stderr)
+        took = time.monotonic() - started
         self.pushed += stream.done
-        self.push_seconds += time.monotonic() - started
+        self.push_seconds += took
         self.resent += stream.resent
+        log.info(
+            f"Sent {stream.done} configuration lines in {took:.1f} s ({stream.done / max(took, 1e-6):.0f}/s)."
+        )
         if stream.resent or stream.garbled:
             log.warning(
                 f"the device dropped input: {stream.resent} lines sent again, "

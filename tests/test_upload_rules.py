@@ -1,0 +1,279 @@
+"""upload_rules end to end: real Knot DNS for the policy, the lab ISR/ASA over real SSH with netmiko.
+
+Each test asserts what reached the device from the lab's own command log.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from tests.support.knot import KnotServer, make_zone_records
+from tests.support.lab import lab_device
+from tests.support.tools import free_port
+from ts_isr.commands.upload_rules import main
+from ts_isr.errors import Exit
+from ts_isr.lock import run_lock
+
+ZONE = "ts.test."
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def odd_hosts(prefix: str, count: int, start: int = 0) -> list[str]:
+    """``count`` addresses that never aggregate: every other address from ``prefix``.0.0."""
+    return [f"{prefix}.{n // 128}.{(n % 128) * 2 + 1}" for n in range(start, start + count)]
+
+
+BLOCK1 = odd_hosts("198.18", 120)
+BLOCK2 = odd_hosts("198.18", 120, start=6)  # 6 old ones gone, 6 new ones
+BIG = odd_hosts("198.19", 1500)
+
+
+@pytest.fixture(scope="module")
+def knot(tmp_path_factory):
+    server = KnotServer(tmp_path_factory.mktemp("knot"))
+    records = make_zone_records(
+        a={
+            "block1": BLOCK1,
+            "block2": BLOCK2,
+            "small": BLOCK1[:3],
+            "big": BIG,
+            "onlyallowed": ["203.0.113.5"],
+        },
+        apl={"allow1": ["1:203.0.113.0/28"]},
+    )
+    server.add_zone(ZONE, records)
+    server.start()
+    yield server
+    server.stop()
+
+
+def expected_members(platform: str, hosts: list[str]) -> set[str]:
+    prefix = "network-object " if platform == "asa" else ""
+    return {f"{prefix}host {host}" for host in hosts}
+
+
+class Run:
+    """One device, its config beside it, and upload_rules runs against both."""
+
+    def __init__(self, tmp_path: Path, knot: KnotServer, device, capsys) -> None:
+        self.dir = tmp_path / f"run-{device.platform}-{device.port}"
+        self.dir.mkdir()
+        self.device = device
+        self.capsys = capsys
+        self.known_hosts = self.dir / "known_hosts"
+        self.known_hosts.write_text(device.known_hosts_line() + "\n")
+        self.values = {
+            "device": device.host,
+            "ssh_port": device.port,
+            "username": device.username,
+            "password": device.password,
+            "enable_pw": device.secret,
+            "personality": device.platform,
+            "block_list": f"block1.{ZONE}",
+            "dns_server": "127.0.0.1",
+            "port": knot.port,
+            "ssh_timeout": 20,
+        }
+        self.config = self.dir / "threatstop.conf"
+        self.write()
+
+    def write(self, **changes) -> None:
+        self.values.update(changes)
+        text = "".join(f"{key}={value}\n" for key, value in self.values.items() if value is not None)
+        self.config.write_text(text)
+        self.config.chmod(0o600)
+
+    def __call__(self, *flags: str, **changes) -> tuple[int, str]:
+        if changes:
+            self.write(**changes)
+        self.capsys.readouterr()
+        code = main(["--config", str(self.config), *flags])
+        return code, self.capsys.readouterr().out
+
+    def group(self, name: str = "threatstop-block") -> set[str]:
+        return set(self.device.running().get(name, []))
+
+    @property
+    def log(self) -> str:
+        return (self.dir / "tsoutput.log").read_text()
+
+    def configured(self) -> bool:
+        return "configure terminal" in self.device.commands()
+
+
+@pytest.mark.parametrize("platform", ["ios", "asa"])
+def test_first_load_incremental_no_change_and_users_members(tmp_path, knot, capsys, platform):
+    mine = [
+        "description kept by the user",
+        "host 10.9.9.9" if platform == "ios" else "network-object host 10.9.9.9",
+    ]
+    with lab_device(tmp_path, platform=platform, preload={"threatstop-block": mine}) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        assert run(allow_list=f"allow1.{ZONE}", write_memory="yes")[0] == Exit.CHANGED
+        assert run.group() == set(mine) | expected_members(platform, BLOCK1)
+        allowed = "203.0.113.0 255.255.255.240"
+        assert run.group("threatstop-allow") == {
+            allowed if platform == "ios" else f"network-object {allowed}"
+        }
+        assert device.startup() == device.running()
+        log = run.log
+        for line in (
+            "Locking current execution instance.",
+            'Retrieving current members of "threatstop-block" network group.',
+            "120 items are new in the ThreatSTOP block list.",
+            "Leaving privileged mode.",
+            "Unlocking current execution instance.",
+        ):
+            assert line in log
+        assert run.dir.joinpath("tsoutput.log").stat().st_size and device.password not in log
+        first = "network-object host 198.18.0.1" if platform == "asa" else "host 198.18.0.1"
+        assert device.secret not in log and f"send: {first}" in log
+
+        before = len(device.commands())
+        assert run()[0] == Exit.UNCHANGED
+        assert "configure terminal" not in device.commands()[before:], "\n".join(device.commands()[before:])
+
+        before = len(device.commands())
+        code, _ = run(block_list=f"block2.{ZONE}")
+        assert code == Exit.CHANGED
+        assert run.group() == set(mine) | expected_members(platform, BLOCK2)
+        sent = device.commands()[before:]
+        member_lines = [line for line in sent if "198.18." in line and not line.startswith("show")]
+        assert len(member_lines) == 12, "only the difference is sent"
+        adds = [
+            i for i, line in enumerate(sent) if "198.18." in line and not line.startswith(("no ", "show"))
+        ]
+        removes = [i for i, line in enumerate(sent) if line.startswith("no ")]
+        assert max(adds) < min(removes), "additions go before removals"
+
+
+def test_dry_run_and_print_policy_touch_nothing(tmp_path, knot, capsys):
+    with lab_device(tmp_path) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run("--print-policy")
+        assert code == Exit.UNCHANGED and device.commands() == []
+        lines = out.splitlines()
+        assert (
+            lines[0] == "block 198.18.0.1/32" and len(lines) == 120 and lines == sorted(lines, key=_address)
+        )
+        code, out = run("--dry-run")
+        assert code == Exit.CHANGED and "+ block 198.18.0.1/32" in out
+        assert not run.configured() and run.group() == set()
+        assert not list(run.dir.glob("state/owned-*")), "a dry run records no ownership"
+
+
+def _address(line: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in line.split()[1].split("/")[0].split("."))
+
+
+def test_empty_list_leaves_the_placeholder_and_shrink_guard(tmp_path, knot, capsys):
+    with lab_device(tmp_path) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        assert run(block_list=f"onlyallowed.{ZONE}", allow_list=f"allow1.{ZONE}")[0] == Exit.CHANGED
+        assert run.group() == {"host 192.0.2.255"}, "an empty list leaves the documented placeholder"
+        assert run(block_list=f"block1.{ZONE}")[0] == Exit.CHANGED
+        assert run.group() == expected_members("ios", BLOCK1), "the placeholder goes when members come"
+
+        before = len(device.commands())
+        code, out = run(block_list=f"small.{ZONE}")
+        assert code == Exit.FAILED and "--force" in out and out.count("\n") == 1
+        assert "configure terminal" not in device.commands()[before:]
+        assert run("--force")[0] == Exit.CHANGED
+        assert run.group() == expected_members("ios", BLOCK1[:3])
+
+
+def test_dns_failure_changes_nothing_on_the_device(tmp_path, knot, capsys):
+    with lab_device(tmp_path) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run(port=free_port(), dns_timeout=1)
+        assert (
+            code == Exit.FAILED
+            and out.splitlines()[-1].startswith("[ERROR] : ")
+            and out.count("[ERROR]") == 1
+        )
+        assert device.commands() == []
+
+
+def test_ssh_failures_are_one_clear_line(tmp_path, knot, capsys):
+    with lab_device(tmp_path, platform="asa") as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run(password="wrong-password")
+        assert code == Exit.FAILED and "authentication failed" in out and out.count("\n") == 1
+        run.write(password=device.password)
+
+        other = paramiko.RSAKey.generate(1024)
+        run.known_hosts.write_text(f"[{device.host}]:{device.port} {other.get_name()} {other.get_base64()}\n")
+        code, out = run()
+        assert code == Exit.FAILED and "host key changed" in out and out.count("\n") == 1
+        run.known_hosts.write_text("")
+        code, out = run()
+        assert code == Exit.FAILED and "unknown" in out and "--trust-host-key" in out
+        assert device.commands() == []
+        assert run("--trust-host-key")[0] == Exit.CHANGED
+        assert "127.0.0.1" in run.known_hosts.read_text()
+
+        code, out = run(enable_pw="not-the-secret")
+        assert code == Exit.FAILED and "enable refused" in out and out.count("\n") == 1
+        code, out = run(ssh_port=free_port())
+        assert code == Exit.FAILED and "unreachable" in out
+
+
+def test_dropped_connection_is_repaired_by_the_next_run(tmp_path, knot, capsys):
+    with lab_device(tmp_path, drop_after_lines=40, line_cost_ms=0.2) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run()
+        assert code == Exit.FAILED and "lost" in out and "next run" in out
+        assert 0 < len(run.group()) < 120
+        assert run()[0] == Exit.CHANGED
+        assert run.group() == expected_members("ios", BLOCK1)
+
+
+def test_small_input_buffer_loses_no_line(tmp_path, knot, capsys):
+    with lab_device(tmp_path, input_buffer=600, line_cost_ms=0.3) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        assert run(block_list=f"big.{ZONE}", max_policy_size=2000)[0] == Exit.CHANGED
+        assert run.group() == expected_members("ios", BIG)
+        assert "Verifying" in run.log and "sending the remainder" not in run.log
+
+
+def test_device_errors_fail_loudly_after_one_retry(tmp_path, knot, capsys):
+    with lab_device(tmp_path, max_members=50, old_ios=True) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run()
+        assert code == Exit.FAILED
+        assert "maximum of 50" in out and "70 missing" in out
+        assert len(run.group()) == 50
+
+
+def test_concurrent_run_exits_at_once_and_kill_9_never_blocks(tmp_path, knot, capsys):
+    with lab_device(tmp_path, line_cost_ms=2) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        with run_lock(run.dir / "state" / "upload_rules.lock", "test"):
+            started = time.monotonic()
+            code, out = run()
+            assert code == Exit.LOCKED and "holds the lock" in out and time.monotonic() - started < 10
+        assert device.commands() == []
+
+        run.write(block_list=f"big.{ZONE}", max_policy_size=2000)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        child = subprocess.Popen(
+            [sys.executable, "-m", "ts_isr.commands.upload_rules", "--config", str(run.config)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while sum("198.19." in line for line in device.commands()) < 50:
+            assert time.monotonic() < deadline and child.poll() is None, "the push never started"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert run()[0] == Exit.CHANGED
+        assert run.group() == expected_members("ios", BIG)

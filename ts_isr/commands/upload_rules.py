@@ -1,0 +1,134 @@
+"""upload_rules: keep the device's object-groups in step with the ThreatSTOP policy (run from cron).
+
+The seed's sequence and log lines; the decisions are in :mod:`ts_isr.sync`,
+the device in :mod:`ts_isr.targets.cisco`.  Exit codes: 0 nothing changed,
+4 changed (a dry run: would change), 1 failed, 2 config error, 3 locked.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+
+from ts_isr import __version__
+from ts_isr.commands.common import command_parser, load_command_config, run_command
+from ts_isr.config import Config
+from ts_isr.errors import ConfigError, Exit
+from ts_isr.fetch import fetch_policy
+from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, store_host_key
+from ts_isr.lock import run_lock
+from ts_isr.log import log, setup_logging
+from ts_isr.sync import OwnershipStore, SyncOptions, synchronise
+from ts_isr.targets.asa import AsaDialect
+from ts_isr.targets.cisco import CiscoTarget, Device
+from ts_isr.targets.dryrun import DryRunTarget
+from ts_isr.targets.ios import IosDialect
+
+PROG = "upload_rules"
+
+
+def parser():
+    parser = command_parser(PROG, "Keep the Cisco ISR/ASA object-groups in step with the ThreatSTOP policy.")
+    parser.add_argument("--dry-run", action="store_true", help="print the difference, change nothing")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="apply even a list that shrinks the group by more than max_shrink",
+    )
+    parser.add_argument(
+        "--trust-host-key", action="store_true", help="trust the device's current SSH host key (first use)"
+    )
+    parser.add_argument(
+        "--print-policy", action="store_true", help="print the policy (block/allow CIDRs); touch no device"
+    )
+    return parser
+
+
+def device_of(config: Config) -> Device:
+    return Device(
+        host=str(config.device),
+        port=config.ssh_port,
+        username=config.username,
+        password=config.password,
+        secret=config.enable_pw,
+        known_hosts=config.known_hosts,
+        timeout=config.ssh_timeout,
+    )
+
+
+def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
+    """The device of ``config``, with the groups for ``kinds``; not connected yet."""
+    dialect = AsaDialect() if config.personality == "asa" else IosDialect()
+    groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
+    return CiscoTarget(dialect, device_of(config), groups)
+
+
+def trust_host_key(config: Config) -> None:
+    """``--trust-host-key``: trust whatever key the device presents now, saying so loudly."""
+    host, port = str(config.device), config.ssh_port
+    key = fetch_host_key(host, port, config.ssh_timeout)
+    old = known_host_key(config.known_hosts, host, port)
+    if old is not None and old.asbytes() == key.asbytes():
+        log.info(f"The device's SSH host key {fingerprint(key)} is already trusted.")
+        return
+    store_host_key(config.known_hosts, host, port, key)
+    replaced = f" (replacing {fingerprint(old)})" if old is not None else ""
+    log.warning(
+        f"trusted the SSH host key {fingerprint(key)} of {host}:{port}{replaced} in {config.known_hosts}"
+    )
+
+
+def upload(config: Config, args) -> Exit:
+    log.info("Previous configuration found ... Loading config data...")
+    log.info("Initializing data from configuration file.")
+    log.info("Verifying manditory parameters state.")
+    if not args.print_policy and not config.password:
+        raise ConfigError(f"{config.path}: password: is required to log into the device; add it or run setup")
+    policy = fetch_policy(config, force=args.force)
+    if args.print_policy:
+        for line in policy.lines():
+            print(line)
+        return Exit.UNCHANGED
+    kinds = ("block", "allow") if config.allow_list or policy.allow else ("block",)
+    log.info("Initializing remote connection.")
+    if args.trust_host_key:
+        trust_host_key(config)
+    device = cisco_target(config, kinds)
+    target = DryRunTarget(device) if args.dry_run else device
+    options = SyncOptions(
+        groups=device.groups,
+        exclusive=config.exclusive_groups,
+        max_shrink=config.max_shrink,
+        force=args.force,
+        write_memory=config.write_memory,
+        record=not args.dry_run,
+    )
+    store = OwnershipStore(config.state_dir, f"{config.device}-{config.ssh_port}")
+    with target:
+        device.connect()
+        result = synchronise(target, policy, store, options)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    started = time.monotonic()
+
+    def body() -> Exit:
+        config = load_command_config(args.config)
+        setup_logging(config.tsoutput, verbose=args.verbose)
+        log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
+        with run_lock(config.state_dir / "upload_rules.lock", PROG):
+            result = upload(config, args)
+        elapsed = int(time.monotonic() - started)
+        hours, rest = divmod(elapsed, 3600)
+        took = f"{hours:02}:{rest // 60:02}:{rest % 60:02}"
+        log.info(f"Finished on {datetime.now():%a %b %d %H:%M:%S %Y} after {took}")
+        return result
+
+    return run_command(body, verbose=args.verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

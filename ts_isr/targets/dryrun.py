@@ -1,0 +1,37 @@
+"""The dry run: reads the real device, prints the difference, touches nothing.
+
+It keeps the result of the plan in memory, so the run's read-back check sees
+what the device would hold and the dry run goes through the same path as a
+real one up to the device's configuration mode, which it never enters.
+"""
+
+from __future__ import annotations
+
+from ts_isr.log import log
+from ts_isr.targets.base import Members, Plan, Target
+
+
+class DryRunTarget(Target):
+    def __init__(self, inner: Target) -> None:
+        self.inner = inner
+        self.families = inner.families
+        self.simulated: dict[str, frozenset] | None = None
+
+    def read(self) -> Members:
+        if self.simulated is None:
+            self.simulated = dict(self.inner.read())
+        return dict(self.simulated)
+
+    def apply(self, plan: Plan) -> None:
+        assert self.simulated is not None, "read before apply"
+        for change in plan.changes:
+            for cidr in change.add:
+                print(f"+ {change.kind} {cidr}")
+            for cidr in change.remove:
+                print(f"- {change.kind} {cidr}")
+            have = self.simulated.get(change.kind, frozenset())
+            self.simulated[change.kind] = (have | frozenset(change.add)) - frozenset(change.remove)
+        log.info("Dry run: the device was not changed.")
+
+    def close(self) -> None:
+        self.inner.close()

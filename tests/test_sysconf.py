@@ -241,6 +241,9 @@ def test_cron_jobs_in_a_root_tab_file_are_idempotent_and_keep_other_lines(tmp_pa
     moved = [sysconf.CronJob("7 */4 * * *", JOBS[0].command, JOBS[0].tag)]
     sysconf.ensure_cron_jobs(moved, root=tmp_path)
     assert [str(j.slices) for j in CronTab(tabfile=str(tab)).find_comment(JOBS[0].tag)] == ["7 */4 * * *"]
+    assert sysconf.remove_cron_jobs([job.tag for job in JOBS], root=tmp_path) == 2
+    assert sysconf.remove_cron_jobs([job.tag for job in JOBS], root=tmp_path) == 0
+    assert "ts_isr" not in tab.read_text() and "0 3 * * * /usr/local/bin/backup" in tab.read_text()
 
 
 def test_a_bad_schedule_is_refused(tmp_path: Path) -> None:

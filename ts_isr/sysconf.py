@@ -206,6 +206,16 @@ def _read_tab(root: Path | None) -> CronTab:
     return CronTab(tab=text)
 
 
+def _write_tab(tab: CronTab, root: Path | None) -> None:
+    if root is not None:
+        write_atomic(system_path(root, Path(ROOT_CRONTAB)), tab.render(), 0o600)
+        return
+    try:
+        tab.write()
+    except OSError as exc:
+        raise TsError(f"cannot write the crontab ({exc})") from None
+
+
 def ensure_cron_jobs(jobs: Sequence[CronJob], root: Path | None = None) -> list[str]:
     """Put ``jobs`` in the user's crontab (or ``root/crontab``), replacing lines with the same tags.
 
@@ -220,11 +230,14 @@ def ensure_cron_jobs(jobs: Sequence[CronJob], root: Path | None = None) -> list[
             entry.setall(job.schedule)
         except (ValueError, KeyError) as exc:
             raise TsError(f"{job.schedule!r} is not a cron schedule ({exc})") from None
-    if root is None:
-        try:
-            tab.write()
-        except OSError as exc:
-            raise TsError(f"cannot write the crontab ({exc})") from None
-    else:
-        write_atomic(system_path(root, Path(ROOT_CRONTAB)), tab.render(), 0o600)
+    _write_tab(tab, root)
     return [str(entry) for job in jobs for entry in tab.find_comment(job.tag)]
+
+
+def remove_cron_jobs(tags: Sequence[str], root: Path | None = None) -> int:
+    """Take out the lines carrying ``tags``; other lines stay.  Returns how many went."""
+    tab = _read_tab(root)
+    removed = sum(tab.remove_all(comment=tag) for tag in tags)
+    if removed:
+        _write_tab(tab, root)
+    return removed

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import re
+import socket
+import subprocess
+import sys
 import time
+from datetime import UTC, datetime
 
 import asyncssh
 import paramiko
@@ -12,6 +17,7 @@ from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutExc
 from ntc_templates.parse import parse_output
 
 from tests.support.lab import lab_device
+from ts_isr.lab.syslog import KINDS, numbered_events, render
 
 IOS_LINES = [
     "object-group network TS_BLOCK",
@@ -318,3 +324,52 @@ def test_copy_running_config_startup_config_and_exit(tmp_path):
         assert "bytes copied" in conn.send_command("", expect_string=r"#")
         conn.disconnect()
         assert device.startup() == {"G": ["network-object host 192.0.2.1"]}
+
+
+def test_syslog_sender_sends_numbered_device_lines_over_udp(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(30)
+        port = receiver.getsockname()[1]
+        argv = [
+            sys.executable,
+            "-m",
+            "ts_isr.lab",
+            "syslog",
+            "--port",
+            str(port),
+            "--count",
+            "50",
+            "--kind",
+            "mixed",
+        ]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True)
+        assert done.stdout.strip() == f"sent 50 syslog lines to 127.0.0.1:{port}"
+        lines = [receiver.recv(4096).decode() for _ in range(50)]
+    ios = [line for line in lines if line.startswith("<190>")]
+    assert [int(re.match(r"<190>(\d+): ", line).group(1)) for line in ios] == [
+        n + 1 for n in range(50) if n % len(KINDS) != KINDS.index("asa-deny")
+    ]
+    assert sum("%FW-6-DROP_PKT: Dropping tcp session" in line for line in lines) == 10
+    assert sum("%SEC-6-IPACCESSLOGP: list TS-IN denied" in line for line in lines) == 10
+    assert (
+        sum(
+            re.match(r"<164>\w{3} \d\d \d{4} [\d:]{8}: %ASA-4-106023: Deny", line) is not None
+            for line in lines
+        )
+        == 10
+    )
+
+
+def test_syslog_lines_have_the_device_shape():
+    when = datetime(2026, 3, 1, 0, 12, 34, 567000, tzinfo=UTC)
+    drop, _, acl, _, asa = (render(event, 42, when) for event in numbered_events(5, KINDS))
+    assert drop == (
+        "<190>42: ISR4331: Mar  1 00:12:34.567: %FW-6-DROP_PKT: Dropping tcp session 192.0.2.1:1024 "
+        "10.0.0.1:443 on zone-pair out-in class TS-BLOCK with ip ident 0 due to  Policy drop:classify result"
+    )
+    assert acl == (
+        "<190>42: ISR4331: Mar  1 00:12:34.567: %SEC-6-IPACCESSLOGP: list TS-IN denied tcp "
+        "203.0.113.1(1026) -> 10.0.0.3(53), 1 packet"
+    )
+    assert asa.startswith("<164>Mar 01 2026 00:12:34: %ASA-4-106023: Deny udp src outside:198.51.100.2/1028 ")

@@ -246,20 +246,27 @@ def test_bad_values_are_refused_with_the_reason_and_asked_again_then_ctrl_c_save
     assert not world.config.parent.exists() or not any(world.config.parent.iterdir()), "no temporary file"
 
 
-def test_ctrl_c_at_apply_leaves_the_previous_config_byte_for_byte(world: World) -> None:
+def test_no_or_ctrl_c_at_apply_leaves_the_previous_config_byte_for_byte(world: World) -> None:
     world.config.parent.mkdir(parents=True)
     world.config.write_text(f"# mine\nblock_list = old.{ZONE}\ndevice = 192.0.2.1\nusername = u\n")
     original = world.config.read_bytes()
-    child = spawn(world)
-    answer(child, "Please enter the block_list to use:", f"old.{ZONE}", f"new.{ZONE}")
-    for _ in range(10):
-        child.expect_exact("==> ")
-        child.sendline("")
-    child.expect_exact("Apply settings Y/N?: [Y] ")
-    child.sendintr()
-    status, transcript = finish(child)
-    assert status == 1 and "nothing was saved" in transcript
-    assert world.config.read_bytes() == original
+    for last_word in ("n", None):
+        child = spawn(world)
+        answer(child, "Please enter the block_list to use:", f"old.{ZONE}", f"new.{ZONE}")
+        for _ in range(10):
+            child.expect_exact("==> ")
+            child.sendline("")
+        child.expect_exact("Apply settings Y/N?: [Y] ")
+        if last_word is None:
+            child.sendintr()
+        else:
+            child.sendline(last_word)
+        status, transcript = finish(child)
+        if last_word is None:
+            assert status == 1 and "setup interrupted; nothing was saved or changed" in transcript
+        else:
+            assert status == 0 and "Settings not applied; nothing was changed." in transcript
+        assert world.config.read_bytes() == original
     assert sorted(p.name for p in world.config.parent.iterdir()) == ["threatstop.conf"]
 
 

@@ -6,6 +6,7 @@ import pytest
 from ntc_templates.parse import parse_output
 
 from ts_isr.lab.cli import ASA, IOS, DeviceState, Mode, Profile, Session
+from ts_isr.lab.device import edit_line, take_lines
 
 SECRET = "s3cret"
 
@@ -295,3 +296,16 @@ def test_asa_rendering_matches_a_real_capture_and_parses(command):
     assert shown == ASA_CAPTURE
     parsed = parse_output(platform="cisco_asa", command=command, data=shown)
     assert ("SITE-A", "10.1.1.22") in {(row["name"], row["host"]) for row in parsed}
+
+
+def test_input_is_split_into_lines_as_a_terminal_sends_them():
+    buffer = bytearray(b"one\r\ntwo\nthree\rfour\x1aend\x1a\r")
+    lines, skip_lf = take_lines(buffer, False)
+    assert lines == ["one", "two", "three", "four", "\x1a", "end", "\x1a", ""]
+    assert skip_lf is True and buffer == b""
+    buffer += b"\nfive\npartial"
+    lines, skip_lf = take_lines(buffer, skip_lf)
+    assert lines == ["five"] and buffer == b"partial" and skip_lf is False
+    buffer = bytearray(b"a\nb\nc\n")
+    assert take_lines(buffer, False, limit=2) == (["a", "b"], False) and buffer == b"c\n"
+    assert edit_line("hots\x7f\x7fst 192.0.2.1\x08") == "host 192.0.2."

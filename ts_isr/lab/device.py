@@ -13,13 +13,14 @@ import json
 import os
 import re
 import time
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import asyncssh
 
-from ts_isr.lab.cli import DeviceState, Mode, Profile, Session
+from ts_isr.lab.cli import DeviceState, Mode, Profile, Reply, Session
 
 STATE_FILE = "state.json"
 COMMANDS_FILE = "commands.log"
@@ -225,23 +226,7 @@ class LabSession(asyncssh.SSHServerSession):
             self._run_lines(self._take_lines())
 
     def _take_lines(self, limit: int | None = None) -> list[str]:
-        """Complete lines from the buffer (CR, LF or CRLF ends a line; Ctrl-Z ends configuration)."""
-        lines: list[str] = []
-        buffer = self.pending
-        start = 1 if self.skip_lf and buffer[:1] == b"\n" else 0
-        self.skip_lf = False
-        for match in _LINE_END.finditer(buffer, start):
-            if limit is not None and len(lines) >= limit:
-                break
-            if match.group() == b"\x1a":
-                if match.start() > start:
-                    lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
-                lines.append("\x1a")
-            else:
-                lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
-                self.skip_lf = match.group() == b"\r" and match.end() == len(buffer)
-            start = match.end()
-        del buffer[:start]
+        lines, self.skip_lf = take_lines(self.pending, self.skip_lf, limit)
         return lines
 
     async def _work(self) -> None:
@@ -261,7 +246,7 @@ class LabSession(asyncssh.SSHServerSession):
         knobs = self.device.knobs
         try:
             for raw in lines:
-                line = _edit(raw)
+                line = edit_line(raw)
                 if line == "\x1a":
                     line = "end" if self.cli.in_config() else ""
                 password = self.cli.mode is Mode.PASSWORD
@@ -271,7 +256,11 @@ class LabSession(asyncssh.SSHServerSession):
                     self.hung = True
                     return
                 was_config = self.cli.in_config()
-                reply = self.cli.handle(line)
+                try:
+                    reply = self.cli.handle(line)
+                except Exception:  # a lab bug must show in stderr.log, not as a silently dead session
+                    traceback.print_exc()
+                    reply = Reply(["% Lab device internal error (see its stderr)", ""])
                 if (reply.changed or was_config) and not self.cli.in_config():
                     self.device.flush_state()  # saved or left configuration: on disk before the prompt
                 elif reply.changed:
@@ -338,7 +327,33 @@ class LabSession(asyncssh.SSHServerSession):
         self.device.flush_state()
 
 
-def _edit(line: str) -> str:
+def take_lines(buffer: bytearray, skip_lf: bool, limit: int | None = None) -> tuple[list[str], bool]:
+    """Remove complete lines from ``buffer``: CR, LF or CRLF ends a line, Ctrl-Z is a line of its own.
+
+    A CR at the very end may be the first half of a CRLF split across packets: the returned flag
+    says to skip a LF that starts the next packet, so it does not count as an empty line.
+    """
+    if skip_lf and not buffer:
+        return [], True
+    lines: list[str] = []
+    start = 1 if skip_lf and buffer[:1] == b"\n" else 0
+    skip_lf = False
+    for match in _LINE_END.finditer(buffer, start):
+        if limit is not None and len(lines) >= limit:
+            break
+        if match.group() == b"\x1a":
+            if match.start() > start:
+                lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
+            lines.append("\x1a")
+        else:
+            lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
+            skip_lf = match.group() == b"\r" and match.end() == len(buffer)
+        start = match.end()
+    del buffer[:start]
+    return lines, skip_lf
+
+
+def edit_line(line: str) -> str:
     """Apply backspace/delete as a terminal would before the parser sees the line."""
     if "\x7f" not in line and "\x08" not in line:
         return line

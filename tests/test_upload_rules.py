@@ -220,7 +220,8 @@ def test_ssh_failures_are_one_clear_line(tmp_path, knot, capsys):
         assert run("--trust-host-key")[0] == Exit.CHANGED
         assert "127.0.0.1" in run.known_hosts.read_text()
 
-        code, out = run(enable_pw="not-the-secret")
+        # The ASA asks again for a wrong enable password; netmiko waits for the prompt until ssh_timeout.
+        code, out = run(enable_pw="not-the-secret", ssh_timeout=3)
         assert code == Exit.FAILED and "enable refused" in out and out.count("\n") == 1
         code, out = run(ssh_port=free_port())
         assert code == Exit.FAILED and "unreachable" in out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import select
+import socket
 import sys
 import time
 from collections import deque
@@ -365,6 +366,8 @@ class CiscoTarget(Target):
                 f"enable refused on {device.host} (no privileged prompt after enable); "
                 "check enable_pw in the config"
             ) from None
+        # Small lines must leave at once: Nagle's algorithm would hold them for the device's delayed ACK.
+        self.conn.remote_conn.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         log.info("Entering Privileged Mode.")
         try:
             if not self.conn.check_enable_mode():

@@ -278,3 +278,11 @@ def test_concurrent_run_exits_at_once_and_kill_9_never_blocks(tmp_path, knot, ca
         child.wait()
         assert run()[0] == Exit.CHANGED
         assert run.group() == expected_members("ios", BIG)
+
+
+def test_a_device_that_stops_answering_times_out_with_one_line(tmp_path, knot, capsys):
+    with lab_device(tmp_path, hang_on="host 198.18.0.41") as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run(ssh_timeout=3)
+        assert code == Exit.FAILED and "timed out" in out and "next run repairs" in out
+        assert out.count("\n") == 1

@@ -320,6 +320,7 @@ class CiscoTarget(Target):
         self.pushed = 0
         self.push_seconds = 0.0
         self.resent = 0
+        self.broken = False  # the session died or hung: log off without another command
 
     # -- session ---------------------------------------------------------------------------------
 
@@ -386,6 +387,8 @@ class CiscoTarget(Target):
             return
         log.info("Leaving privileged mode.")
         try:
+            if self.broken:
+                raise DeviceError("the session is broken")
             user_prompt = re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*>\s*$")
             self._command("disable", user_prompt, "leaving privileged mode")
         except (TsError, OSError, EOFError) as exc:  # the session may be gone; logging off still matters
@@ -405,6 +408,7 @@ class CiscoTarget(Target):
         return self.conn.remote_conn
 
     def _lost(self, what: str) -> DeviceError:
+        self.broken = True
         return DeviceError(
             f"connection to {self.device.host} lost {what}; the next run repairs the group "
             "(check the device's logs and the network)"
@@ -444,6 +448,7 @@ class CiscoTarget(Target):
                 if pattern.search(text[-300:]):
                     return text
             elif now - last > self.device.timeout:
+                self.broken = True
                 raise DeviceError(
                     f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s while {what}; "
                     "check the device, or raise ssh_timeout in the config"
@@ -537,6 +542,7 @@ class CiscoTarget(Target):
                 stream.feed(chunk, now)
                 last_output = now
             elif now - last_output > self.device.timeout:
+                self.broken = True
                 raise DeviceError(
                     f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s after "
                     f"{stream.done} of {total} lines; the next run repairs the group"

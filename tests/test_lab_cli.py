@@ -309,3 +309,13 @@ def test_input_is_split_into_lines_as_a_terminal_sends_them():
     buffer = bytearray(b"a\nb\nc\n")
     assert take_lines(buffer, False, limit=2) == (["a", "b"], False) and buffer == b"c\n"
     assert edit_line("hots\x7f\x7fst 192.0.2.1\x08") == "host 192.0.2."
+
+
+def test_only_the_saving_forms_of_write_and_copy_exist():
+    cli = session()
+    configure(cli, "TS", "host 192.0.2.1")
+    assert run(cli, "write erase")[1] == "% Invalid input detected at '^' marker."
+    assert run(cli, "copy startup-config running-config")[1] == "% Invalid input detected at '^' marker."
+    assert cli.state.startup == {} and cli.mode is Mode.EXEC
+    assert run(cli, "write memory") == ["Building configuration...", "[OK]"]
+    assert cli.state.startup == cli.state.running

@@ -295,7 +295,7 @@ class Session:
         if verb == "show":
             return Reply(self._show(words))
         if verb == "configure":
-            words.keyword(("terminal", "memory", "network", "replace"))
+            words.keyword(("terminal",))
             words.end()
             self.mode = Mode.CONFIG
             if self.profile.platform == IOS:
@@ -303,12 +303,12 @@ class Session:
             return Reply()
         if verb == "write":
             if not words.done():
-                words.keyword(("memory", "terminal", "erase", "network"))
+                words.keyword(("memory",))
             words.end()
             return self._write_memory()
-        # copy running-config startup-config
-        words.keyword(("running-config", "startup-config", "flash:", "tftp:", "scp:"))
-        words.keyword(("startup-config", "running-config", "flash:", "tftp:", "scp:"))
+        # copy running-config startup-config (the only copy a lab needs)
+        words.keyword(("running-config",))
+        words.keyword(("startup-config",))
         words.end()
         self.mode = Mode.COPY_CONFIRM
         return Reply()
@@ -332,7 +332,7 @@ class Session:
         if option != "monitor":
             value, column = words.word()
             limits = {"length": 512, "width": 512, "pager": 2147483647}
-            if not value.isdigit() or int(value) > limits[option] or (option == "width" and int(value) < 0):
+            if not value.isdigit() or int(value) > limits[option]:
                 raise _CliError("invalid", column)
         words.end()
         return Reply()
@@ -508,7 +508,7 @@ class Session:
 
     # ----------------------------------------------------------- config modes
     def _config_keywords(self) -> tuple[str, ...]:
-        common = ("object-group", "no", "end", "exit", "hostname")
+        common = ("object-group", "no", "end", "exit")
         if self.profile.platform == IOS:
             return (*common, "do")
         return (*common, "show", "write", "terminal", "copy", "configure")
@@ -533,8 +533,6 @@ class Session:
             return self._exec_verb(words.keyword(self._exec_keywords()), words)
         if verb in ("show", "write", "terminal", "copy", "configure"):
             return self._exec_verb(verb, words)
-        if verb == "hostname":
-            raise _CliError("message", detail="% Hostname changes are not allowed on the lab device")
         negate = verb == "no"
         if negate:
             words.keyword(("object-group",))

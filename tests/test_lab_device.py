@@ -393,3 +393,22 @@ def test_syslog_lines_have_the_device_shape():
         "203.0.113.1(1026) -> 10.0.0.3(53), 1 packet"
     )
     assert asa.startswith("<164>Mar 01 2026 00:12:34: %ASA-4-106023: Deny udp src outside:198.51.100.2/1028 ")
+
+
+def test_device_logs_configuration_changes_to_its_logging_host(tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(30)
+        with lab_device(tmp_path, "ios", syslog=f"127.0.0.1:{receiver.getsockname()[1]}") as device:
+            conn = connect(device)
+            conn.enable()
+            conn.send_config_set(["object-group network LOGGED", "host 192.0.2.1"])
+            conn.send_config_set(["object-group network LOGGED", "host 192.0.2.2"])
+            conn.disconnect()
+            first, second = (receiver.recv(4096).decode() for _ in range(2))
+    assert re.fullmatch(
+        r"<189>1: ISR4331: \w{3} [ \d]\d [\d:]{8}\.\d{3}: %SYS-5-CONFIG_I: Configured from console by tsadmin "
+        r"on vty0 \(127\.0\.0\.1\)",
+        first,
+    )
+    assert second.startswith("<189>2: ISR4331: ")

@@ -44,7 +44,17 @@ def device_parser() -> argparse.ArgumentParser:
     parser.add_argument("--hang-on", metavar="COMMAND")
     parser.add_argument("--banner", metavar="TEXT")
     parser.add_argument("--odd-prompt", action="store_true", help="answer from ROM monitor")
+    parser.add_argument(
+        "--syslog", metavar="HOST:PORT", help="`logging host`: send the device's log lines there"
+    )
     return parser
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise SystemExit(f"lab device: --syslog wants HOST:PORT, not {text!r}")
+    return host.strip("[]"), int(port)
 
 
 def build_device(args: argparse.Namespace) -> Device:
@@ -69,6 +79,7 @@ def build_device(args: argparse.Namespace) -> Device:
         refuse_login=args.refuse_login,
         hang_on=args.hang_on,
         banner=args.banner,
+        syslog=parse_host_port(args.syslog) if args.syslog else None,
     )
     keys = args.authorized_keys.read_text() if args.authorized_keys else None
     return Device(profile, args.username, password, knobs, args.state_dir, preload, keys)

@@ -8,19 +8,23 @@ that make it behave like a slow or faulty device live here, not in the interpret
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import os
 import re
+import socket
 import time
 import traceback
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
 import asyncssh
 
 from ts_isr.lab.cli import DeviceState, Mode, Profile, Reply, Session
+from ts_isr.lab.syslog import ios_line
 
 STATE_FILE = "state.json"
 COMMANDS_FILE = "commands.log"
@@ -41,6 +45,7 @@ class Knobs:
     refuse_login: bool = False
     hang_on: str | None = None
     banner: str | None = None
+    syslog: tuple[str, int] | None = None  # `logging host`: where the device sends its own log lines
 
 
 def write_private(path: Path, text: str) -> None:
@@ -89,6 +94,13 @@ class Device:
         self.config_lines = 0
         self._flush_handle: asyncio.TimerHandle | None = None
         self._commands: IO[str] | None = None
+        self.log_sequence = 0
+        self._syslog: socket.socket | None = None
+        if knobs.syslog is not None:
+            self._syslog = socket.socket(
+                socket.AF_INET6 if ":" in knobs.syslog[0] else socket.AF_INET, socket.SOCK_DGRAM
+            )
+            self._syslog.setblocking(False)
         state_file = state_dir / STATE_FILE if state_dir else None
         if preload is not None:
             self.state = DeviceState.from_snapshot(preload)
@@ -124,7 +136,18 @@ class Device:
         if self.state_dir is not None:
             write_private(self.state_dir / STATE_FILE, json.dumps(self.state.snapshot(), indent=1) + "\n")
 
+    def log(self, message: str, severity: int) -> None:
+        """Send one line to the `logging host`, as IOS does (UDP: lost if nobody listens)."""
+        if self._syslog is None or self.knobs.syslog is None:
+            return
+        self.log_sequence += 1
+        line = ios_line(message, self.log_sequence, datetime.now(UTC), self.profile.name, severity)
+        with contextlib.suppress(OSError):
+            self._syslog.sendto(line.encode(), self.knobs.syslog)
+
     def close(self) -> None:
+        if self._syslog is not None:
+            self._syslog.close()
         self.flush_state()
         if self._commands is not None:
             self._commands.close()
@@ -170,6 +193,7 @@ class LabSession(asyncssh.SSHServerSession):
         self.device = device
         self.cli = Session(device.profile, device.state, device.uptime)
         self.chan: asyncssh.SSHServerChannel | None = None
+        self.user = self.peer = ""
         self.pending = bytearray()
         self.skip_lf = False
         self.hung = False
@@ -181,6 +205,8 @@ class LabSession(asyncssh.SSHServerSession):
     # asyncssh callbacks ---------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
         self.chan = chan
+        self.user = chan.get_extra_info("username") or ""
+        self.peer = (chan.get_extra_info("peername") or ("?",))[0]
 
     def pty_requested(self, term_type: str, term_size: tuple[int, int, int, int], term_modes: dict) -> bool:
         return True
@@ -263,6 +289,11 @@ class LabSession(asyncssh.SSHServerSession):
                     reply = Reply(["% Lab device internal error (see its stderr)", ""])
                 if (reply.changed or was_config) and not self.cli.in_config():
                     self.device.flush_state()  # saved or left configuration: on disk before the prompt
+                if was_config and self.cli.mode is Mode.EXEC:
+                    self.device.log(
+                        f"%SYS-5-CONFIG_I: Configured from console by {self.user} on vty0 ({self.peer})",
+                        severity=5,
+                    )
                 elif reply.changed:
                     self.device.changed()
                 out.append((line if reply.echo else "") + "\r\n")

@@ -84,7 +84,14 @@ def render(event: Event, sequence: int, when: datetime, hostname: str = "ISR4331
             f"%SEC-6-IPACCESSLOGP: list TS-IN {action} {event.protocol} "
             f"{event.source}({event.source_port}) -> {event.destination}({event.destination_port}), 1 packet"
         )
-    return f"<{FACILITY_LOCAL7 * 8 + 6}>{sequence}: {hostname}: {_ios_stamp(when)}: {message}"
+    return ios_line(message, sequence, when, hostname)
+
+
+def ios_line(
+    message: str, sequence: int, when: datetime, hostname: str = "ISR4331", severity: int = 6
+) -> str:
+    """``<PRI>SEQ: HOST: TIMESTAMP: %MSG`` as IOS sends to a ``logging host`` (facility local7)."""
+    return f"<{FACILITY_LOCAL7 * 8 + severity}>{sequence}: {hostname}: {_ios_stamp(when)}: {message}"
 
 
 def send(lines: Iterable[str], host: str, port: int, rate: float | None = None) -> int:

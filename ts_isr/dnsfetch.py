@@ -1,7 +1,7 @@
 """The ThreatSTOP policy over DNS: the project's reading of the vendor's format, kept in this one module.
 
-The vendor does not publish its client, so this is an assumption (see
-docs in README.md, "How the policy is read"), to be changed here alone when a
+The vendor does not publish its client, so this is the project's assumption
+(from ../shared/notes/threatstop-protocol.md), to be changed here alone when a
 real capture shows otherwise:
 
 1. ``PTR <list>``: each target is a part of the list; no PTR answer means the
@@ -69,6 +69,7 @@ MAX_FRUITLESS_CONNECTIONS = 3
 _HEADER = struct.Struct(">HHHHHH")
 _RR = struct.Struct(">HHIH")
 _FLAG_QR, _FLAG_AA, _FLAG_TC = 0x8000, 0x0400, 0x0200
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 T = TypeVar("T")
@@ -134,15 +135,21 @@ def parse_response(wire: bytes) -> Response:
     return Response(wire, ident, flags, (qdcount, ancount, nscount, arcount), offset)
 
 
-def question_of(response: Response) -> tuple[dns.name.Name, int]:
-    if response.counts[0] != 1:
-        raise Malformed("answer does not carry exactly one question")
-    try:
-        name, used = dns.name.from_wire(response.wire, _HEADER.size)
-    except dns.exception.DNSException as exc:
-        raise Malformed(f"bad question name ({exc})") from None
-    (qtype,) = struct.unpack_from(">H", response.wire, _HEADER.size + used)
-    return name, qtype
+def question_wire(name: dns.name.Name, rtype: int) -> bytes:
+    """The question section as sent; an answer must echo it (case aside, RFC 4343)."""
+    return name.to_wire() + struct.pack(">HH", rtype, IN)
+
+
+def query_wire(ident: int, question: bytes) -> bytes:
+    """A standard query with recursion desired, framed for TCP; built by hand, it costs nothing."""
+    message = _HEADER.pack(ident, 0x0100, 1, 0, 0, 0) + question
+    return len(message).to_bytes(2, "big") + message
+
+
+def echoes(response: Response, question: bytes) -> bool:
+    return response.counts[0] == 1 and response.wire[_HEADER.size : response.answer_offset].lower() == (
+        question.lower()
+    )
 
 
 def _walk(wire: bytes, offset: int, count: int) -> Iterator[tuple[int, int, int, int, int]]:
@@ -341,6 +348,10 @@ class DnsConnection:
         if remaining <= 0:
             raise ServerError(f"no whole answer within {SERVER_DEADLINE:.0f}s")
         self._sock.settimeout(min(self.timeout, remaining))
+        if _QUICKACK is not None:
+            # Acknowledge at once: a server that sends small answers with Nagle's
+            # algorithm would otherwise wait out our delayed ACK (40 ms) each time.
+            self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         try:
             data = self._reader.read(size)
         except TimeoutError:
@@ -349,15 +360,13 @@ class DnsConnection:
             raise EOFError
         return data
 
-    def _send(self, ident: int, question: tuple[dns.name.Name, int]) -> None:
-        query = dns.message.make_query(*question)
-        query.id = ident
-        wire = query.to_wire()
+    def _send(self, ident: int, question: bytes) -> None:
         self._sock.settimeout(self.timeout)
-        self._sock.sendall(len(wire).to_bytes(2, "big") + wire)
+        self._sock.sendall(query_wire(ident, question))
 
     def exchange(self, questions: Sequence[tuple[dns.name.Name, int]]) -> list[Response]:
         """Ask every question, up to :data:`WINDOW` in flight; answers in the order of the questions."""
+        wires = [question_wire(name, rtype) for name, rtype in questions]
         results: list[Response | None] = [None] * len(questions)
         base = random.randrange(0x10000)
         queue = deque(range(len(questions)))
@@ -369,7 +378,7 @@ class DnsConnection:
                     index = queue.popleft()
                     ident = (base + index) & 0xFFFF
                     pending[ident] = index
-                    self._send(ident, questions[index])
+                    self._send(ident, wires[index])
                 (length,) = struct.unpack(">H", self._read_exact(2))
                 response = parse_response(self._read_exact(length))
             except (EOFError, ConnectionError) as exc:
@@ -388,7 +397,7 @@ class DnsConnection:
             index = pending.pop(response.ident, -1)
             if index < 0:
                 raise Malformed("answer to a question that was not asked")
-            if question_of(response) != questions[index]:
+            if not echoes(response, wires[index]):
                 raise Malformed("answer does not match its question")
             results[index] = response
             fruitless_connections = 0

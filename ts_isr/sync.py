@@ -147,7 +147,7 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     owned = None if options.exclusive else {kind: store.load(options.groups[kind]) for kind in kinds}
     skipped = sum(1 for cidr in (*policy.block, *policy.allow) if cidr.family not in target.families)
     if skipped:
-        log.warning(f"{skipped} IPv6 entries skipped: the device's object-groups hold IPv4 only")
+        log.info(f"{skipped} IPv6 entries skipped: the device's object-groups hold IPv4 only.")
     plan = plan_changes(installed, policy, target.families, owned)
     plan = Plan(tuple(change for change in plan.changes if change.kind in kinds))
     plan = with_placeholder(plan, installed, kinds)

@@ -9,12 +9,15 @@ from ts_isr.linux.names import derive_names
 from ts_isr.policy import parse_token
 from ts_isr.targets.ipset import (
     MIN_MAXELEM,
+    add_lines,
+    bucket_members,
     families_in_use,
     members_of,
+    parse_entry,
     parse_save,
-    render_restore,
+    render_update,
     set_size,
-    split_members,
+    state_members,
 )
 
 NAMES = derive_names("TS")
@@ -56,6 +59,12 @@ def test_parse_save_reads_our_sets_and_skips_the_hosts():
         "del TSblockaddr 192.0.2.1",
         "create TSblockaddr hash:ip,port family inet",
         "add TSblocknet 2001:db8::/32",
+        "add TSblocknet 203.0.113.1/24",
+        "add TSblocknet 203.0.113.0/024",
+        "add TSblocknet 203.0.113.0/",
+        "add TSblocknet 203.0.113.0/33",
+        "add TSblockaddr  192.0.2.1",
+        "add TSblockaddr 192.0.2.1 ",
     ],
 )
 def test_parse_save_refuses_what_tsadmin_never_writes(line):
@@ -67,12 +76,12 @@ def test_parse_save_refuses_what_tsadmin_never_writes(line):
 
 def test_members_go_to_the_set_of_their_family_and_shape():
     members = cidrs("192.0.2.1", "192.0.2.128/25", "2001:db8::1", "2001:db8:1::/48")
-    by_set = {spec.name: split_members(spec, members) for spec in NAMES.sets if spec.kind == "block"}
-    assert by_set == {
-        "TSblockaddr": sorted(cidrs("192.0.2.1")),
-        "TSblocknet": sorted(cidrs("192.0.2.128/25")),
-        "TSblockaddr6": sorted(cidrs("2001:db8::1")),
-        "TSblocknet6": sorted(cidrs("2001:db8:1::/48")),
+    buckets = bucket_members(NAMES, {"block": members, "allow": cidrs("192.0.2.2")})
+    assert {name: set(found) for name, found in buckets.items() if "block" in name} == {
+        "TSblockaddr": cidrs("192.0.2.1"),
+        "TSblocknet": cidrs("192.0.2.128/25"),
+        "TSblockaddr6": cidrs("2001:db8::1"),
+        "TSblocknet6": cidrs("2001:db8:1::/48"),
     }
 
 
@@ -86,7 +95,8 @@ def test_sets_are_sized_from_the_data_with_room_to_spare(count):
 
 def test_the_batch_fills_twins_then_swaps_then_destroys():
     desired = {"block": cidrs("192.0.2.1", "203.0.113.0/24"), "allow": cidrs("203.0.113.5")}
-    batch = render_restore(NAMES, desired, live={"TSblockaddr"}, families=(4,)).splitlines()
+    update = render_update(NAMES, desired, live={"TSblockaddr"})
+    batch = "".join(update.chunks()).splitlines()
     # The live set that exists is never re-created; the missing ones are created empty to be swapped.
     assert not any(line.startswith("create TSblockaddr ") for line in batch)
     assert "create TSblocknet hash:net family inet hashsize 1024 maxelem 65536" in batch
@@ -101,11 +111,22 @@ def test_the_batch_fills_twins_then_swaps_then_destroys():
     assert {line for line in batch if line.startswith("swap ")} == {
         f"swap {s.new} {s.name}" for s in NAMES.family_sets(4)
     }
+    # The boot state is the live sets in `ipset save` form, read back exactly as a live read is.
+    assert state_members(update.state, NAMES) == desired
+    assert members_of(update.sets(), NAMES) == desired
 
 
 def test_ipv6_sets_appear_with_ipv6_and_stay_until_remove():
     v4_only = {"block": cidrs("192.0.2.1"), "allow": frozenset()}
     with_v6 = {"block": cidrs("192.0.2.1", "2001:db8::1"), "allow": frozenset()}
-    assert families_in_use(v4_only, set(), NAMES) == (4,)
-    assert families_in_use(with_v6, set(), NAMES) == (4, 6)
-    assert families_in_use(v4_only, {"TSblockaddr6"}, NAMES) == (4, 6)
+    assert families_in_use(bucket_members(NAMES, v4_only), set(), NAMES) == (4,)
+    assert families_in_use(bucket_members(NAMES, with_v6), set(), NAMES) == (4, 6)
+    assert families_in_use(bucket_members(NAMES, v4_only), {"TSblockaddr6"}, NAMES) == (4, 6)
+
+
+def test_the_fast_ipv4_rendering_matches_the_address_parser():
+    spec = next(s for s in NAMES.sets if s.name == "TSblockaddr")
+    hosts = sorted(cidrs("0.0.0.0", "255.255.255.255", "10.0.0.1", "192.0.2.200", "1.2.3.4"))
+    lines = add_lines(spec, hosts).splitlines()
+    assert lines == [f"add TSblockaddrnew {c.address_text()}" for c in hosts]
+    assert [parse_entry(line.split()[2], 4) for line in lines] == hosts

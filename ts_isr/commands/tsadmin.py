@@ -35,7 +35,7 @@ from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_log
 from ts_isr.policy import Policy
 from ts_isr.sysconf import CronJob, ensure_cron_jobs
 from ts_isr.targets.base import plan_changes
-from ts_isr.targets.ipset import IpsetTarget, families_in_use
+from ts_isr.targets.ipset import IpsetTarget
 
 CRON_TAGS = ("threatstop tsadmin update", "threatstop tsadmin logs")
 COUNTDOWN_SECONDS = 5
@@ -159,7 +159,7 @@ def install_policy(names: Names, spec: ChainSpec, policy: Policy | None, paths: 
     installed = target.read()
     if policy is None:
         policy = Policy(tuple(sorted(installed["block"])), tuple(sorted(installed["allow"])))
-    plan = plan_changes(installed, policy, target.families)
+    plan = plan_changes(installed, policy, target.families, ordered=False)
     desired = {change.kind: change.desired for change in plan.changes}
     changed = False
     if not plan.unchanged or not target.complete(desired):
@@ -167,8 +167,7 @@ def install_policy(names: Names, spec: ChainSpec, policy: Policy | None, paths: 
         changed = True
     else:
         log.info(f"Policy unchanged: {len(policy.block)} block and {len(policy.allow)} allow entries")
-    families = families_in_use(desired, target.live_sets(), names)
-    if Firewall(names).install(families, spec):
+    if Firewall(names).install(target.families_present(), spec):
         log.info(f"Chain {names.chain} written and jumped to first from INPUT, OUTPUT and FORWARD")
         changed = True
     if changed or not paths.state.exists():

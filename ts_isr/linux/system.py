@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import shutil
 import subprocess
+import threading
+from collections.abc import Iterable
 
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.log import escape
 
 SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
+STREAM_QUEUE = 8
 
 
 def find_tool(name: str) -> str:
@@ -33,6 +38,54 @@ def run_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 600.
         first = next((line for line in done.stderr.splitlines() if line.strip()), "no error text")
         raise DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
     return done.stdout
+
+
+def stream_tool(argv: list[str], chunks: Iterable[str], *, timeout: float = 600.0) -> None:
+    """Feed a batch tool (``ipset restore``) while the batch is still being rendered.
+
+    The kernel loads the first lines while Python formats the last ones.  If
+    rendering fails part-way, the tool sees the end of its input early and
+    stops; batches put every irreversible step (the swaps) at the very end.
+    """
+    command = [find_tool(argv[0]), *argv[1:]]
+    with subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    ) as process:
+        # A writer thread blocks on the pipe (without the GIL) while this one renders the next chunk.
+        pending: queue.Queue[bytes | None] = queue.Queue(maxsize=STREAM_QUEUE)
+        writer = threading.Thread(target=_feed, args=(process, pending), daemon=True)
+        writer.start()
+        try:
+            for chunk in chunks:
+                pending.put(chunk.encode())
+        finally:
+            pending.put(None)
+            writer.join()
+        try:
+            # The writer closed stdin; a batch tool stops at its first error, so stderr stays small.
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
+        assert process.stderr is not None
+        stderr = process.stderr.read().decode(errors="replace")
+    if process.returncode != 0:
+        first = next((line for line in stderr.splitlines() if line.strip()), "no error text")
+        raise DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
+
+
+def _feed(process: subprocess.Popen[bytes], pending: queue.Queue[bytes | None]) -> None:
+    """Write queued chunks to the tool; after a broken pipe keep draining so the renderer never blocks."""
+    assert process.stdin is not None
+    broken = False
+    while (chunk := pending.get()) is not None:
+        if not broken:
+            try:
+                process.stdin.write(chunk)
+            except BrokenPipeError:
+                broken = True  # the tool stopped early: its exit status and error line say why
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.close()
 
 
 def require_root(command: str) -> None:

@@ -1,0 +1,149 @@
+"""tsadmin's install of 200,000 entries vs a raw ``ipset restore`` of the same entries, in a namespace.
+
+Everything runs as root inside a network namespace this bench creates, with
+Knot serving the policy on that namespace's loopback:
+
+1. Baseline: ``ipset restore`` of a prepared file (one ``create``, 200,000 ``add``).
+2. tsadmin's update path on an empty host: read the sets, plan, one restore
+   batch (twins, swap), the chain, the saved state, not counting the DNS
+   fetch.  Target: <= 1.5x the baseline.  Also the fetch, and the whole
+   ``tsadmin update`` command (a fresh process: start-up, fetch, install).
+3. An update with 1% churn (2,000 entries replaced), against the same baseline.
+
+Printed as ratios against the baseline measured in the same run (medians).
+Usage: bench_ipset.py [--entries 200000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.knot import KnotServer, make_zone_records  # noqa: E402
+from tests.support.netns import NetnsPair, entered  # noqa: E402
+from ts_isr.commands.tsadmin import chain_spec, install_policy, remove_installation  # noqa: E402
+from ts_isr.config import load_config, save_config  # noqa: E402
+from ts_isr.fetch import fetch_policy  # noqa: E402
+from ts_isr.linux.names import derive_names  # noqa: E402
+from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths  # noqa: E402
+
+ZONE = "bench.threatstop.local"
+PER_PART = 4000
+TSADMIN = ROOT / "bin" / "tsadmin"
+
+
+def scattered_hosts(count: int, seed: int) -> list[str]:
+    """Distinct hosts far apart: aggregation cannot shrink them, as in a real block list."""
+    rng = random.Random(seed)
+    picked = rng.sample(range(0x0B000000, 0x0B000000 + (1 << 26)), count)
+    return [str(ipaddress.IPv4Address(a << 1)) for a in picked]
+
+
+def policy_zone(hosts: list[str]) -> str:
+    parts = {f"blk-{i}": hosts[i * PER_PART : (i + 1) * PER_PART] for i in range(-(-len(hosts) // PER_PART))}
+    return make_zone_records(ptr={"blk": [f"{name}.{ZONE}." for name in parts]}, a=parts)
+
+
+def timed(action) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def raw_restore(pair: NetnsPair, prepared: Path) -> float:
+    """The baseline: the kernel's own bulk load of the same entries from a file."""
+
+    def load() -> None:
+        with prepared.open() as handle:
+            pair.run(["ipset", "restore"], stdin=handle)
+
+    elapsed = timed(load)
+    pair.run(["ipset", "destroy", "rawbench"])
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    hosts = scattered_hosts(args.entries, seed=1)
+    work = Path(tempfile.mkdtemp(prefix="bench_ipset."))
+    prepared = work / "raw.restore"
+    prepared.write_text(
+        f"create rawbench hash:ip family inet hashsize {1 << 18} maxelem {1 << 19}\n"
+        + "".join(f"add rawbench {host}\n" for host in hosts)
+    )
+    paths = Paths(work / "root")
+    names = derive_names("TS")
+    with NetnsPair(()) as pair:
+        knot = KnotServer(work)
+        knot.add_zone(ZONE, policy_zone(hosts))
+        with entered(pair.host):
+            knot.start()
+        try:
+            save_config(
+                paths.config,
+                {
+                    "block_list": f"blk.{ZONE}",
+                    "dns_server": "127.0.0.1",
+                    "port": knot.port,
+                    "max_policy_size": 1_000_000,
+                },
+                LINUX_KEYS,
+                LINUX_TITLE,
+            )
+            config = load_config(paths.config, LINUX_KEYS)
+            spec = chain_spec(config)
+            raw, fetches, installs, commands, churns = [], [], [], [], []
+            with entered(pair.host):
+                for _ in range(args.rounds):
+                    raw.append(raw_restore(pair, prepared))
+                    start = time.perf_counter()
+                    policy = fetch_policy(config)
+                    fetches.append(time.perf_counter() - start)
+                    assert len(policy.block) == args.entries, len(policy.block)
+                    installs.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
+                    remove_installation(names)
+                    command = [sys.executable, str(TSADMIN), "update", "--root", str(paths.root)]
+                    commands.append(timed(lambda c=command: pair.run(c)))
+                    remove_installation(names)
+                # 1% churn: replace 2,000 entries, then update the installed sets.
+                install_policy(names, spec, fetch_policy(config), paths)
+                churned = hosts[: -args.entries // 100] + scattered_hosts(args.entries // 100, seed=2)
+                knot.add_zone(ZONE, policy_zone(churned))
+                knot.reload()
+                for _ in range(args.rounds):
+                    policy = fetch_policy(config)
+                    churns.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
+                    knot.add_zone(ZONE, policy_zone(hosts if len(churns) % 2 == 0 else churned))
+                    knot.reload()
+                remove_installation(names)
+        finally:
+            knot.stop()
+    base = statistics.median(raw)
+    install, fetch = statistics.median(installs), statistics.median(fetches)
+    print(f"entries: {args.entries}, rounds: {args.rounds}")
+    print(f"raw ipset restore (baseline): {base:.3f} s")
+    print(f"tsadmin install, no DNS:      {install:.3f} s  ratio {install / base:.2f}x (target <= 1.5x)")
+    print(f"tsadmin fetch over DNS:       {fetch:.3f} s")
+    print(f"install + fetch:              {install + fetch:.3f} s  ratio {(install + fetch) / base:.2f}x")
+    print(
+        f"`tsadmin update` command:     {statistics.median(commands):.3f} s  "
+        f"ratio {statistics.median(commands) / base:.2f}x (fresh process, fetch included)"
+    )
+    churn = statistics.median(churns)
+    print(f"update with 1% churn:         {churn:.3f} s  ratio {churn / base:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

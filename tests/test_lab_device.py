@@ -407,8 +407,8 @@ def test_device_logs_configuration_changes_to_its_logging_host(tmp_path):
             conn.disconnect()
             first, second = (receiver.recv(4096).decode() for _ in range(2))
     assert re.fullmatch(
-        r"<189>1: ISR4331: \w{3} [ \d]\d [\d:]{8}\.\d{3}: %SYS-5-CONFIG_I: Configured from console by tsadmin "
-        r"on vty0 \(127\.0\.0\.1\)",
+        r"<189>1: ISR4331: \w{3} [ \d]\d [\d:]{8}\.\d{3}: "
+        r"%SYS-5-CONFIG_I: Configured from console by tsadmin on vty0 \(127\.0\.0\.1\)",
         first,
     )
     assert second.startswith("<189>2: ISR4331: ")

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from crontab import CronTab
 from tests.support.tools import IN_CI, free_port, missing, require_tool
 from ts_isr import sysconf
 from ts_isr.errors import TsError
+from ts_isr.lab import syslog
 
 DEVICE = ipaddress.ip_address("127.0.0.1")
 
@@ -78,11 +80,16 @@ class SyslogNg:
                 self.process.wait()
 
 
-def send_syslog(port: int, line: str, source: str = "127.0.0.1") -> None:
-    """One UDP syslog datagram from ``source`` (a loopback address), as the device sends it."""
+def device_says(port: int, message: str) -> None:
+    """One line from the lab's syslog sender, shaped as an ISR's ``logging host`` datagram."""
+    syslog.send([syslog.ios_line(message, 1, datetime.now(UTC))], "127.0.0.1", port)
+
+
+def stranger_says(port: int, message: str, source: str = "127.0.0.2") -> None:
+    """A datagram from another loopback address: not the device."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((source, 0))
-        sock.sendto(line.encode(), ("127.0.0.1", port))
+        sock.sendto(message.encode(), ("127.0.0.1", port))
 
 
 def file_has(path: Path, text: str) -> bool:
@@ -136,12 +143,12 @@ def syslog_ng(tmp_path: Path) -> Iterator[tuple[SyslogNg, int, Path]]:
 def test_syslog_ng_files_the_devices_lines_and_drops_other_senders(syslog_ng) -> None:
     _daemon, port, logfile = syslog_ng
     stranger = f"stranger-{os.getpid()}"
-    send_syslog(port, f"<134>%ASA-6-106100: access-list {stranger} denied", source="127.0.0.2")
+    stranger_says(port, f"<134>%ASA-6-106100: access-list {stranger} denied")
     marker = f"device-{os.getpid()}-{time.monotonic_ns()}"
 
     def delivered() -> bool:
         # UDP may be dropped on a loaded box: send again until it arrives.
-        send_syslog(port, f"<134>%SEC-6-IPACCESSLOGP: list threatstop-block denied {marker}")
+        device_says(port, f"%SEC-6-IPACCESSLOGP: list threatstop-block denied {marker}")
         return file_has(logfile, marker)
 
     wait_until(delivered, what="the device's line in the log file")
@@ -153,7 +160,7 @@ def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> N
     logrotate = require_tool("logrotate")
     tsoutput = tmp_path / "logs" / "tsoutput.log"
     first = f"before-rotation-{time.monotonic_ns()}"
-    wait_until(lambda: send_syslog(port, first) or file_has(logfile, first), what="the first line")
+    wait_until(lambda: device_says(port, first) or file_has(logfile, first), what="the first line")
     tsoutput.write_text("[INFO ] : upload_rules ran\n")
 
     text = sysconf.render(
@@ -181,12 +188,12 @@ def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> N
     assert first in rotated.read_text(), "delaycompress keeps the newest rotation readable"
     assert tsoutput.with_name("tsoutput.log.1").exists() and not tsoutput.exists()
     second = f"after-rotation-{time.monotonic_ns()}"
-    wait_until(lambda: send_syslog(port, second) or file_has(logfile, second), what="the reopened file")
+    wait_until(lambda: device_says(port, second) or file_has(logfile, second), what="the reopened file")
     assert second not in rotated.read_text(), "syslog-ng reopened: new lines go to the new file"
 
     rotate()
     assert logfile.with_name("device.log.2.gz").exists(), "older rotations are compressed"
-    wait_until(lambda: send_syslog(port, "third") or file_has(logfile, "third"), what="another reopen")
+    wait_until(lambda: device_says(port, "third") or file_has(logfile, "third"), what="another reopen")
     rotate()
     rotate()
     assert not logfile.with_name("device.log.3.gz").exists(), "only `keep` rotations are kept"

@@ -221,6 +221,18 @@ def test_refusals_change_nothing(lab: Lab) -> None:
     assert lab.state() == before
 
 
+def test_an_unregistered_ip_is_refused_unless_the_check_is_skipped(lab: Lab) -> None:
+    """Knot refuses names outside its zones, as ThreatSTOP refuses hosts it does not know."""
+    before = lab.state()
+    other = ("--block_list=blk.unknown.threatstop.local", "--skip_checkpolicy")
+    refused = lab.add(*other)
+    assert refused.returncode == 2 and "refuses this host" in refused.stdout, refused.stdout
+    assert lab.state() == before
+    offsite = lab.add(*other, "--skip_checkvalidip")
+    assert offsite.returncode == 4, offsite.stdout + offsite.stderr
+    assert f"{lab.prefix}blockaddr" in lab.pair.run(["ipset", "list", "-n"]).stdout
+
+
 def test_dns_failure_on_update_keeps_the_installed_policy(lab: Lab) -> None:
     assert lab.add().returncode == 4
     installed = lab.state()

@@ -29,6 +29,7 @@ from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, Firewall
 from ts_isr.linux.names import Names, derive_names
 from ts_isr.linux.settings import ADVANCED_PROMPTS, AUTOCONF_KEYS, LINUX_KEYS, LINUX_TITLE, PROMPTS, Paths
 from ts_isr.linux.system import require_root, run_tool
+from ts_isr.linux.validip import check_valid_ip
 from ts_isr.lock import run_lock
 from ts_isr.log import MASK, add_secret, log
 from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
@@ -298,6 +299,10 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
         policy = None
         if args.skip_checkpolicy:
             log.info("Skipping the policy check (--skip_checkpolicy): the cron job fetches it later")
+            if config.skip_checkvalidip:
+                log.info("Skipping the public IP check (--skip_checkvalidip)")
+            else:
+                check_valid_ip(config)
         else:
             policy = fetch_policy(config)
         saved = {"ipset": run_tool(["ipset", "save"])}

@@ -13,7 +13,7 @@ import asyncssh
 import paramiko
 import pytest
 from netmiko import ConnectHandler
-from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException
+from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 from ntc_templates.parse import parse_output
 
 from tests.support.lab import lab_device
@@ -202,7 +202,7 @@ def test_drop_after_lines_cuts_the_connection_mid_push(tmp_path):
         conn = connect(device)
         conn.enable()
         lines = ["object-group network CUT", *(f"host 192.0.2.{i}" for i in range(1, 10))]
-        with pytest.raises((OSError, EOFError, NetmikoTimeoutException, ValueError)):
+        with pytest.raises((OSError, EOFError, NetmikoTimeoutException, ReadTimeout, ValueError)):
             conn.send_config_set(lines, read_timeout=10)
         # only the lines before the cut reached the running configuration
         deadline = time.monotonic() + 10

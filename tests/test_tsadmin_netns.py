@@ -265,3 +265,16 @@ def test_boot_restore_puts_sets_and_chain_back_without_dns(lab: Lab) -> None:
     assert restored.returncode == 4, restored.stdout + restored.stderr
     assert not lab.pair.reachable(BLOCKED_HOST)
     assert lab.state()[0] == installed[0]
+
+
+def test_a_twin_left_by_an_interrupted_run_is_cleaned_up(lab: Lab) -> None:
+    assert lab.add().returncode == 4
+    twin = f"{lab.prefix}blockaddrnew"
+    lab.pair.run(["ipset", "create", twin, "hash:ip", "maxelem", "16"])
+    lab.pair.run(["ipset", "add", twin, "198.51.100.99"])
+    done = lab.tsadmin("update")
+    assert done.returncode == 4, done.stdout + done.stderr
+    present = lab.pair.run(["ipset", "list", "-n"]).stdout.split()
+    assert twin not in present and f"{lab.prefix}blockaddr" in present
+    assert not lab.pair.reachable(BLOCKED_HOST)
+    assert lab.tsadmin("update").returncode == 0

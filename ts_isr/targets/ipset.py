@@ -220,7 +220,9 @@ class IpsetTarget(Target):
         return {spec.name for spec in self.names.sets if spec.name in self.sets}
 
     def complete(self, desired: Members) -> bool:
-        """Every set the policy needs exists: otherwise even an unchanged plan must run."""
+        """Every set the policy needs exists and no twin is left: otherwise even an unchanged plan runs."""
+        if any(spec.new in self.sets for spec in self.names.sets):
+            return False
         live = self.live_sets()
         families = families_in_use(bucket_members(self.names, desired), live, self.names)
         return all(spec.name in live for spec in self.names.sets if spec.family in families)

@@ -20,7 +20,7 @@ from crontab import CronTab
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import LabDevice, lab_device
 from tests.support.tools import free_port
-from tests.test_sysconf import SyslogNg, device_says, file_has, wait_until
+from tests.test_sysconf import SyslogNg, device_says
 from ts_isr.config import read_values
 
 SETUP = Path(__file__).resolve().parents[1] / "bin" / "setup"
@@ -199,10 +199,7 @@ def test_first_setup_then_a_rerun_that_keeps_every_value(world: World) -> None:
     daemon.start()
     try:
         marker = f"%SEC-6-IPACCESSLOGP: list threatstop-block denied udp {time.monotonic_ns()}"
-        wait_until(
-            lambda: device_says(world.syslog_port, marker) or file_has(world.logfile, marker),
-            what="the device's syslog line in the configured logfile",
-        )
+        device_says(world.syslog_port, marker, world.logfile)
     finally:
         daemon.stop()
 

@@ -80,9 +80,18 @@ class SyslogNg:
                 self.process.wait()
 
 
-def device_says(port: int, message: str) -> None:
-    """One line from the lab's syslog sender, shaped as an ISR's ``logging host`` datagram."""
-    syslog.send([syslog.ios_line(message, 1, datetime.now(UTC))], "127.0.0.1", port)
+def device_says(port: int, message: str, logfile: Path, timeout: float = 60.0) -> None:
+    """Send ``message`` from the lab's syslog sender (an ISR's ``logging host`` datagram) until it is in
+    ``logfile``: UDP may drop a datagram on a loaded box, so it is sent again once a second."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        syslog.send([syslog.ios_line(message, 1, datetime.now(UTC))], "127.0.0.1", port)
+        resend = time.monotonic() + 1.0
+        while time.monotonic() < resend:
+            if file_has(logfile, message):
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"{message!r} never reached {logfile} within {timeout}s")
 
 
 def stranger_says(port: int, message: str, source: str = "127.0.0.2") -> None:
@@ -146,12 +155,7 @@ def test_syslog_ng_files_the_devices_lines_and_drops_other_senders(syslog_ng) ->
     stranger_says(port, f"<134>%ASA-6-106100: access-list {stranger} denied")
     marker = f"device-{os.getpid()}-{time.monotonic_ns()}"
 
-    def delivered() -> bool:
-        # UDP may be dropped on a loaded box: send again until it arrives.
-        device_says(port, f"%SEC-6-IPACCESSLOGP: list threatstop-block denied {marker}")
-        return file_has(logfile, marker)
-
-    wait_until(delivered, what="the device's line in the log file")
+    device_says(port, f"%SEC-6-IPACCESSLOGP: list threatstop-block denied {marker}", logfile)
     assert stranger not in logfile.read_text()
 
 
@@ -160,7 +164,7 @@ def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> N
     logrotate = require_tool("logrotate")
     tsoutput = tmp_path / "logs" / "tsoutput.log"
     first = f"before-rotation-{time.monotonic_ns()}"
-    wait_until(lambda: device_says(port, first) or file_has(logfile, first), what="the first line")
+    device_says(port, first, logfile)
     tsoutput.write_text("[INFO ] : upload_rules ran\n")
 
     text = sysconf.render(
@@ -188,12 +192,12 @@ def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> N
     assert first in rotated.read_text(), "delaycompress keeps the newest rotation readable"
     assert tsoutput.with_name("tsoutput.log.1").exists() and not tsoutput.exists()
     second = f"after-rotation-{time.monotonic_ns()}"
-    wait_until(lambda: device_says(port, second) or file_has(logfile, second), what="the reopened file")
+    device_says(port, second, logfile)
     assert second not in rotated.read_text(), "syslog-ng reopened: new lines go to the new file"
 
     rotate()
     assert logfile.with_name("device.log.2.gz").exists(), "older rotations are compressed"
-    wait_until(lambda: device_says(port, "third") or file_has(logfile, "third"), what="another reopen")
+    device_says(port, "third", logfile)
     rotate()
     rotate()
     assert not logfile.with_name("device.log.3.gz").exists(), "only `keep` rotations are kept"

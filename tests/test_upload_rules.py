@@ -302,3 +302,14 @@ def test_a_device_that_stops_answering_times_out_with_one_line(tmp_path, knot, c
         code, out = run(ssh_timeout=3)
         assert code == Exit.FAILED and "timed out" in out and "next run repairs" in out
         assert out.count("\n") == 1
+
+
+def test_exclusive_groups_remove_other_addresses_but_keep_the_rest(tmp_path, knot, capsys):
+    mine = ["description kept by the user", "host 10.9.9.9", "group-object OTHER"]
+    with lab_device(tmp_path, preload={"threatstop-block": mine}) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        assert run(block_list=f"small.{ZONE}")[0] == Exit.CHANGED
+        assert '1 addresses in "threatstop-block" were not put there by this tool and stay' in run.log
+        assert "host 10.9.9.9" in run.group()
+        assert run(exclusive_groups="yes", max_shrink="1.0")[0] == Exit.CHANGED
+        assert run.group() == {mine[0], mine[2]} | expected_members("ios", BLOCK1[:3])

@@ -153,6 +153,15 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     plan = with_placeholder(plan, installed, kinds)
     for change in plan.changes:
         log_counts(change)
+        if owned is not None:
+            users = (
+                installed.get(change.kind, frozenset()) - owned[change.kind] - change.desired - {PLACEHOLDER}
+            )
+            if users:
+                log.info(
+                    f'{len(users)} addresses in "{options.groups[change.kind]}" were not put there by this '
+                    "tool and stay (exclusive_groups=yes gives the tool the whole group)."
+                )
     if "block" in kinds:
         check_shrink(
             plan.change("block"), installed.get("block", frozenset()), options.max_shrink, options.force

@@ -109,6 +109,32 @@ def test_the_apl_fast_cut_agrees_with_the_item_by_item_reading(data: bytes) -> N
     assert fast == slow
 
 
+host_item = st.tuples(
+    st.sampled_from([1, 1, 1, 2, 0x101]),
+    st.integers(0, 255),
+    st.booleans(),
+    st.one_of(st.binary(min_size=4, max_size=4), st.binary(max_size=5)),
+).map(lambda t: struct.pack(">HBB", t[0], t[1], (0x80 if t[2] else 0) | len(t[3])) + t[3])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(host_item, max_size=5).map(b"".join), min_size=1, max_size=4))
+def test_the_apl_host_columns_agree_with_the_item_reading(records: list[bytes]) -> None:
+    fixed = dnsfetch.apl_v4_full_length(records)
+    try:
+        items = [item for data in records for item in dnsfetch.cut_apl_items(data)]
+    except dnsfetch.Malformed:
+        items = None
+    if fixed is None:
+        assert items is None or not items or any(item[:2] != b"\0\1" or len(item) != 8 for item in items)
+        return
+    addresses, prefixes, flags = fixed
+    assert items == [
+        struct.pack(">HBB", 1, prefixlen, flag) + address.to_bytes(4, "big")
+        for address, prefixlen, flag in zip(addresses, prefixes, flags)
+    ]
+
+
 # --- Differential: Knot serves a random zone; ipaddress computes the answer on its own ---------
 
 ZONE = "diff.test."

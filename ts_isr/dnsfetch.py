@@ -187,6 +187,17 @@ def is_referral(response: Response) -> bool:
     return any(t == NS for _, t, _, _, _ in records)
 
 
+def _u32_column(region: bytes, stride: int, offset: int, count: int) -> array:
+    """The big-endian 4-byte field at ``offset`` of ``count`` fixed-size records, sliced in C."""
+    packed = bytearray(4 * count)
+    for byte in range(4):
+        packed[byte::4] = region[offset + byte :: stride]
+    values = array("I", packed)
+    if sys.byteorder == "little":
+        values.byteswap()
+    return values
+
+
 def _a_fixed_layout(response: Response) -> array | None:
     """The common case, 16 bytes a record with a compressed owner: columns sliced in C, no loop."""
     count = response.counts[1]
@@ -205,13 +216,7 @@ def _a_fixed_layout(response: Response) -> array | None:
         or region[11::16] != b"\x04" * count
     ):
         return None
-    packed = bytearray(4 * count)
-    for column in range(4):
-        packed[column::4] = region[12 + column :: 16]
-    addresses = array("I", packed)
-    if sys.byteorder == "little":
-        addresses.byteswap()
-    return addresses
+    return _u32_column(region, 16, 12, count)
 
 
 def a_addresses(response: Response) -> array:
@@ -266,20 +271,47 @@ def _apl_items_one_by_one(data: bytes) -> list[bytes]:
     return items
 
 
-def apl_items(response: Response) -> list[bytes]:
-    """Every APL item of every APL record, raw: family (2 bytes), prefix, N|length, address.
-
-    The regular expression cuts a record into items in C; it is only trusted
-    when its items cover the record exactly (then they are the items a
-    one-by-one reading finds, as each item's header fixes its length).
-    """
+def apl_rdatas(response: Response) -> list[bytes]:
     wire = response.wire
-    items: list[bytes] = []
-    for start, end in answer_rdata(response, APL):
-        data = wire[start:end]
-        found = _APL_ITEM.findall(data)
-        items.extend(found if sum(map(len, found)) == len(data) else _apl_items_one_by_one(data))
-    return items
+    return [wire[start:end] for start, end in answer_rdata(response, APL)]
+
+
+def cut_apl_items(data: bytes) -> list[bytes]:
+    """One APL record's items, raw: family (2 bytes), prefix, N|length, address.
+
+    The regular expression cuts the record in C; it is only trusted when its
+    items cover the record exactly (then they are the items a one-by-one
+    reading finds, as each item's header fixes its length).
+    """
+    found = _APL_ITEM.findall(data)
+    return found if sum(map(len, found)) == len(data) else _apl_items_one_by_one(data)
+
+
+def apl_items(response: Response) -> list[bytes]:
+    return [item for data in apl_rdatas(response) for item in cut_apl_items(data)]
+
+
+def apl_v4_full_length(records: list[bytes]) -> tuple[array, bytes, bytes] | None:
+    """(addresses, prefixes, flags) when every item is IPv4 with all 4 address bytes (hosts).
+
+    Records whose lengths are multiples of 8 joined together keep each item
+    inside its record, so the columns are sliced in C over the whole answer.
+    """
+    if any(len(data) & 7 for data in records):
+        return None
+    region = b"".join(records)
+    count = len(region) >> 3
+    if (
+        not count
+        or region[0::8] != bytes(count)
+        or region[1::8] != b"\x01" * count
+        or region[3::8].translate(_HIGH_BIT_OFF) != b"\x04" * count
+    ):
+        return None
+    return _u32_column(region, 8, 4, count), region[2::8], region[3::8]
+
+
+_HIGH_BIT_OFF = bytes(byte & 0x7F for byte in range(256))
 
 
 def txt_strings(response: Response) -> list[bytes]:
@@ -508,12 +540,23 @@ def add_apl_items(fetched: FetchedList, items: list[bytes]) -> None:
         _note_dropped(fetched, f"APL item {negation}{family}:/{item[2]} of {size - 4} address bytes")
 
 
+def add_apl_v4(fetched: FetchedList, addresses: array, prefixes: bytes, flags: bytes) -> None:
+    add = fetched.builder.add
+    for address, prefixlen, flag in zip(addresses, prefixes, flags):
+        if not add(4, address, prefixlen, flag > 0x7F):
+            _note_dropped(fetched, f"APL item {'!' if flag > 0x7F else ''}1:/{prefixlen}")
+
+
 def read_part(fetched: FetchedList, answers: dict[int, Response]) -> None:
     """One part's data into its list, by the reading's order: APL, else A/AAAA, else TXT."""
     builder = fetched.builder
-    items = apl_items(answers[APL])
-    if items:
-        add_apl_items(fetched, items)
+    records = apl_rdatas(answers[APL])
+    if records:
+        hosts = apl_v4_full_length(records)
+        if hosts is None:
+            add_apl_items(fetched, [item for data in records for item in cut_apl_items(data)])
+        else:
+            add_apl_v4(fetched, *hosts)
         return
     hosts = a_addresses(answers[A])
     hosts6 = aaaa_addresses(answers[AAAA])

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import signal
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -175,3 +177,19 @@ class SilentServer:
         tb: TracebackType | None,
     ) -> None:
         self._listener.close()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.support.dnsproxy UPSTREAM_PORT ONE_WAY_DELAY``: a proxy in its own process,
+    so a benchmark's client does not share its interpreter lock; prints its port, stops at SIGTERM."""
+    proxy = DnsTcpProxy(("127.0.0.1", int(argv[0])), one_way_delay=float(argv[1])).start()
+    print(proxy.port, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    proxy.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -19,7 +19,7 @@ from crontab import CronTab
 
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import LabDevice, lab_device
-from tests.support.tools import free_port
+from tests.support.tools import free_port, require_tool
 from tests.test_sysconf import SyslogNg, device_says
 from ts_isr.config import read_values
 
@@ -128,6 +128,9 @@ def first_dialogue(child: pexpect.spawn, world: World) -> None:
 
 def test_first_setup_then_a_rerun_that_keeps_every_value(world: World) -> None:
     dev = world.dev
+    control = world.tmp / "syslog-ng.ctl"  # where the test's own syslog-ng listens for reopen
+    world.config.parent.mkdir(parents=True)
+    world.config.write_text(f"log_reopen_command = syslog-ng-ctl reopen --control {control}\n")
     child = spawn(world)
     first_dialogue(child, world)
     child.expect_exact("Chosen configuration parameters")
@@ -194,12 +197,30 @@ def test_first_setup_then_a_rerun_that_keeps_every_value(world: World) -> None:
     snippet = world.root / "etc/syslog-ng/conf.d/threatstop.conf"
     assert snippet.read_text().count("source s_ts_isr_device") == 1
 
-    # The syslog-ng file setup wrote, loaded by a real syslog-ng, files the device's syslog.
+    # The syslog-ng file setup wrote, loaded by a real syslog-ng, files the device's syslog;
+    # the logrotate file setup wrote rotates it and makes that syslog-ng reopen.
     daemon = SyslogNg(world.tmp, snippet)
+    assert daemon.control == control
     daemon.start()
     try:
         marker = f"%SEC-6-IPACCESSLOGP: list threatstop-block denied udp {time.monotonic_ns()}"
         device_says(world.syslog_port, marker, world.logfile)
+        rotated = subprocess.run(
+            [
+                require_tool("logrotate"),
+                "-f",
+                "-s",
+                str(world.tmp / "logrotate.state"),
+                str(world.root / "etc/logrotate.d/threatstop"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        assert marker in world.logfile.with_name("device.log.1").read_text()
+        assert (world.config.parent / "tsoutput.log.1").exists()
+        device_says(world.syslog_port, f"{marker} after rotation", world.logfile)
     finally:
         daemon.stop()
 

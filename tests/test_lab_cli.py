@@ -319,3 +319,10 @@ def test_only_the_saving_forms_of_write_and_copy_exist():
     assert cli.state.startup == {} and cli.mode is Mode.EXEC
     assert run(cli, "write memory") == ["Building configuration...", "[OK]"]
     assert cli.state.startup == cli.state.running
+
+
+def test_ios_abbreviates_a_long_hostname_in_configuration_modes():
+    cli = session(hostname="branch-office-router-01")
+    assert cli.prompt() == "branch-office-router-01#"
+    run(cli, "configure terminal")
+    assert cli.prompt() == "branch-office-router(config)#"

@@ -412,3 +412,12 @@ def test_device_logs_configuration_changes_to_its_logging_host(tmp_path):
         first,
     )
     assert second.startswith("<189>2: ISR4331: ")
+
+
+def test_netmiko_copes_with_a_long_hostname(tmp_path):
+    with lab_device(tmp_path, "ios", hostname="branch-office-router-01") as device:
+        conn = connect(device)
+        conn.enable()
+        conn.send_config_set(["object-group network LONG", "host 192.0.2.1"])
+        assert conn.send_command("show object-group name LONG").splitlines()[1] == " host 192.0.2.1"
+        conn.disconnect()

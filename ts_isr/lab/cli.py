@@ -16,6 +16,7 @@ IOS = "ios"
 ASA = "asa"
 PLATFORMS = (IOS, ASA)
 NAME_MAX = 64
+IOS_CONFIG_PROMPT_NAME = 20
 _IPV4 = re.compile(r"^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$")
 
 
@@ -206,7 +207,10 @@ class Session:
             if self.profile.platform == IOS
             else "(config-network-object-group)#",
         }[self.mode]
-        return self.profile.name + suffix + (" " if self.profile.platform == ASA else "")
+        name = self.profile.name
+        if self.profile.platform == IOS and self.in_config():
+            name = name[:IOS_CONFIG_PROMPT_NAME]  # IOS abbreviates long hostnames in configuration modes
+        return name + suffix + (" " if self.profile.platform == ASA else "")
 
     def in_config(self) -> bool:
         return self.mode in (Mode.CONFIG, Mode.GROUP)

@@ -448,7 +448,7 @@ def setup(args: argparse.Namespace) -> Exit:
     save_config(path, {key: values[key] for key in flags | PASSWORD_ENV})
     log.info(f"Settings saved in {path} (mode 0600).")
     config = load_command_config(str(path))  # registers the typed passwords for masking too
-    setup_logging(config.tsoutput, quiet=args.silent)
+    setup_logging(config.tsoutput, verbose=args.verbose, quiet=args.silent)
     trust_host_key(config, accept=args.trust_host_key, can_ask=interactive)
     check_login(config)
     if not args.silent:

@@ -326,3 +326,12 @@ def test_ios_abbreviates_a_long_hostname_in_configuration_modes():
     assert cli.prompt() == "branch-office-router-01#"
     run(cli, "configure terminal")
     assert cli.prompt() == "branch-office-router(config)#"
+
+
+def test_a_bar_in_configuration_is_text_not_an_output_modifier():
+    cli = session()
+    configure(cli, "TS", "description blocks | allows")
+    assert list(cli.state.running["TS"]) == ["description blocks | allows"]
+    assert run(cli, "configure terminal", "do show running-config | include blocks")[1:] == [
+        " description blocks | allows"
+    ]

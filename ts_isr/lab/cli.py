@@ -169,9 +169,9 @@ def format_ipv4(value: int) -> str:
     return ".".join(str(value >> shift & 255) for shift in (24, 16, 8, 0))
 
 
-def _mask_length(mask: int) -> int | None:
+def _contiguous(mask: int) -> bool:
     inverted = ~mask & 0xFFFFFFFF
-    return None if inverted & (inverted + 1) else 32 - inverted.bit_length()
+    return not inverted & (inverted + 1)
 
 
 class Session:
@@ -227,7 +227,9 @@ class Session:
             self.mode = Mode.EXEC
             return self._write_memory()
         prompt = self.prompt()
-        command, _, pipe = line.partition("|")
+        command, pipe = line, ""
+        if self._takes_output_modifier(line):
+            command, _, pipe = line.partition("|")
         words = _Words(command)
         if words.done():
             return Reply()
@@ -238,6 +240,11 @@ class Session:
             return reply
         except _CliError as error:
             return Reply(self._error(error, prompt, line))
+
+    def _takes_output_modifier(self, line: str) -> bool:
+        """`| include ...` follows show commands; in configuration a `|` is text (a description)."""
+        first = line.split()[0].lower() if line.split() else ""
+        return "|" in line and (not self.in_config() or first == "do" or "show".startswith(first))
 
     def _dispatch(self, words: _Words) -> Reply:
         if self.mode is Mode.GROUP:
@@ -627,7 +634,7 @@ class Session:
         mask_text, mask_column = words.word()
         words.end()
         address, mask = parse_ipv4(address_text, address_column), parse_ipv4(mask_text, mask_column)
-        if _mask_length(mask) is None:
+        if not _contiguous(mask):
             raise _CliError("invalid", mask_column)
         if address & ~mask & 0xFFFFFFFF:
             if self.profile.platform == ASA:

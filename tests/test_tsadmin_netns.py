@@ -7,6 +7,7 @@ the peer namespace across a veth pair.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import signal
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.knot import KnotServer, make_zone_records
-from tests.support.netns import NetnsPair, entered
+from tests.support.netns import HOST_ADDRESS, NetnsPair, entered
 from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.root
@@ -51,14 +52,18 @@ class Lab:
     prefix: str
 
     def tsadmin(
-        self, *args: str, user: str | None = None, stdin: str = ""
+        self, *args: str, user: str | None = None, ssh_client: str | None = None
     ) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, str(TSADMIN), *args, "--root", str(self.root)]
         if user is not None:
             argv = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups", *argv]
-        return self.pair.run(argv, input=stdin)
+        # Whoever runs the tests over SSH must not leak their address into tsadmin's lifelines.
+        env = {name: value for name, value in os.environ.items() if name != "SSH_CONNECTION"}
+        if ssh_client is not None:
+            env["SSH_CONNECTION"] = f"{ssh_client} 50022 {HOST_ADDRESS} 22"
+        return self.pair.run(argv, input="", env=env)
 
-    def add(self, *extra: str) -> subprocess.CompletedProcess[str]:
+    def add(self, *extra: str, ssh_client: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.tsadmin(
             "add",
             f"--block_list={BLOCK_LIST}",
@@ -68,6 +73,7 @@ class Lab:
             f"--tsprefix={self.prefix}",
             "--silent",
             *extra,
+            ssh_client=ssh_client,
         )
 
     def state(self) -> tuple[str, str, str]:
@@ -278,3 +284,26 @@ def test_a_twin_left_by_an_interrupted_run_is_cleaned_up(lab: Lab) -> None:
     assert twin not in present and f"{lab.prefix}blockaddr" in present
     assert not lab.pair.reachable(BLOCKED_HOST)
     assert lab.tsadmin("update").returncode == 0
+
+
+def test_the_admins_ssh_address_is_never_blocked(lab: Lab) -> None:
+    """An admin whose own address is on the block list keeps the session that ran add, and later updates."""
+    done = lab.add(ssh_client=BLOCKED_HOST)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"keep_reachable = {BLOCKED_HOST}" in (lab.root / "opt/threatstop/threatstop.conf").read_text()
+    assert lab.pair.reachable(BLOCKED_HOST)
+    assert not lab.pair.reachable(BLOCKED_IN_NET)
+    lab.set_zone(policy_zone(("10.9.9.0/24",)))
+    assert lab.tsadmin("update").returncode == 4
+    assert lab.pair.reachable(BLOCKED_HOST)
+
+
+def test_an_emptied_block_list_needs_force(lab: Lab) -> None:
+    assert lab.add().returncode == 4
+    lab.set_zone(make_zone_records(txt={"blk": ["no entries today"]}, a={"alw": [ALLOWED_IN_NET]}))
+    refused = lab.tsadmin("update")
+    assert refused.returncode == 1 and "--force" in refused.stdout, refused.stdout
+    assert not lab.pair.reachable(BLOCKED_HOST)
+    forced = lab.tsadmin("update", "--force")
+    assert forced.returncode == 4, forced.stdout + forced.stderr
+    assert lab.pair.reachable(BLOCKED_HOST)

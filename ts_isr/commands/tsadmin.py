@@ -23,7 +23,7 @@ from ts_isr.autoconf import fetch_settings
 from ts_isr.commands.common import EXIT_CODES_HELP, run_command
 from ts_isr.config import Config, Invalid, Schema, load_config, read_values, save_config, validate
 from ts_isr.errors import ConfigError, Exit
-from ts_isr.fetch import fetch_policy
+from ts_isr.fetch import as_cidr, fetch_policy
 from ts_isr.linux import host
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, Firewall, parse_logopts
 from ts_isr.linux.names import Names, derive_names
@@ -34,6 +34,7 @@ from ts_isr.lock import run_lock
 from ts_isr.log import MASK, add_secret, log
 from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
 from ts_isr.policy import Policy
+from ts_isr.ranges import Cidr
 from ts_isr.sysconf import CronJob, ensure_cron_jobs
 from ts_isr.targets.base import plan_changes
 from ts_isr.targets.ipset import IpsetTarget
@@ -98,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--type", choices=("auto", "manual"), help="auto: web automation; manual: prompts")
     remove = sub.add_parser("remove", parents=[common], help="remove the ThreatSTOP rules and sets")
     remove.add_argument("--silent", "-y", action="store_true", help="do not ask for confirmation")
-    sub.add_parser("update", parents=[common], help="fetch the policy (and settings) and apply it")
+    update = sub.add_parser("update", parents=[common], help="fetch the policy (and settings) and apply it")
+    update.add_argument("--force", action="store_true", help="apply a block list even if it came back empty")
     sub.add_parser("show", parents=[common], help="show the settings and what is installed")
     sub.add_parser("version", parents=[common], help="show the version")
     sub.add_parser("logs", parents=[common], help="rotate and upload the block log now")
@@ -152,6 +154,17 @@ def chain_spec(config: Config) -> ChainSpec:
 
 def host_logfile(config: Config, paths: Paths) -> Path:
     return paths.under(str(config.logfile))
+
+
+def kept_reachable(config: Config) -> list[Cidr]:
+    """Addresses the block list must never cut off (the admin's own, recorded by ``add``)."""
+    return [as_cidr(address) for address in config.get("keep_reachable") or []]
+
+
+def ssh_client() -> str | None:
+    """The address of the SSH session running ``tsadmin add``: blocking it would lock the admin out."""
+    words = os.environ.get("SSH_CONNECTION", "").split()
+    return words[0] if words else None
 
 
 def install_policy(names: Names, spec: ChainSpec, policy: Policy | None, paths: Paths) -> bool:
@@ -268,6 +281,10 @@ def gather_settings(args: argparse.Namespace, path: Path) -> dict[str, str]:
     raw = read_values(path) if path.exists() else {}
     given = option_values(args)
     merged = {**raw, **given}
+    client = ssh_client()
+    if client and not merged.get("keep_reachable"):
+        log.info(f"Keeping {client} (this SSH session) reachable whatever the policy says: keep_reachable")
+        merged["keep_reachable"] = client
     if merged.get("type", "manual") == "auto":
         needed = {name: LINUX_KEYS[name] for name in AUTOCONF_KEYS}
         merged.update(fetch_settings(_validated(merged, path, needed)))
@@ -304,7 +321,7 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
             else:
                 check_valid_ip(config)
         else:
-            policy = fetch_policy(config)
+            policy = fetch_policy(config, lifelines_extra=kept_reachable(config))
         saved = {"ipset": run_tool(["ipset", "save"])}
         firewall = Firewall(names)
         saved.update({"iptables": firewall.backup(4), "ip6tables": firewall.backup(6)})
@@ -332,7 +349,7 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
         config = refresh_auto_settings(config)
     names = derive_names(config.tsprefix)
     with run_lock(paths.lock, "tsadmin"):
-        policy = fetch_policy(config)
+        policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config))
         changed = install_policy(names, chain_spec(config), policy, paths)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 

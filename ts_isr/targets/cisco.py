@@ -156,6 +156,7 @@ _PROBE = ""  # an empty line: its prompt proves that everything sent before it w
 # Queueing the device adds on top of the fastest echo seen before the window stops growing: enough
 # to ride out a busy client, far below any input buffer on a device that works a line a millisecond.
 _QUEUE_ALLOWANCE = 0.05
+_GATHER = 0.005
 
 
 @dataclass
@@ -532,6 +533,9 @@ class CiscoTarget(Target):
                 for line in batch:
                     log.debug(f"send: {line}")
                 self._write("".join(line + "\n" for line in batch))
+            if stream.in_flight_bytes * 2 > stream.window:
+                # Plenty queued in the device: let echoes gather, one wake-up for many lines.
+                time.sleep(_GATHER)
             try:
                 chunk = self._read_some(0.05)
             except EOFError:

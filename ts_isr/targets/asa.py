@@ -13,7 +13,6 @@ from ts_isr.targets.cisco import Dialect, GroupContents, mask_text, parse_member
 class AsaDialect(Dialect):
     name = "ASA"
     device_type = "cisco_asa"
-    group_mode = "config-network-object-group"
     member_prefix = "network-object "
     session_commands = ("terminal width 511",)  # no `$`-wrapped lines in what is read back
 

@@ -17,6 +17,7 @@ import select
 import socket
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -126,23 +127,25 @@ def removal_lines(
     return readd, [f"no {line}" for line in lines]
 
 
-class Dialect:
-    """What differs between IOS and ASA: member syntax, how a group is read, the group's prompt."""
+class Dialect(ABC):
+    """What differs between IOS and ASA: member syntax, how a group is read, session settings."""
 
     name: str
-    device_type: str
-    group_mode: str
+    device_type: str  # netmiko's
     member_prefix: str
     session_commands: tuple[str, ...] = ()  # terminal settings netmiko does not make in privileged EXEC
 
+    @abstractmethod
     def read_commands(self, group: str) -> tuple[str, ...]:
-        raise NotImplementedError
+        """Commands that show one group, the preferred first (the next is tried on ``% Invalid input``)."""
 
+    @abstractmethod
     def member_line(self, cidr: Cidr) -> str:
-        raise NotImplementedError
+        """The configuration line that adds ``cidr`` inside the group."""
 
+    @abstractmethod
     def parse_group(self, group: str, text: str) -> GroupContents:
-        raise NotImplementedError
+        """The group in the output of a read command."""
 
 
 @dataclass(frozen=True)

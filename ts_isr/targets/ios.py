@@ -14,7 +14,6 @@ class IosDialect(Dialect):
 
     name = "IOS"
     device_type = "cisco_ios"
-    group_mode = "config-network-group"
     member_prefix = ""
 
     def read_commands(self, group: str) -> tuple[str, ...]:

@@ -313,3 +313,11 @@ def test_exclusive_groups_remove_other_addresses_but_keep_the_rest(tmp_path, kno
         assert "host 10.9.9.9" in run.group()
         assert run(exclusive_groups="yes", max_shrink="1.0")[0] == Exit.CHANGED
         assert run.group() == {mine[0], mine[2]} | expected_members("ios", BLOCK1[:3])
+
+
+def test_ios_enable_refused_is_one_line(tmp_path, knot, capsys):
+    with lab_device(tmp_path) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run(enable_pw="not-the-secret", ssh_timeout=5)
+        assert code == Exit.FAILED and "enable refused" in out and out.count("\n") == 1
+        assert "configure terminal" not in device.commands()

@@ -377,7 +377,7 @@ class CiscoTarget(Target):
         try:
             if not self.conn.check_enable_mode():
                 self.conn.enable()
-        except (ValueError, OSError, EOFError) as exc:
+        except (ValueError, ReadTimeout, OSError, EOFError) as exc:
             raise DeviceError(
                 f"enable refused on {device.host} ({escape(str(exc))}); check enable_pw in the config"
             ) from None

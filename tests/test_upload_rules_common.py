@@ -76,3 +76,12 @@ def test_config_secrets_are_masked(tmp_path, capsys):
     assert run_command(body, quiet=True) == Exit.UNCHANGED
     out = capsys.readouterr().out
     assert "S3cret" not in out and out.count("******") == 2
+
+
+def test_missing_config_says_where_it_looked(tmp_path, capsys):
+    missing = tmp_path / "nowhere.conf"
+    assert run_command(lambda: load_command_config(str(missing)), quiet=True) == Exit.CONFIG
+    out = capsys.readouterr().out
+    assert (
+        out.startswith(f"[ERROR] : no config file {missing}") and "run setup" in out and out.count("\n") == 1
+    )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ts_isr.config import CISCO_KEYS, SEARCH_ORDER_HELP, Config, Schema, find_config, load_config
-from ts_isr.errors import Exit, TsError
+from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.log import add_secret, log, setup_logging
 
 EXIT_CODES_HELP = (
@@ -37,7 +37,12 @@ def command_dir() -> Path:
 
 def load_command_config(explicit: str | None, keys: Schema = CISCO_KEYS) -> Config:
     """The config found by the documented search order, with every secret registered for masking."""
-    config = load_config(find_config(explicit, command_dir()), keys)
+    path = find_config(explicit, command_dir())
+    if not path.exists():
+        raise ConfigError(
+            f"no config file {path} (looked for: {SEARCH_ORDER_HELP}); run setup or pass --config PATH"
+        )
+    config = load_config(path, keys)
     for secret in config.secrets(keys):
         add_secret(secret)
     return config

@@ -171,7 +171,8 @@ def test_first_load_incremental_no_change_and_users_members(tmp_path, knot, caps
 
 
 def test_dry_run_and_print_policy_touch_nothing(tmp_path, knot, capsys):
-    with lab_device(tmp_path) as device:
+    banner = "Authorized access only!\nR1(config)# is not a prompt\n"
+    with lab_device(tmp_path, banner=banner) as device:
         run = Run(tmp_path, knot, device, capsys)
         code, out = run("--print-policy")
         assert code == Exit.UNCHANGED and device.commands() == []

@@ -204,3 +204,35 @@ def test_every_command_but_version_needs_root(tmp_path: Path, command: str):
     assert done.returncode == 2
     assert f"tsadmin {command} must run as root" in done.stdout
     assert not any(tmp_path.iterdir())
+
+
+def test_advanced_prompts_and_take_defaults(tmp_path: Path):
+    require_tool("ipset")
+    offsite = ("--skip_checkpolicy", "--skip_checkvalidip")
+    answers = ["blk.test.threatstop.local", "", "", "", "1000", "5353", "", "y", "--log-uid", "in"]
+    with NetnsPair(()) as pair:
+        advanced = tmp_path / "advanced"
+        done = in_netns(
+            pair, "add", "--advanced", "--root", str(advanced), *offsite, stdin="\n".join(answers) + "\n"
+        )
+        assert done.returncode == 4, done.stdout + done.stderr
+        config = (advanced / "opt/threatstop/threatstop.conf").read_text()
+        for line in ("port = 5353", "load_br_netfilter = y", "logopts = --log-uid", "logopts_direction = in"):
+            assert line in config
+        assert "max_policy_size = 1000" in config
+        assert (advanced / "etc/modules-load.d/threatstop.conf").exists()
+        assert "--log-uid" in pair.run(["iptables-save"]).stdout
+        remove = in_netns(pair, "remove", "--root", str(advanced), stdin="y\n")
+        assert remove.returncode == 4, remove.stdout + remove.stderr
+        assert not (advanced / "etc/modules-load.d/threatstop.conf").exists()
+
+        defaults = tmp_path / "defaults"
+        block = "--block_list=blk.test.threatstop.local"
+        done = in_netns(pair, "add", "--take_defaults", block, "--root", str(defaults), *offsite)
+        assert done.returncode == 4, done.stdout + done.stderr
+        config = (defaults / "opt/threatstop/threatstop.conf").read_text()
+        assert "block_list = blk.test.threatstop.local" in config
+        assert "TSblockaddr" in pair.run(["ipset", "list", "-n"]).stdout
+        kept = in_netns(pair, "remove", "--root", str(defaults), stdin="n\n")
+        assert kept.returncode == 0 and "Nothing was removed" in kept.stdout
+        assert "TSblockaddr" in pair.run(["ipset", "list", "-n"]).stdout

@@ -307,3 +307,23 @@ def test_an_emptied_block_list_needs_force(lab: Lab) -> None:
     forced = lab.tsadmin("update", "--force")
     assert forced.returncode == 4, forced.stdout + forced.stderr
     assert lab.pair.reachable(BLOCKED_HOST)
+
+
+def test_log_options_render_exactly_as_iptables_saves_them(lab: Lab) -> None:
+    """Otherwise every update would rewrite the chain: the second add must find it in place."""
+    options = (
+        "--logopts=--log-uid --log-level 6 --log-tcp-options",
+        "--logopts_direction=out",
+        "--allow_action=RETURN",
+    )
+    assert lab.add(*options).returncode == 4
+    rules = [line for line in lab.state()[0].splitlines() if line.startswith(f"-A {lab.prefix} ")]
+    dst_logs = [rule for rule in rules if " dst -j LOG" in rule]
+    src_logs = [rule for rule in rules if " src -j LOG" in rule]
+    assert dst_logs and all(rule.endswith("--log-level 6 --log-tcp-options --log-uid") for rule in dst_logs)
+    assert src_logs and all(
+        rule.endswith('--log-prefix "ThreatSTOP-' + lab.prefix + 'block "') for rule in src_logs
+    )
+    assert any(rule.endswith("src -j RETURN") for rule in rules)
+    again = lab.add(*options)
+    assert again.returncode == 0, again.stdout + again.stderr

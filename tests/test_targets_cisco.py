@@ -18,7 +18,14 @@ from ts_isr.lab.cli import (
 )
 from ts_isr.policy import parse_token
 from ts_isr.targets.asa import AsaDialect
-from ts_isr.targets.cisco import GroupContents, Stream, mask_prefixlen, member_cidrs, removal_lines
+from ts_isr.targets.cisco import (
+    GroupContents,
+    Stream,
+    mask_prefixlen,
+    member_cidrs,
+    never_empty,
+    removal_lines,
+)
 from ts_isr.targets.ios import IosDialect
 
 
@@ -97,7 +104,24 @@ def test_removal_quotes_the_device_and_splits_ranges():
     keep = frozenset({cidr("2.2.2.4/31")})
     readd, lines = removal_lines(contents, [cidr("2.2.2.2/31"), cidr("9.9.9.9")], keep)
     assert readd == [cidr("2.2.2.4/31")]
-    assert lines == ["no range 2.2.2.2 2.2.2.5", "no 9.9.9.9 255.255.255.255"]
+    assert lines == [
+        ("no range 2.2.2.2 2.2.2.5", frozenset({cidr("2.2.2.2/31"), cidr("2.2.2.4/31")})),
+        ("no 9.9.9.9 255.255.255.255", frozenset({cidr("9.9.9.9")})),
+    ]
+
+
+def test_never_empty_holds_back_the_last_removal():
+    a, b = cidr("192.0.2.1"), cidr("192.0.2.2")
+    removals = [("no host 192.0.2.1", frozenset({a})), ("no host 192.0.2.2", frozenset({b}))]
+    assert never_empty(frozenset({a, b}), removals, other_members=False) == (
+        ["no host 192.0.2.1"],
+        ["no host 192.0.2.2"],
+    )
+    assert never_empty(frozenset({a, b, cidr("10.0.0.0/8")}), removals, False) == (
+        ["no host 192.0.2.1", "no host 192.0.2.2"],
+        [],
+    )
+    assert never_empty(frozenset({a, b}), removals, other_members=True)[1] == []
 
 
 class SimulatedLink:

@@ -322,3 +322,13 @@ def test_ios_enable_refused_is_one_line(tmp_path, knot, capsys):
         code, out = run(enable_pw="not-the-secret", ssh_timeout=5)
         assert code == Exit.FAILED and "enable refused" in out and out.count("\n") == 1
         assert "configure terminal" not in device.commands()
+
+
+def test_a_full_group_is_never_emptied_and_the_retry_completes(tmp_path, knot, capsys):
+    full = [f"host 192.0.2.{n}" for n in range(1, 51)]
+    with lab_device(tmp_path, max_members=50, preload={"threatstop-block": full}) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        code, out = run(block_list=f"small.{ZONE}", exclusive_groups="yes", max_shrink="1.0")
+        assert code == Exit.CHANGED, out
+        assert "so that it is never empty" in out and "sending the remainder once more" in out
+        assert run.group() == expected_members("ios", BLOCK1[:3])

@@ -35,6 +35,7 @@ _ALREADY_DONE = re.compile(r"already exists|does not exist in this group|not a m
 _ABSENT = re.compile(r"not found|does not exist", re.IGNORECASE)
 _INVALID_INPUT = re.compile(r"%\s*Invalid input", re.IGNORECASE)
 _CONFIG_PROMPT = re.compile(r"[^\s#>()]+\(config[\w-]*\)#")
+_CONFIG_PROMPT_END = re.compile(r"\(config[\w-]*\)#\s*$")
 
 
 def mask_text(prefixlen: int) -> str:
@@ -111,20 +112,48 @@ def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
 
 def removal_lines(
     contents: GroupContents, remove: Iterable[Cidr], keep: frozenset[Cidr]
-) -> tuple[list[Cidr], list[str]]:
-    """The ``no ...`` lines that take ``remove`` out, quoting each member as the device shows it.
+) -> tuple[list[Cidr], list[tuple[str, frozenset[Cidr]]]]:
+    """The ``no ...`` lines that take ``remove`` out, each with the networks it takes.
 
-    A ``range`` member covers several networks; removing it takes all of
-    them, so those in ``keep`` come back first as single members (returned
-    as additions, to be sent before the removals).
+    Each member is quoted as the device shows it.  A ``range`` member covers
+    several networks; removing it takes all of them, so those in ``keep``
+    come back first as single members (returned as additions, sent before).
     """
-    lines: dict[str, None] = {}
+    taken: dict[str, set[Cidr]] = {}
     for cidr in remove:
         line = contents.members.get(cidr)
         if line is not None:
-            lines.setdefault(line, None)
-    readd = sorted(cidr for cidr, line in contents.members.items() if line in lines and cidr in keep)
-    return readd, [f"no {line}" for line in lines]
+            taken.setdefault(line, set())
+    for cidr, line in contents.members.items():
+        if line in taken:
+            taken[line].add(cidr)
+    readd = sorted(cidr for line, cidrs in taken.items() for cidr in cidrs if cidr in keep)
+    return readd, [(f"no {line}", frozenset(cidrs)) for line, cidrs in taken.items()]
+
+
+def never_empty(
+    present: frozenset[Cidr], removals: Iterable[tuple[str, frozenset[Cidr]]], other_members: bool
+) -> tuple[list[str], list[str]]:
+    """The removals to send, and those held back so that the group keeps a member.
+
+    ``present`` is what the group holds once the additions are in; a group
+    used by an ACL may not be emptied, and an empty block group blocks nothing.
+    """
+    if other_members:
+        return [line for line, _ in removals], []
+    left = set(present)
+    send, held = [], []
+    for line, cidrs in removals:
+        if left - cidrs:
+            left -= cidrs
+            send.append(line)
+        else:
+            held.append(line)
+    return send, held
+
+
+def _in_group(group: str, lines: Iterable[str]) -> list[str]:
+    return [f"object-group network {group}", *lines, "exit"]
 
 
 class Dialect(ABC):
@@ -503,28 +532,46 @@ class CiscoTarget(Target):
         )
 
     def apply(self, plan: Plan) -> None:
-        lines: list[str] = []
+        """One configuration session: every group's additions, then (once they are in) its removals."""
+        work = []
         for change in plan.changes:
             group = self.groups.get(change.kind)
             if group is None or not (change.add or change.remove):
                 continue
             contents = self.contents.get(change.kind, GroupContents(False, {}, ()))
-            keep = contents.cidrs - frozenset(change.remove)
-            readd, removals = removal_lines(contents, change.remove, keep)
-            adds = [self.dialect.member_line(cidr) for cidr in (*change.add, *readd)]
-            lines += [f"object-group network {group}", *adds, *removals, "exit"]
+            readd, removals = removal_lines(
+                contents, change.remove, contents.cidrs - frozenset(change.remove)
+            )
+            adds = {self.dialect.member_line(cidr): cidr for cidr in (*change.add, *readd)}
             log.info(f"Adding new {change.kind} addresses: {len(adds)}.")
             log.info(f"Removing old {change.kind} addresses: {len(removals)}.")
-        if lines:
-            self._configure(lines)
-
-    def _configure(self, lines: list[str]) -> None:
-        config_prompt = re.compile(r"\(config[\w-]*\)#\s*$")
-        self._command("configure terminal", config_prompt, "entering configuration mode")
-        self._push(lines)
+            work.append((group, contents, adds, removals))
+        if not work:
+            return
+        self._command("configure terminal", _CONFIG_PROMPT_END, "entering configuration mode")
+        refused = set()
+        if any(adds for _, _, adds, _ in work):
+            added = self._push(
+                [line for group, _, adds, _ in work if adds for line in _in_group(group, adds)]
+            )
+            refused = {error.line for error in added.errors}
+        removal_segments = []
+        for group, contents, adds, removals in work:
+            present = contents.cidrs | {cidr for line, cidr in adds.items() if line not in refused}
+            others = any(not line.lower().startswith("description") for line in contents.others)
+            send, held = never_empty(present, removals, others)
+            if held:
+                log.warning(
+                    f'kept {len(held)} old member(s) of "{group}" so that it is never empty: '
+                    "the device refused the new ones (see above)"
+                )
+            if send:
+                removal_segments += _in_group(group, send)
+        if removal_segments:
+            self._push(removal_segments)
         self._command("end", self._priv_prompt(), "leaving configuration mode")
 
-    def _push(self, lines: list[str]) -> None:
+    def _push(self, lines: list[str]) -> Stream:
         stream = Stream.of(lines)
         total = len(lines)
         started = last_output = last_shown = last_probe = time.monotonic()
@@ -585,6 +632,7 @@ class CiscoTarget(Target):
             log.warning(f"... and {len(stream.errors) - 10} more refused lines (all in the log file)")
         for error in stream.errors[10:]:
             log.debug(f"device refused '{error.line}': {escape(error.message)}")
+        return stream
 
     def save(self) -> None:
         log.info("Saving the running configuration (write memory).")

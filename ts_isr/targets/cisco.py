@@ -610,9 +610,9 @@ class CiscoTarget(Target):
                 last_shown = now
                 rate = stream.done / max(now - started, 1e-6)
                 print(f"\r  {stream.done}/{total} lines, {rate:.0f}/s ", end="", file=sys.stderr, flush=True)
-        if show_progress:
-            print(file=sys.stderr)
         took = time.monotonic() - started
+        if show_progress:
+            print(f"\r  {stream.done}/{total} lines, done ", file=sys.stderr)
         self.pushed += stream.done
         self.push_seconds += took
         self.resent += stream.resent

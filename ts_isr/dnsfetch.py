@@ -291,27 +291,40 @@ def apl_items(response: Response) -> list[bytes]:
     return [item for data in apl_rdatas(response) for item in cut_apl_items(data)]
 
 
-def apl_v4_full_length(records: list[bytes]) -> tuple[array, bytes, bytes] | None:
-    """(addresses, prefixes, flags) when every item is IPv4 with all 4 address bytes (hosts).
-
-    Records whose lengths are multiples of 8 joined together keep each item
-    inside its record, so the columns are sliced in C over the whole answer.
-    """
-    if any(len(data) & 7 for data in records):
-        return None
-    region = b"".join(records)
+def _v4_full_length_only(region: bytes) -> bool:
+    """Whether ``region`` (whole records) is only IPv4 items with all 4 address bytes: hosts."""
     count = len(region) >> 3
-    if (
-        not count
-        or region[0::8] != bytes(count)
-        or region[1::8] != b"\x01" * count
-        or region[3::8].translate(_HIGH_BIT_OFF) != b"\x04" * count
-    ):
-        return None
-    return _u32_column(region, 8, 4, count), region[2::8], region[3::8]
+    return (
+        count > 0
+        and not len(region) & 7
+        and region[0::8] == bytes(count)
+        and region[1::8] == b"\x01" * count
+        and region[3::8].translate(_HIGH_BIT_OFF) == b"\x04" * count
+    )
 
 
 _HIGH_BIT_OFF = bytes(byte & 0x7F for byte in range(256))
+
+
+def host_records(records: list[bytes]) -> tuple[bytes, list[bytes]]:
+    """The records made only of full-length IPv4 items, joined; and the other records.
+
+    Records whose lengths are multiples of 8 keep each 8-byte item inside its
+    record when joined, so the whole answer is checked in C at once; only
+    when that fails is it sorted record by record.
+    """
+    whole = b"".join(records)
+    if _v4_full_length_only(whole) and not any(len(data) & 7 for data in records):
+        return whole, []
+    hosts, others = [], []
+    for data in records:
+        (hosts if _v4_full_length_only(data) else others).append(data)
+    return b"".join(hosts), others
+
+
+def v4_columns(region: bytes) -> tuple[array, bytes, bytes]:
+    """(addresses, prefixes, flags) of a region that :func:`host_records` accepted."""
+    return _u32_column(region, 8, 4, len(region) >> 3), region[2::8], region[3::8]
 
 
 def txt_strings(response: Response) -> list[bytes]:
@@ -541,6 +554,10 @@ def add_apl_items(fetched: FetchedList, items: list[bytes]) -> None:
 
 
 def add_apl_v4(fetched: FetchedList, addresses: array, prefixes: bytes, flags: bytes) -> None:
+    if prefixes == b"\x20" * len(prefixes) and flags == b"\x04" * len(flags):
+        # All plain /32 items: hosts, exactly as A records give them.
+        fetched.builder.add_v4_hosts(addresses)
+        return
     add = fetched.builder.add
     for address, prefixlen, flag in zip(addresses, prefixes, flags):
         if not add(4, address, prefixlen, flag > 0x7F):
@@ -552,11 +569,10 @@ def read_part(fetched: FetchedList, answers: dict[int, Response]) -> None:
     builder = fetched.builder
     records = apl_rdatas(answers[APL])
     if records:
-        hosts = apl_v4_full_length(records)
-        if hosts is None:
-            add_apl_items(fetched, [item for data in records for item in cut_apl_items(data)])
-        else:
-            add_apl_v4(fetched, *hosts)
+        hosts, others = host_records(records)
+        if hosts:
+            add_apl_v4(fetched, *v4_columns(hosts))
+        add_apl_items(fetched, [item for data in others for item in cut_apl_items(data)])
         return
     hosts = a_addresses(answers[A])
     hosts6 = aaaa_addresses(answers[AAAA])

@@ -26,6 +26,9 @@ def _read_exact(sock: socket.socket, size: int) -> bytes | None:
     data = bytearray()
     while len(data) < size:
         try:
+            # A network path, not a TCP peer of its own: ACK at once, so the
+            # delay is the only thing the proxy adds (no Nagle/delayed-ACK stall).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
             chunk = sock.recv(size - len(data))
         except OSError:
             return None
@@ -92,6 +95,8 @@ class DnsTcpProxy:
             client.close()
             return
         server.settimeout(None)
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._sockets.append(server)
         up = self._pump(client, server, questions=True)

@@ -166,8 +166,9 @@ def test_add_blocks_logs_allows_and_remove_gives_the_rules_back(lab: Lab, kernel
 
     removed = lab.tsadmin("remove", "--silent")
     assert removed.returncode == 4, removed.stdout + removed.stderr
-    v4, _, sets = lab.state()
+    v4, v6, sets = lab.state()
     assert v4 == before[0], "remove gives back exactly the rules iptables-save showed before add"
+    assert v6 == before[1]
     assert sets == before[2], "the host's own set stays; ours are gone"
     assert lab.pair.reachable(BLOCKED_HOST)
     assert "tsadmin" not in (lab.root / "crontab").read_text()
@@ -327,3 +328,27 @@ def test_log_options_render_exactly_as_iptables_saves_them(lab: Lab) -> None:
     assert any(rule.endswith("src -j RETURN") for rule in rules)
     again = lab.add(*options)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_ipv6_entries_get_ipv6_sets_and_rules(tmp_path: Path) -> None:
+    require_tool("ip6tables")
+    v6 = NetnsPair(("2001:db8:bad::5", "2001:db8:900d::5"))
+    with v6:
+        knot = KnotServer(tmp_path)
+        items = [f"1:{BLOCKED_HOST}/32", "2:2001:db8:bad::/48"]
+        knot.add_zone(ZONE, make_zone_records(apl={"blk": items}, a={"alw": [ALLOWED_IN_NET]}))
+        with entered(v6.host):
+            knot.start()
+        try:
+            assert v6.reachable("2001:db8:bad::5")
+            argv = [sys.executable, str(TSADMIN), "add", f"--block_list={BLOCK_LIST}", "--silent"]
+            argv += ["--dns_server=127.0.0.1", f"--port={knot.port}", "--root", str(tmp_path / "root")]
+            done = v6.run(argv)
+            assert done.returncode == 4, done.stdout + done.stderr
+            assert not v6.reachable("2001:db8:bad::5")
+            assert v6.reachable("2001:db8:900d::5")
+            sets = v6.run(["ipset", "list", "-n"]).stdout.split()
+            assert {"TSblocknet6", "TSallowaddr6"} <= set(sets)
+            assert "--match-set TSblocknet6 dst -j DROP" in v6.run(["ip6tables-save"]).stdout
+        finally:
+            knot.stop()

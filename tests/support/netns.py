@@ -19,7 +19,12 @@ from tests.support.tools import require_root, require_tool
 
 _counter = itertools.count()
 HOST_ADDRESS = "198.51.100.1"
+HOST_ADDRESS6 = "2001:db8:ffff::1"
 PREFIXLEN = 24
+
+
+def _host_route(address: str) -> str:
+    return f"{address}/128" if ":" in address else f"{address}/32"
 
 
 def _run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -52,14 +57,18 @@ class NetnsPair:
         veth = ("type", "veth", "peer", "name", "veth1", "netns", self.peer)
         self.ip("link", "add", "veth0", "netns", self.host, *veth)
         self.ip("-n", self.host, "addr", "add", f"{HOST_ADDRESS}/{PREFIXLEN}", "dev", "veth0")
+        # nodad: an IPv6 address is usable at once, not after duplicate detection.
+        self.ip("-n", self.host, "addr", "add", f"{HOST_ADDRESS6}/128", "dev", "veth0", "nodad")
         for address in self.addresses:
-            self.ip("-n", self.peer, "addr", "add", f"{address}/32", "dev", "veth1")
+            nodad = ("nodad",) if ":" in address else ()
+            self.ip("-n", self.peer, "addr", "add", _host_route(address), "dev", "veth1", *nodad)
         for ns, dev in ((self.host, "veth0"), (self.peer, "veth1")):
             self.ip("-n", ns, "link", "set", dev, "up")
         # Every test address is one hop away: a route on each side, whatever its network.
         for address in self.addresses:
-            self.ip("-n", self.host, "route", "replace", f"{address}/32", "dev", "veth0")
-        self.ip("-n", self.peer, "route", "replace", f"{HOST_ADDRESS}/32", "dev", "veth1")
+            self.ip("-n", self.host, "route", "replace", _host_route(address), "dev", "veth0")
+        for address in (HOST_ADDRESS, HOST_ADDRESS6):
+            self.ip("-n", self.peer, "route", "replace", _host_route(address), "dev", "veth1")
 
     @staticmethod
     def ip(*args: str) -> None:

@@ -177,7 +177,8 @@ def test_rsyslog_hosts_get_an_rsyslog_rule_and_no_daemon_gets_a_warning(tmp_path
     logfile = Path("/var/log/threatstop/threatstop.log")
     assert host.route_kernel_log(Paths(rsyslog_root), logfile) == "rsyslog"
     rule = (rsyslog_root / host.RSYSLOG_SNIPPET).read_text()
-    assert ':msg, contains, "ThreatSTOP-" -/var/log/threatstop/threatstop.log' in rule
+    assert 'if $syslogfacility-text == "kern" and $msg contains "ThreatSTOP-" then {' in rule
+    assert 'action(type="omfile" file="/var/log/threatstop/threatstop.log")' in rule
     assert host.unroute_kernel_log(Paths(rsyslog_root))
     assert not (rsyslog_root / host.RSYSLOG_SNIPPET).exists()
     bare = tmp_path / "bare"

@@ -40,7 +40,10 @@ destination d_threatstop_kernel { file("$logfile" create-dirs(yes) perm(0640) di
 log { source(s_src); filter(f_threatstop_kernel); destination(d_threatstop_kernel); };
 """
 _RSYSLOG = """# ThreatSTOP ts-iptables: the kernel's ThreatSTOP- LOG lines, for tsadmin logs.
-:msg, contains, "ThreatSTOP-" -$logfile
+# Kernel facility only: a local user's `logger ThreatSTOP-...` must not reach the uploaded log.
+if $$syslogfacility-text == "kern" and $$msg contains "ThreatSTOP-" then {
+    action(type="omfile" file="$logfile")
+}
 """
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ts_isr.commands.common import command_parser, load_command_config, run_command
+from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.errors import ConfigError, DeviceError, Exit, LockedError
 from ts_isr.log import log
 
@@ -85,3 +85,11 @@ def test_missing_config_says_where_it_looked(tmp_path, capsys):
     assert (
         out.startswith(f"[ERROR] : no config file {missing}") and "run setup" in out and out.count("\n") == 1
     )
+
+
+def test_unwritable_logfile_from_the_config_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert run_command(lambda: use_logfile(blocker / "tsoutput.log"), quiet=True) == Exit.FAILED
+    out = capsys.readouterr().out
+    assert out.startswith("[ERROR] : cannot write the log") and out.count("\n") == 1

@@ -48,14 +48,24 @@ def load_command_config(explicit: str | None, keys: Schema = CISCO_KEYS) -> Conf
     return config
 
 
+def use_logfile(logfile: Path, *, verbose: bool = False, quiet: bool | None = None) -> None:
+    """Send the log to ``logfile`` too, once the config has said where it goes."""
+    try:
+        setup_logging(logfile, verbose=verbose, quiet=quiet)
+    except OSError as exc:
+        raise TsError(
+            f"cannot write the log {logfile}: {exc.strerror}; fix its directory's permissions or tsoutput"
+        ) from None
+
+
 def run_command(
     body: Callable[[], Exit], *, logfile: Path | None = None, verbose: bool = False, quiet: bool | None = None
 ) -> int:
     """Run ``body`` with the log set up; turn every failure into one ``[ERROR]`` line and its exit code.
 
     ``logfile`` may be None when it is only known from the config: the body
-    then calls :func:`ts_isr.log.setup_logging` again once it has loaded it
-    (registered secrets stay registered).
+    then calls :func:`use_logfile` once it has loaded it (registered secrets
+    stay registered).
     """
     try:
         setup_logging(logfile, verbose=verbose, quiet=quiet)

@@ -7,18 +7,19 @@ the device in :mod:`ts_isr.targets.cisco`.  Exit codes: 0 nothing changed,
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from datetime import datetime
 
 from ts_isr import __version__
-from ts_isr.commands.common import command_parser, load_command_config, run_command
+from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
 from ts_isr.errors import ConfigError, Exit
 from ts_isr.fetch import fetch_policy
 from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, store_host_key
 from ts_isr.lock import run_lock
-from ts_isr.log import log, setup_logging
+from ts_isr.log import log
 from ts_isr.sync import OwnershipStore, SyncOptions, synchronise
 from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import CiscoTarget, Device
@@ -28,7 +29,7 @@ from ts_isr.targets.ios import IosDialect
 PROG = "upload_rules"
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     parser = command_parser(PROG, "Keep the Cisco ISR/ASA object-groups in step with the ThreatSTOP policy.")
     parser.add_argument("--dry-run", action="store_true", help="print the difference, change nothing")
     parser.add_argument(
@@ -79,7 +80,7 @@ def trust_host_key(config: Config) -> None:
     )
 
 
-def upload(config: Config, args) -> Exit:
+def upload(config: Config, args: argparse.Namespace) -> Exit:
     log.info("Previous configuration found ... Loading config data...")
     log.info("Initializing data from configuration file.")
     log.info("Verifying manditory parameters state.")
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> Exit:
         config = load_command_config(args.config)
-        setup_logging(config.tsoutput, verbose=args.verbose)
+        use_logfile(config.tsoutput, verbose=args.verbose)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
         with run_lock(config.state_dir / "upload_rules.lock", PROG):
             result = upload(config, args)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import random
 import statistics
 import sys
@@ -76,6 +77,8 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_ipset needs root: it creates a network namespace with ipset and iptables in it")
     hosts = scattered_hosts(args.entries, seed=1)
     work = Path(tempfile.mkdtemp(prefix="bench_ipset."))
     prepared = work / "raw.restore"

@@ -179,11 +179,21 @@ def test_rsyslog_hosts_get_an_rsyslog_rule_and_no_daemon_gets_a_warning(tmp_path
     rule = (rsyslog_root / host.RSYSLOG_SNIPPET).read_text()
     assert 'if $syslogfacility-text == "kern" and $msg contains "ThreatSTOP-" then {' in rule
     assert 'action(type="omfile" file="/var/log/threatstop/threatstop.log")' in rule
-    assert host.unroute_kernel_log(Paths(rsyslog_root))
+    assert host.remove_log_config(Paths(rsyslog_root))
     assert not (rsyslog_root / host.RSYSLOG_SNIPPET).exists()
     bare = tmp_path / "bare"
     bare.mkdir()
     assert host.route_kernel_log(Paths(bare), logfile) is None
+
+
+def test_tsadmins_own_log_is_rotated(tmp_path: Path):
+    require_tool("logrotate")
+    paths = Paths(tmp_path)
+    assert host.install_logrotate(paths)
+    text = (tmp_path / host.LOGROTATE_SNIPPET).read_text()
+    assert f'"{paths.tsadmin_log}" {{' in text
+    assert not host.install_logrotate(paths), "unchanged the second time"
+    assert host.remove_log_config(paths) and not (tmp_path / host.LOGROTATE_SNIPPET).exists()
 
 
 def test_br_netfilter_file_is_written_and_removed(tmp_path: Path):

@@ -333,6 +333,7 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
             changed = True
         changed |= host.set_br_netfilter(paths, config.load_br_netfilter)
         host.route_kernel_log(paths, host_logfile(config, paths))
+        changed |= host.install_logrotate(paths)
         ensure_cron_jobs(cron_jobs(paths, path), cron_root(paths))
         changed |= host.install_unit(paths)
         changed |= install_policy(names, spec, policy, paths)
@@ -379,7 +380,7 @@ def command_remove(args: argparse.Namespace, paths: Paths) -> Exit:
     names = derive_names(prefix or LINUX_KEYS["tsprefix"].default)
     with run_lock(paths.lock, "tsadmin"):
         changed = remove_installation(names)
-        changed |= host.unroute_kernel_log(paths)
+        changed |= host.remove_log_config(paths)
         changed |= host.set_br_netfilter(paths, False)
         changed |= host.remove_unit(paths)
         changed |= bool(host.remove_cron_jobs(CRON_TAGS, cron_root(paths)))

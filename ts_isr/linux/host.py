@@ -19,6 +19,7 @@ from ts_isr.log import log
 from ts_isr.sysconf import (
     ROOT_CRONTAB,
     _read_tab,
+    check_logrotate,
     check_syslog_ng_snippet,
     config_string,
     install_file,
@@ -33,6 +34,18 @@ MODULES_LOAD_TEXT = (
 )
 SYSLOG_NG_SNIPPET = "etc/syslog-ng/conf.d/threatstop-kernel.conf"
 RSYSLOG_SNIPPET = "etc/rsyslog.d/30-threatstop.conf"
+LOGROTATE_SNIPPET = "etc/logrotate.d/threatstop-tsadmin"
+# tsadmin opens its log afresh on every run, so a plain rename needs no reopen.
+_LOGROTATE = """# ThreatSTOP ts-iptables: tsadmin's own log (tsadmin logs rotates and sends the block log).
+"$tsadmin_log" {
+    weekly
+    rotate 8
+    compress
+    delaycompress
+    missingok
+    notifempty
+}
+"""
 # Debian's syslog-ng.conf defines s_src (system() and internal(), the kernel's messages included).
 _SYSLOG_NG = """# ThreatSTOP ts-iptables: the kernel's ThreatSTOP- LOG lines, for tsadmin logs.
 filter f_threatstop_kernel { facility(kern) and message("ThreatSTOP-" type(string) flags(substring)); };
@@ -110,8 +123,16 @@ def reopen_command(paths: Paths) -> tuple[str, ...]:
     return ()
 
 
-def unroute_kernel_log(paths: Paths) -> bool:
-    changed = False
+def install_logrotate(paths: Paths) -> bool:
+    """Keep tsadmin's own log from growing without end; checked by logrotate itself first."""
+    text = Template(_LOGROTATE).substitute(tsadmin_log=config_string(paths.tsadmin_log))
+    check_logrotate(text)
+    return _install_if_changed(paths, LOGROTATE_SNIPPET, text)
+
+
+def remove_log_config(paths: Paths) -> bool:
+    """Undo route_kernel_log and install_logrotate (tsadmin remove); the log files themselves stay."""
+    changed = remove_file(paths.root / LOGROTATE_SNIPPET)
     for relative, daemon in ((SYSLOG_NG_SNIPPET, "syslog-ng"), (RSYSLOG_SNIPPET, "rsyslog")):
         if remove_file(paths.root / relative):
             reload_syslog(paths, daemon)

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.knot import KnotServer, make_zone_records  # noqa: E402
+from tests.support.knot import KnotServer, apl_records, make_zone_records  # noqa: E402
 from ts_isr import dnsfetch  # noqa: E402
 from ts_isr.policy import build_policy  # noqa: E402
 from ts_isr.ranges import Cidr, RangeSet  # noqa: E402
@@ -36,6 +36,9 @@ from ts_isr.ranges import Cidr, RangeSet  # noqa: E402
 ZONE = "bench.test."
 PARTS, PER_PART = 25, 4000
 APL_PER_RECORD = 10
+# (record type, list, target ratio): hosts as A, hosts as APL, /24 networks as APL (the target is
+# the issue's for APL; the networks take the general item-by-item reading).
+LAYOUTS = (("A", "lista", 1.5), ("APL", "listapl", 2.0), ("APL", "listnets", 2.0))
 NO_ALLOW = {4: RangeSet.empty(4), 6: RangeSet.empty(6)}
 LIFELINES = [Cidr(4, 0x7F000001, 32)]  # the DNS server, as fetch_policy passes it
 
@@ -48,23 +51,22 @@ def addresses(count: int, seed: int) -> list[str]:
     ]
 
 
-def layout(list_name: str, rtype: str, hosts: list[str], parts: int) -> str:
-    per_part = len(hosts) // parts
+def networks(count: int, seed: int) -> list[str]:
+    """Distinct /24 networks: what the vendor's APL lists mostly carry."""
+    rng = random.Random(seed)
+    return [f"{ipaddress.IPv4Address(0x20000000 + (n << 8))}/24" for n in rng.sample(range(1 << 20), count)]
+
+
+def layout(list_name: str, rtype: str, entries: list[str], parts: int) -> str:
+    """The list as an index over ``parts`` names of A records (hosts) or APL items (``1:`` + entry)."""
+    per_part = len(entries) // parts
     names = [f"{list_name}-{i}" for i in range(parts)]
-    chunks = {name: hosts[i * per_part : (i + 1) * per_part] for i, name in enumerate(names)}
-    ptr = {list_name: [f"{name}.{ZONE}" for name in names]}
+    chunks = {name: entries[i * per_part : (i + 1) * per_part] for i, name in enumerate(names)}
+    ptr = make_zone_records(ptr={list_name: [f"{name}.{ZONE}" for name in names]})
     if rtype == "A":
-        return make_zone_records(ptr=ptr, a=chunks)
-    apl = {name: [f"1:{host}/32" for host in chunk] for name, chunk in chunks.items()}
-    return "".join(
-        [make_zone_records(ptr=ptr)]
-        + [
-            "".join(
-                f"{name} APL {' '.join(items[i : i + APL_PER_RECORD])}\n"
-                for i in range(0, len(items), APL_PER_RECORD)
-            )
-            for name, items in apl.items()
-        ]
+        return ptr + make_zone_records(a=chunks)
+    return ptr + "".join(
+        apl_records(name, [f"1:{entry}" for entry in chunk], APL_PER_RECORD) for name, chunk in chunks.items()
     )
 
 
@@ -121,7 +123,7 @@ def speed(knot: KnotServer, dig_path: str, repeat: int) -> None:
     for label in ("loopback", "40 ms RTT (proxy, 20 ms each way)"):
         proxy, port = distant(knot.port) if label != "loopback" else (None, knot.port)
         try:
-            for rtype, list_name, target in (("A", "lista", 1.5), ("APL", "listapl", 2.0)):
+            for rtype, list_name, target in LAYOUTS:
                 pairs = paired_times(
                     lambda n=list_name, p=port: fetch_and_build(n, p),
                     lambda n=list_name, r=rtype, p=port: dig(n, r, p, dig_path),
@@ -132,7 +134,7 @@ def speed(knot: KnotServer, dig_path: str, repeat: int) -> None:
                 ratio = statistics.median(a / b for a, b in pairs)
                 verdict = "ok" if ratio <= target else "MISSED"
                 print(
-                    f"  {label} {rtype:3}: fetch+build {ours * 1000:7.1f} ms, dig {theirs * 1000:7.1f} ms, "
+                    f"  {label} {list_name:8} {rtype:3}: fetch+build {ours * 1000:7.1f} ms, dig {theirs * 1000:7.1f} ms, "
                     f"ratio {ratio:4.2f} (median of paired runs; target <= {target}) {verdict}"
                 )
         finally:
@@ -191,7 +193,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         hosts = addresses(PARTS * PER_PART, 1)
         knot = KnotServer(Path(tmp))
-        knot.add_zone(ZONE, layout("lista", "A", hosts, PARTS) + layout("listapl", "APL", hosts, PARTS))
+        nets = networks(PARTS * PER_PART, 3)
+        zone = layout("lista", "A", hosts, PARTS) + layout("listapl", "APL", [f"{h}/32" for h in hosts], PARTS)
+        knot.add_zone(ZONE, zone + layout("listnets", "APL", nets, PARTS))
         with knot:
             speed(knot, dig_path, args.repeat)
         memory(Path(tmp), args.memory_entries)

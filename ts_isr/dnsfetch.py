@@ -187,10 +187,14 @@ def is_referral(response: Response) -> bool:
     return any(t == NS for _, t, _, _, _ in records)
 
 
-def _u32_column(region: bytes, stride: int, offset: int, count: int) -> array:
-    """The big-endian 4-byte field at ``offset`` of ``count`` fixed-size records, sliced in C."""
+def _u32_column(region: bytes, stride: int, offset: int, count: int, length: int = 4) -> array:
+    """A big-endian field of ``count`` fixed-size records, sliced in C, as unsigned 32-bit values.
+
+    A field shorter than 4 bytes (an APL address without its trailing zeros)
+    lands in the high bytes, which restores the zeros.
+    """
     packed = bytearray(4 * count)
-    for byte in range(4):
+    for byte in range(length):
         packed[byte::4] = region[offset + byte :: stride]
     values = array("I", packed)
     if sys.byteorder == "little":
@@ -291,40 +295,54 @@ def apl_items(response: Response) -> list[bytes]:
     return [item for data in apl_rdatas(response) for item in cut_apl_items(data)]
 
 
-def _v4_full_length_only(region: bytes) -> bool:
-    """Whether ``region`` (whole records) is only IPv4 items with all 4 address bytes: hosts."""
-    count = len(region) >> 3
-    return (
-        count > 0
-        and not len(region) & 7
-        and region[0::8] == bytes(count)
-        and region[1::8] == b"\x01" * count
-        and region[3::8].translate(_HIGH_BIT_OFF) == b"\x04" * count
-    )
-
-
 _HIGH_BIT_OFF = bytes(byte & 0x7F for byte in range(256))
+Columns = tuple[array, bytes, bytes]  # addresses, prefix lengths, N|length bytes
 
 
-def host_records(records: list[bytes]) -> tuple[bytes, list[bytes]]:
-    """The records made only of full-length IPv4 items, joined; and the other records.
+def _uniform_v4_length(region: bytes) -> int | None:
+    """The address length when ``region`` (whole records) is only IPv4 items of that one length."""
+    if len(region) < 4:
+        return None
+    length = region[3] & 0x7F
+    stride = 4 + length
+    count = len(region) // stride
+    if (
+        length > 4
+        or count * stride != len(region)
+        or region[0::stride] != bytes(count)
+        or region[1::stride] != b"\x01" * count
+        or region[3::stride].translate(_HIGH_BIT_OFF) != bytes([length]) * count
+    ):
+        return None
+    return length
 
-    Records whose lengths are multiples of 8 keep each 8-byte item inside its
-    record when joined, so the whole answer is checked in C at once; only
-    when that fails is it sorted record by record.
+
+def _v4_columns(region: bytes, length: int) -> Columns:
+    stride = 4 + length
+    count = len(region) // stride
+    return _u32_column(region, stride, 4, count, length), region[2::stride], region[3::stride]
+
+
+def v4_column_groups(records: list[bytes]) -> tuple[list[Columns], list[bytes]]:
+    """Records made only of IPv4 items of one address length, as columns per length; the rest.
+
+    Records whose lengths are multiples of the item size stay item-aligned
+    when joined, so a whole answer is checked and sliced in C at once; only
+    when that fails are records sorted one by one.
     """
     whole = b"".join(records)
-    if _v4_full_length_only(whole) and not any(len(data) & 7 for data in records):
-        return whole, []
-    hosts, others = [], []
+    length = _uniform_v4_length(whole)
+    if length is not None and not any(len(data) % (4 + length) for data in records):
+        return [_v4_columns(whole, length)], []
+    by_length: dict[int, list[bytes]] = {}
+    others = []
     for data in records:
-        (hosts if _v4_full_length_only(data) else others).append(data)
-    return b"".join(hosts), others
-
-
-def v4_columns(region: bytes) -> tuple[array, bytes, bytes]:
-    """(addresses, prefixes, flags) of a region that :func:`host_records` accepted."""
-    return _u32_column(region, 8, 4, len(region) >> 3), region[2::8], region[3::8]
+        length = _uniform_v4_length(data)
+        if length is None:
+            others.append(data)
+        else:
+            by_length.setdefault(length, []).append(data)
+    return [_v4_columns(b"".join(group), length) for length, group in by_length.items()], others
 
 
 def txt_strings(response: Response) -> list[bytes]:
@@ -569,9 +587,9 @@ def read_part(fetched: FetchedList, answers: dict[int, Response]) -> None:
     builder = fetched.builder
     records = apl_rdatas(answers[APL])
     if records:
-        hosts, others = host_records(records)
-        if hosts:
-            add_apl_v4(fetched, *v4_columns(hosts))
+        groups, others = v4_column_groups(records)
+        for columns in groups:
+            add_apl_v4(fetched, *columns)
         add_apl_items(fetched, [item for data in others for item in cut_apl_items(data)])
         return
     hosts = a_addresses(answers[A])

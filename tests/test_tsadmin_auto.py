@@ -173,7 +173,15 @@ def test_add_type_auto_installs_the_portals_policy(tmp_path: Path):
                 assert updated.returncode == 4, updated.stdout + updated.stderr
                 assert "allow_action = RETURN" in config.read_text()
                 assert "--match-set TAallowaddr src -j RETURN" in pair.run(["iptables-save"]).stdout
-            finally:
+
+                # The portal out of reach: the policy is still updated with the settings in hand.
                 tls.__exit__(None, None, None)
+                tls = None
+                offline = pair.run([sys.executable, str(TSADMIN), "update", "--root", str(root), "--verbose"])
+                assert offline.returncode == 0, offline.stdout + offline.stderr
+                assert "keeping the current settings" in offline.stdout
+            finally:
+                if tls is not None:
+                    tls.__exit__(None, None, None)
         finally:
             knot.stop()

@@ -352,3 +352,15 @@ def test_ipv6_entries_get_ipv6_sets_and_rules(tmp_path: Path) -> None:
             assert "--match-set TSblocknet6 dst -j DROP" in v6.run(["ip6tables-save"]).stdout
         finally:
             knot.stop()
+
+
+def test_a_new_prefix_replaces_the_old_chain_and_sets(lab: Lab) -> None:
+    assert lab.add().returncode == 4
+    old = lab.prefix
+    lab.prefix = "N" + secrets.token_hex(2)
+    moved = lab.add()
+    assert moved.returncode == 4, moved.stdout + moved.stderr
+    v4, _, sets = lab.state()
+    assert f"-A INPUT -j {lab.prefix}" in v4 and old not in v4
+    assert old not in sets and f"{lab.prefix}blockaddr" in sets
+    assert not lab.pair.reachable(BLOCKED_HOST)

@@ -22,7 +22,7 @@ from ts_isr import __version__
 from ts_isr.autoconf import fetch_settings
 from ts_isr.commands.common import EXIT_CODES_HELP, run_command
 from ts_isr.config import Config, Invalid, Schema, load_config, read_values, save_config, validate
-from ts_isr.errors import ConfigError, Exit
+from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import as_cidr, fetch_policy
 from ts_isr.linux import host
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, Firewall, parse_logopts
@@ -337,6 +337,7 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
         ensure_cron_jobs(cron_jobs(paths, path), cron_root(paths))
         changed |= host.install_unit(paths)
         changed |= install_policy(names, spec, policy, paths)
+        changed |= retire_prefix((before or {}).get("tsprefix"), names)
     log.info("ThreatSTOP is installed" if changed else "ThreatSTOP was already installed as configured")
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
@@ -346,19 +347,36 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
 
 def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
     config = load(args, paths)
+    previous_prefix = config.tsprefix
     if config.type == "auto":
         config = refresh_auto_settings(config)
     names = derive_names(config.tsprefix)
     with run_lock(paths.lock, "tsadmin"):
         policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config))
         changed = install_policy(names, chain_spec(config), policy, paths)
+        changed |= retire_prefix(previous_prefix, names)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 
+def retire_prefix(previous: str | None, names: Names) -> bool:
+    """A new prefix: its chain is on top now, so the old chain and sets can go without a gap."""
+    if not previous or previous == names.prefix:
+        return False
+    log.info(f"Prefix changed from {previous} to {names.prefix}: removing the {previous} chain and sets")
+    return remove_installation(derive_names(previous))
+
+
 def refresh_auto_settings(config: Config) -> Config:
-    """Web automation: take the portal's current settings before the policy (they may name new lists)."""
+    """Web automation: take the portal's current settings before the policy (they may name new lists).
+
+    The portal out of reach must not stop the policy update: the settings in hand are kept.
+    """
     raw = read_values(config.path)
-    fresh = {**raw, **fetch_settings(config)}
+    try:
+        fresh = {**raw, **fetch_settings(config)}
+    except TsError as exc:
+        log.warning(f"{exc}; keeping the current settings")
+        return config
     if fresh != raw:
         updated = _validated(fresh, config.path)
         save_config(config.path, fresh, LINUX_KEYS, LINUX_TITLE)

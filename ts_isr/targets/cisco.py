@@ -152,10 +152,6 @@ def never_empty(
     return send, held
 
 
-def _in_group(group: str, lines: Iterable[str]) -> list[str]:
-    return [f"object-group network {group}", *lines, "exit"]
-
-
 class Dialect(ABC):
     """What differs between IOS and ASA: member syntax, how a group is read, session settings."""
 
@@ -549,13 +545,10 @@ class CiscoTarget(Target):
         if not work:
             return
         self._command("configure terminal", _CONFIG_PROMPT_END, "entering configuration mode")
-        refused = set()
-        if any(adds for _, _, adds, _ in work):
-            added = self._push(
-                [line for group, _, adds, _ in work if adds for line in _in_group(group, adds)]
-            )
-            refused = {error.line for error in added.errors}
-        removal_segments = []
+        refused: set[str] = set()
+        for group, _, adds, _ in work:
+            if adds:
+                refused |= {error.line for error in self._push_in_group(group, list(adds)).errors}
         for group, contents, adds, removals in work:
             present = contents.cidrs | {cidr for line, cidr in adds.items() if line not in refused}
             others = any(not line.lower().startswith("description") for line in contents.others)
@@ -566,10 +559,25 @@ class CiscoTarget(Target):
                     "the device refused the new ones (see above)"
                 )
             if send:
-                removal_segments += _in_group(group, send)
-        if removal_segments:
-            self._push(removal_segments)
+                self._push_in_group(group, send)
         self._command("end", self._priv_prompt(), "leaving configuration mode")
+
+    def _push_in_group(self, group: str, lines: list[str]) -> Stream:
+        """Stream member lines inside one group.
+
+        Entering and leaving the group are single commands, never streamed: a
+        dropped mode change must not land one list's members in another group.
+        """
+        body = self._command(f"object-group network {group}", _CONFIG_PROMPT_END, f'entering group "{group}"')
+        errors = [line for line in body.splitlines() if _ERROR_LINE.match(line)]
+        if errors:
+            raise DeviceError(
+                f'{self.device.host} refused "object-group network {group}": {escape(errors[0])}; '
+                "is that name used by another kind of object-group? Choose another in the config"
+            )
+        stream = self._push(lines)
+        self._command("exit", _CONFIG_PROMPT_END, f'leaving group "{group}"')
+        return stream
 
     def _push(self, lines: list[str]) -> Stream:
         stream = Stream.of(lines)

@@ -43,14 +43,23 @@ class SetState:
     members: Collection[Cidr] = field(default_factory=set)
 
 
+def _not_an_address(text: str) -> DeviceError:
+    return DeviceError(f"ipset printed a member that is not an address: {escape(text, 80)}")
+
+
 def parse_entry(text: str, family: int) -> Cidr:
     """One member as ipset prints it (``a.b.c.d[/len]`` or IPv6), strictly: inet_pton, canonical length.
 
     inet_pton refuses short forms, leading zeros and spaces; host bits set
     under the length are refused too, as ipset never prints them.
     """
-    address, slash, length = text.partition("/")
     bits = BITS[family]
+    if "/" not in text:  # a host: nearly every member of a policy, so the short path
+        try:
+            return Cidr(family, int.from_bytes(socket.inet_pton(_SOCKET_FAMILY[family], text), "big"), bits)
+        except OSError:
+            raise _not_an_address(text) from None
+    address, slash, length = text.partition("/")
     try:
         value = int.from_bytes(socket.inet_pton(_SOCKET_FAMILY[family], address), "big")
     except OSError:
@@ -60,7 +69,7 @@ def parse_entry(text: str, family: int) -> Cidr:
         canonical = length.isascii() and length.isdigit() and str(int(length)) == length
         prefixlen = int(length) if canonical else -1
     if value < 0 or not 0 < prefixlen <= bits or value & ((1 << (bits - prefixlen)) - 1):
-        raise DeviceError(f"ipset printed a member that is not an address: {escape(text, 80)}")
+        raise _not_an_address(text)
     return Cidr(family, value, prefixlen)
 
 

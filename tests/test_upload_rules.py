@@ -332,3 +332,12 @@ def test_a_full_group_is_never_emptied_and_the_retry_completes(tmp_path, knot, c
         assert code == Exit.CHANGED, out
         assert "so that it is never empty" in out and "sending the remainder once more" in out
         assert run.group() == expected_members("ios", BLOCK1[:3])
+
+
+def test_unusable_state_dir_is_one_line(tmp_path, knot, capsys):
+    with lab_device(tmp_path) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        (run.dir / "blocker").write_text("")
+        code, out = run(state_dir=str(run.dir / "blocker" / "state"))
+        assert code == Exit.FAILED and "cannot use state_dir" in out and out.count("\n") == 1
+        assert device.commands() == []

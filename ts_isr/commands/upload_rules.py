@@ -15,7 +15,7 @@ from datetime import datetime
 from ts_isr import __version__
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
-from ts_isr.errors import ConfigError, Exit
+from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, store_host_key
 from ts_isr.lock import run_lock
@@ -120,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         config = load_command_config(args.config)
         use_logfile(config.tsoutput, verbose=args.verbose)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
+        try:
+            config.state_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TsError(
+                f"cannot use state_dir {config.state_dir}: {exc.strerror}; fix it or its permissions"
+            ) from None
         with run_lock(config.state_dir / "upload_rules.lock", PROG):
             result = upload(config, args)
         elapsed = int(time.monotonic() - started)

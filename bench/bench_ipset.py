@@ -72,15 +72,8 @@ def raw_restore(pair: NetnsPair, prepared: Path) -> float:
     return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--entries", type=int, default=200_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        sys.exit("bench_ipset needs root: it creates a network namespace with ipset and iptables in it")
-    hosts = scattered_hosts(args.entries, seed=1)
-    work = Path(tempfile.mkdtemp(prefix="bench_ipset."))
+def measure(work: Path, hosts: list[str], rounds: int, entries: int) -> dict[str, float]:
+    """Every timing, as the median of ``rounds`` runs, in one namespace with Knot on its loopback."""
     prepared = work / "raw.restore"
     prepared.write_text(
         f"create rawbench hash:ip family inet hashsize {1 << 18} maxelem {1 << 19}\n"
@@ -109,12 +102,12 @@ def main() -> None:
             spec = chain_spec(config)
             raw, fetches, installs, commands, churns = [], [], [], [], []
             with entered(pair.host):
-                for _ in range(args.rounds):
+                for _ in range(rounds):
                     raw.append(raw_restore(pair, prepared))
                     start = time.perf_counter()
                     policy = fetch_policy(config)
                     fetches.append(time.perf_counter() - start)
-                    assert len(policy.block) == args.entries, len(policy.block)
+                    assert len(policy.block) == entries, len(policy.block)
                     installs.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
                     remove_installation(names)
                     command = [sys.executable, str(TSADMIN), "update", "--root", str(paths.root)]
@@ -122,10 +115,10 @@ def main() -> None:
                     remove_installation(names)
                 # 1% churn: replace 2,000 entries, then update the installed sets.
                 install_policy(names, spec, fetch_policy(config), paths)
-                churned = hosts[: -args.entries // 100] + scattered_hosts(args.entries // 100, seed=2)
+                churned = hosts[: -entries // 100] + scattered_hosts(entries // 100, seed=2)
                 knot.add_zone(ZONE, policy_zone(churned))
                 knot.reload()
-                for _ in range(args.rounds):
+                for _ in range(rounds):
                     policy = fetch_policy(config)
                     churns.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
                     knot.add_zone(ZONE, policy_zone(hosts if len(churns) % 2 == 0 else churned))
@@ -133,18 +126,40 @@ def main() -> None:
                 remove_installation(names)
         finally:
             knot.stop()
-    base = statistics.median(raw)
-    install, fetch = statistics.median(installs), statistics.median(fetches)
-    print(f"entries: {args.entries}, rounds: {args.rounds}")
+    return {
+        name: statistics.median(values)
+        for name, values in (
+            ("raw", raw),
+            ("install", installs),
+            ("fetch", fetches),
+            ("command", commands),
+            ("churn", churns),
+        )
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rounds, entries = args.rounds, args.entries
+    if os.geteuid() != 0:
+        sys.exit("bench_ipset needs root: it creates a network namespace with ipset and iptables in it")
+    hosts = scattered_hosts(entries, seed=1)
+    with tempfile.TemporaryDirectory(prefix="bench_ipset.") as scratch:
+        medians = measure(Path(scratch), hosts, rounds, entries)
+    base, install, fetch = medians["raw"], medians["install"], medians["fetch"]
+    print(f"entries: {entries}, rounds: {rounds} (medians)")
     print(f"raw ipset restore (baseline): {base:.3f} s")
     print(f"tsadmin install, no DNS:      {install:.3f} s  ratio {install / base:.2f}x (target <= 1.5x)")
     print(f"tsadmin fetch over DNS:       {fetch:.3f} s")
     print(f"install + fetch:              {install + fetch:.3f} s  ratio {(install + fetch) / base:.2f}x")
     print(
-        f"`tsadmin update` command:     {statistics.median(commands):.3f} s  "
-        f"ratio {statistics.median(commands) / base:.2f}x (fresh process, fetch included)"
+        f"`tsadmin update` command:     {medians['command']:.3f} s  "
+        f"ratio {medians['command'] / base:.2f}x (fresh process, fetch included)"
     )
-    churn = statistics.median(churns)
+    churn = medians["churn"]
     print(f"update with 1% churn:         {churn:.3f} s  ratio {churn / base:.2f}x")
 
 

@@ -103,6 +103,22 @@ class ListBuilder:
             return False
         return self.add(*cidr)
 
+    def add_v4_networks(self, networks: Iterable[int], prefixlen: int, negated: bool = False) -> None:
+        """Fast path for APL answers: IPv4 networks of one prefix length, checked once, not each."""
+        if not 0 <= prefixlen <= 32 or (not negated and prefixlen < self.min_prefix[4]):
+            dropped = sum(1 for _ in networks)
+            if 0 <= prefixlen <= 32:
+                self.too_broad += dropped
+            else:
+                self.invalid += dropped
+            return
+        mask = ((1 << prefixlen) - 1) << (32 - prefixlen)
+        host = (1 << (32 - prefixlen)) - 1
+        target = self.exclude[4] if negated else self.include[4]
+        before = len(target)
+        target.extend(((n & mask), (n & mask) | host) for n in networks)
+        self.accepted += len(target) - before
+
     def add_v4_hosts(self, addresses: Iterable[int]) -> None:
         """Fast path for A records: each is a /32 already known to be valid."""
         hosts = self.include[4]

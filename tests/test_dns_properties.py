@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import random
 import struct
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -134,6 +135,31 @@ def test_the_apl_host_columns_agree_with_the_item_reading(records: list[bytes]) 
     ]
     rest = items_of(others)
     assert items_of(records) == (None if rest is None else sorted(from_columns + rest))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 2**32 - 1), max_size=20),
+    st.integers(0, 40),
+    st.booleans(),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_column_groups_enter_the_list_as_item_by_item_adds_would(
+    addresses: list[int], prefixlen: int, negated: bool, uniform: bool, rng: random.Random
+) -> None:
+    count = len(addresses)
+    mixed = bytes(rng.choice([prefixlen, 32]) for _ in addresses)
+    prefixes = bytes([prefixlen]) * count if uniform else mixed
+    flags = bytes((0x84 if (negated if uniform else rng.random() < 0.5) else 0x04) for _ in addresses)
+    bulk = dnsfetch.FetchedList("x", ListBuilder(min_prefix=dict(MIN_PREFIX)))
+    dnsfetch.add_apl_v4(bulk, array("I", addresses), prefixes, flags)
+    single = ListBuilder(min_prefix=dict(MIN_PREFIX))
+    for address, prefix, flag in zip(addresses, prefixes, flags):
+        single.add(4, address, prefix, flag > 0x7F)
+    assert bulk.builder.ranges() == single.ranges()
+    counts = (single.accepted, single.invalid, single.too_broad)
+    assert (bulk.builder.accepted, bulk.builder.invalid, bulk.builder.too_broad) == counts
 
 
 # --- Differential: Knot serves a random zone; ipaddress computes the answer on its own ---------

@@ -572,11 +572,20 @@ def add_apl_items(fetched: FetchedList, items: list[bytes]) -> None:
 
 
 def add_apl_v4(fetched: FetchedList, addresses: array, prefixes: bytes, flags: bytes) -> None:
-    if prefixes == b"\x20" * len(prefixes) and flags == b"\x04" * len(flags):
-        # All plain /32 items: hosts, exactly as A records give them.
-        fetched.builder.add_v4_hosts(addresses)
+    """A column group into the list: in one call when its items share prefix and negation."""
+    builder = fetched.builder
+    count = len(prefixes)
+    if count and prefixes == prefixes[:1] * count and flags == flags[:1] * count:
+        prefixlen, negated = prefixes[0], flags[0] > 0x7F
+        if prefixlen == 32 and not negated:
+            builder.add_v4_hosts(addresses)  # hosts, exactly as A records give them
+            return
+        accepted = builder.accepted
+        builder.add_v4_networks(addresses, prefixlen, negated)
+        if builder.accepted == accepted:
+            _note_dropped(fetched, f"{count} APL items {'!' if negated else ''}1:/{prefixlen}")
         return
-    add = fetched.builder.add
+    add = builder.add
     for address, prefixlen, flag in zip(addresses, prefixes, flags):
         if not add(4, address, prefixlen, flag > 0x7F):
             _note_dropped(fetched, f"APL item {'!' if flag > 0x7F else ''}1:/{prefixlen}")

@@ -230,7 +230,7 @@ def test_advanced_prompts_and_take_defaults(tmp_path: Path):
         config = (advanced / "opt/threatstop/threatstop.conf").read_text()
         for line in ("port = 5353", "load_br_netfilter = y", "logopts = --log-uid", "logopts_direction = in"):
             assert line in config
-        assert "max_policy_size = 1000" in config
+        assert "max_policy_size = 1000" in config.splitlines()
         assert (advanced / "etc/modules-load.d/threatstop.conf").exists()
         assert "--log-uid" in pair.run(["iptables-save"]).stdout
         remove = in_netns(pair, "remove", "--root", str(advanced), stdin="y\n")

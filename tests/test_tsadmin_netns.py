@@ -364,3 +364,14 @@ def test_a_new_prefix_replaces_the_old_chain_and_sets(lab: Lab) -> None:
     assert f"-A INPUT -j {lab.prefix}" in v4 and old not in v4
     assert old not in sets and f"{lab.prefix}blockaddr" in sets
     assert not lab.pair.reachable(BLOCKED_HOST)
+
+
+def test_a_policy_over_maxpolicysize_is_truncated_and_says_so(lab: Lab) -> None:
+    done = lab.add("--maxpolicysize=1")
+    assert done.returncode == 4, done.stdout + done.stderr
+    # The /24 less the allowed host is 8 networks, plus the blocked host: the broadest, a /25, is kept.
+    assert "truncated to max_policy_size=1: dropped 8 entries" in done.stdout, done.stdout
+    sets = lab.state()[2]
+    assert sets.count(f"add {lab.prefix}block") == 1
+    assert f"add {lab.prefix}blocknet 203.0.113.128/25" in sets
+    assert lab.pair.reachable(BLOCKED_HOST)

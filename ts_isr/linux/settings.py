@@ -61,7 +61,12 @@ LINUX_KEYS = schema(
     _cisco("allow_list"),
     _cisco("dns_server"),
     _cisco("port"),
-    _cisco("max_policy_size", help="Most block entries (maxpolicysize); the allow list gets a fifth."),
+    # A host's ipsets hold far more than a router's object-group: the Cisco default (30,000) would truncate.
+    _cisco(
+        "max_policy_size",
+        default="1000000",
+        help="Most block entries (maxpolicysize); the allow list gets a fifth.",
+    ),
     Key(
         "tsprefix",
         parse_prefix,

@@ -176,15 +176,15 @@ def test_any_failing_part_fails_the_whole_list(knot: KnotServer, name: str, reas
 def test_a_part_that_never_answers_fails_the_list_within_the_timeout(knot: KnotServer) -> None:
     with DnsTcpProxy(("127.0.0.1", knot.port), stall_names=["p-stuck.pol.test"]) as proxy:
         started = time.monotonic()
-        with pytest.raises(FetchError, match=r"no answer within 0\.5s"):
-            dnsfetch.fetch_lists(["stuck.pol.test"], ["127.0.0.1"], port=proxy.port, timeout=0.5)
+        with pytest.raises(FetchError, match=r"no answer within 2s"):
+            dnsfetch.fetch_lists(["stuck.pol.test"], ["127.0.0.1"], port=proxy.port, timeout=2)
         assert time.monotonic() - started < 30
 
 
 def test_dead_and_silent_servers_fail_over_to_the_next(knot: KnotServer) -> None:
     # 127.0.0.77 refuses at once; the silent one accepts and never answers.
     with SilentServer("127.0.0.66", knot.port):
-        fetched = fetch(knot, "aonly", servers=("127.0.0.77", "127.0.0.66", "127.0.0.1"), timeout=0.5)
+        fetched = fetch(knot, "aonly", servers=("127.0.0.77", "127.0.0.66", "127.0.0.1"), timeout=2)
     assert networks(fetched["aonly.pol.test"]) == {"203.0.113.5/32", "203.0.113.6/32"}
     assert fetched["aonly.pol.test"].server == f"127.0.0.1 port {knot.port}"
 
@@ -201,7 +201,7 @@ def test_unreachable_port_falls_back_to_the_fallback_port(knot: KnotServer) -> N
     with SilentServer() as closed:
         dead_port = closed.port
     fetched = dnsfetch.fetch_lists(
-        ["aonly.pol.test"], ["127.0.0.1"], port=dead_port, timeout=1, fallback_port=knot.port
+        ["aonly.pol.test"], ["127.0.0.1"], port=dead_port, timeout=10, fallback_port=knot.port
     )
     assert fetched["aonly.pol.test"].server == f"127.0.0.1 port {knot.port}"
 

@@ -72,7 +72,7 @@ def write_config(tmp_path: Path, knot: KnotServer, **extra: str) -> Path:
         "block_list": BLOCK,
         "allow_list": ALLOW,
         "username": "admin",
-        "dns_timeout": "2",
+        "dns_timeout": "10",
         **extra,
     }
     path = tmp_path / "threatstop.conf"

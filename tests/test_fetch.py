@@ -220,3 +220,11 @@ def test_the_store_round_trips_and_refuses_damage(tmp_path: Path) -> None:
     path.write_text(path.read_text() + "block 1.2.3.4;reboot\n")
     with pytest.raises(FetchError, match=r"damaged.*line 5"):
         load_last_good(tmp_path / "s")
+
+
+def test_min_prefix_zero_is_honoured_not_replaced_by_the_default(tmp_path: Path, knot: KnotServer) -> None:
+    knot.add_zone(ZONE, make_zone_records(apl={"blk": ["1:64.0.0.0/2"]}))
+    knot.reload()
+    config = {"dns_server": "127.0.0.1", "port": knot.port, "block_list": BLOCK}
+    assert fetch_policy(TsadminConfig({**config, "min_prefix": 0})).block == (Cidr(4, 0x40000000, 2),)
+    assert fetch_policy(TsadminConfig(config), force=True).block == ()  # /2 is broader than the default /8

@@ -27,6 +27,12 @@ from ts_isr.policystore import StoredPolicy, load_last_good, save_last_good
 from ts_isr.ranges import BITS, Cidr, RangeSet
 
 
+def _value(config: Any, key: str, default: Any) -> Any:
+    """A key's value, its default only when unset: min_prefix=0 is a choice, not a gap."""
+    value = config.get(key)
+    return default if value is None or value == "" else value
+
+
 def as_cidr(value: Any) -> Cidr:
     """One address (text or ``ipaddress`` object) as a host entry."""
     address = ipaddress.ip_address(str(value))
@@ -138,9 +144,9 @@ def fetch_policy(config: Any, *, force: bool = False, lifelines_extra: Iterable[
     if not block_name:
         raise FetchError("no block_list in the config; set block_list=NAME.threatstop.local or run setup")
     allow_name = config.get("allow_list")
-    port = int(config.get("port") or 53)
-    timeout = float(config.get("dns_timeout") or 5.0)
-    min_prefix = {4: int(config.get("min_prefix") or 8), 6: int(config.get("min_prefix6") or 16)}
+    port = int(_value(config, "port", 53))
+    timeout = float(_value(config, "dns_timeout", 5.0))
+    min_prefix = {4: int(_value(config, "min_prefix", 8)), 6: int(_value(config, "min_prefix6", 16))}
     max_size = config.get("max_policy_size")
     state_dir = config.get("state_dir")
     state_dir = Path(state_dir) if state_dir else None

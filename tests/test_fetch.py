@@ -223,8 +223,8 @@ def test_the_store_round_trips_and_refuses_damage(tmp_path: Path) -> None:
 
 
 def test_min_prefix_zero_is_honoured_not_replaced_by_the_default(tmp_path: Path, knot: KnotServer) -> None:
-    knot.add_zone(ZONE, make_zone_records(apl={"blk": ["1:64.0.0.0/2"]}))
+    knot.add_zone(ZONE, make_zone_records(apl={"blk": ["1:128.0.0.0/2"]}))
     knot.reload()
     config = {"dns_server": "127.0.0.1", "port": knot.port, "block_list": BLOCK}
-    assert fetch_policy(TsadminConfig({**config, "min_prefix": 0})).block == (Cidr(4, 0x40000000, 2),)
+    assert fetch_policy(TsadminConfig({**config, "min_prefix": 0})).block == (Cidr(4, 0x80000000, 2),)
     assert fetch_policy(TsadminConfig(config), force=True).block == ()  # /2 is broader than the default /8

@@ -19,8 +19,8 @@ from crontab import CronTab
 
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import LabDevice, lab_device
+from tests.support.syslog_ng import SyslogNg, device_says
 from tests.support.tools import free_port, require_tool
-from tests.test_sysconf import SyslogNg, device_says
 from ts_isr.config import read_values
 
 SETUP = Path(__file__).resolve().parents[1] / "bin" / "setup"

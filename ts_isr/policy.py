@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -67,13 +68,19 @@ def parse_token(text: str) -> Cidr | None:
     return None
 
 
+def _stores() -> dict[int, array | list[tuple[int, int]]]:
+    # IPv4 ranges are packed as (first << 32) | last in 8 bytes each: a million
+    # entries cost 8 MB here instead of about 100 MB of tuples.
+    return {4: array("Q"), 6: []}
+
+
 @dataclass
 class ListBuilder:
     """Accumulates one list's entries; refuses over-broad ones and counts what it drops."""
 
     min_prefix: dict[int, int] = field(default_factory=lambda: {4: 8, 6: 16})
-    include: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: {4: [], 6: []})
-    exclude: dict[int, list[tuple[int, int]]] = field(default_factory=lambda: {4: [], 6: []})
+    include: dict[int, array | list[tuple[int, int]]] = field(default_factory=_stores)
+    exclude: dict[int, array | list[tuple[int, int]]] = field(default_factory=_stores)
     accepted: int = 0
     invalid: int = 0
     too_broad: int = 0
@@ -86,13 +93,14 @@ class ListBuilder:
             return False
         network &= ((1 << prefixlen) - 1) << (bits - prefixlen)
         last = network | ((1 << (bits - prefixlen)) - 1)
+        entry = (network << 32) | last if family == 4 else (network, last)
         if negated:
-            self.exclude[family].append((network, last))
+            self.exclude[family].append(entry)
         elif prefixlen < self.min_prefix[family]:
             self.too_broad += 1
             return False
         else:
-            self.include[family].append((network, last))
+            self.include[family].append(entry)
         self.accepted += 1
         return True
 
@@ -116,22 +124,20 @@ class ListBuilder:
         host = (1 << (32 - prefixlen)) - 1
         target = self.exclude[4] if negated else self.include[4]
         before = len(target)
-        target.extend(((n & mask), (n & mask) | host) for n in networks)
+        target.extend((n & mask) * 0x100000001 | host for n in networks)
         self.accepted += len(target) - before
 
     def add_v4_hosts(self, addresses: Iterable[int]) -> None:
         """Fast path for A records: each is a /32 already known to be valid."""
         hosts = self.include[4]
         before = len(hosts)
-        hosts.extend((a, a) for a in addresses)
+        hosts.extend(a * 0x100000001 for a in addresses)  # (a << 32) | a
         self.accepted += len(hosts) - before
 
     def ranges(self) -> dict[int, RangeSet]:
         return {
-            family: RangeSet.from_ranges(family, self.include[family]).subtract(
-                RangeSet.from_ranges(family, self.exclude[family])
-            )
-            for family in (4, 6)
+            4: RangeSet.from_packed_v4(self.include[4]).subtract(RangeSet.from_packed_v4(self.exclude[4])),
+            6: RangeSet.from_ranges(6, self.include[6]).subtract(RangeSet.from_ranges(6, self.exclude[6])),
         }
 
 

@@ -76,12 +76,19 @@ class RangeSet:
     def from_ranges(cls, family: int, ranges: Iterable[tuple[int, int]]) -> RangeSet:
         """Sort, deduplicate and merge overlapping or adjacent ranges."""
         if family == 4:
-            # Packing start and end into one int sorts a million entries in a
-            # third of the memory a list of tuples would take.
-            keys = sorted((start << 32) | end for start, end in ranges)
-            pairs: Iterable[tuple[int, int]] = ((k >> 32, k & 0xFFFFFFFF) for k in keys)
-        else:
-            pairs = sorted(ranges)
+            return cls.from_packed_v4((start << 32) | end for start, end in ranges)
+        return cls._merged(family, sorted(ranges))
+
+    @classmethod
+    def from_packed_v4(cls, keys: Iterable[int]) -> RangeSet:
+        """IPv4 ranges packed as ``(start << 32) | end``: a million entries sort in a third
+        of the memory (and time) a list of tuples would take."""
+        ordered = sorted(keys)
+        return cls._merged(4, ((k >> 32, k & 0xFFFFFFFF) for k in ordered))
+
+    @classmethod
+    def _merged(cls, family: int, pairs: Iterable[tuple[int, int]]) -> RangeSet:
+        """Sorted ranges merged where they overlap or touch."""
         starts, ends = _new_store(family), _new_store(family)
         cur_start = cur_end = -2
         for start, end in pairs:

@@ -258,11 +258,16 @@ class LabSession(asyncssh.SSHServerSession):
     async def _work(self) -> None:
         """Slow device: each line costs line_cost_ms before its echo and prompt appear."""
         cost = self.device.knobs.line_cost_ms / 1000
+        loop = asyncio.get_running_loop()
+        # Paced by deadline, not by sleeping a full cost per line: timer overshoot
+        # would otherwise make the lab slower than the device it plays.
+        due = loop.time()
         while not self.closed and not self.hung:
             lines = self._take_lines(limit=1)
             if not lines:
                 return
-            await asyncio.sleep(cost)
+            due = max(due + cost, loop.time())
+            await asyncio.sleep(due - loop.time())
             self._run_lines(lines)
 
     # processing -------------------------------------------------------------

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.knot import KnotServer, make_zone_records
-from tests.support.netns import HOST_ADDRESS, NetnsPair, entered
+from tests.support.netns import HOST_ADDRESS, NetnsPair, entered, kernel_log_all_netns
 from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.root
@@ -112,16 +112,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 @pytest.fixture
 def kernel_log_in_netns() -> Iterator[None]:
-    """The LOG target logs from a non-init namespace only with nf_log_all_netns; restored after."""
-    knob = Path("/proc/sys/net/netfilter/nf_log_all_netns")
-    if not knob.exists():
-        subprocess.run(["modprobe", "nf_log_syslog"], check=False, capture_output=True)
-    before = knob.read_text()
-    knob.write_text("1")
-    try:
+    with kernel_log_all_netns():
         yield
-    finally:
-        knob.write_text(before)
 
 
 def kernel_lines(tag: str) -> list[str]:

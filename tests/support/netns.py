@@ -13,6 +13,7 @@ import os
 import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 
 from tests.support.tools import require_root, require_tool
@@ -113,3 +114,17 @@ def entered(ns: str) -> Iterator[None]:
         libc.setns(original, CLONE_NEWNET)
         os.close(target)
         os.close(original)
+
+
+@contextmanager
+def kernel_log_all_netns() -> Iterator[None]:
+    """The LOG target logs from a non-init namespace only with nf_log_all_netns; restored after."""
+    knob = Path("/proc/sys/net/netfilter/nf_log_all_netns")
+    if not knob.exists():
+        subprocess.run(["modprobe", "nf_log_syslog"], check=False, capture_output=True)
+    before = knob.read_text()
+    knob.write_text("1")
+    try:
+        yield
+    finally:
+        knob.write_text(before)

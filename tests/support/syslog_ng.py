@@ -22,13 +22,18 @@ def wait_until(check, timeout: float = 60.0, what: str = "condition") -> None:
 
 
 class SyslogNg:
-    """A real syslog-ng in the foreground, with its own files, loading a conf.d snippet by @include."""
+    """A real syslog-ng in the foreground, with its own files, loading a conf.d snippet by @include.
 
-    def __init__(self, workdir: Path, snippet: Path) -> None:
+    ``head`` goes before the include (sources the snippet expects, such as a host's ``s_src``);
+    ``cfgfile`` places the main configuration elsewhere than ``workdir`` (a test root's /etc).
+    """
+
+    def __init__(self, workdir: Path, snippet: Path, *, head: str = "", cfgfile: Path | None = None) -> None:
         self.workdir = workdir
         self.control = workdir / "syslog-ng.ctl"
-        self.cfgfile = workdir / "syslog-ng.conf"
-        self.cfgfile.write_text(f'@version: current\n@include "{snippet}"\n', encoding="utf-8")
+        self.cfgfile = cfgfile or workdir / "syslog-ng.conf"
+        self.cfgfile.parent.mkdir(parents=True, exist_ok=True)
+        self.cfgfile.write_text(f'@version: current\n{head}@include "{snippet}"\n', encoding="utf-8")
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:

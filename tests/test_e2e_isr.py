@@ -117,6 +117,11 @@ def filed(logfile: Path) -> Counter[str]:
     return Counter(line for path in files for line in messages(path.read_text()))
 
 
+def notices(lines: Counter[str]) -> Counter[str]:
+    """The device's configuration-change notices among its filed lines."""
+    return Counter({line: n for line, n in lines.items() if line.startswith("%SYS-5-CONFIG_I:")})
+
+
 def logrotate(tmp_path: Path, root: Path) -> None:
     """Real logrotate with the file setup generated, forced (as on the day's first rotation)."""
     argv = [require_tool("logrotate"), "-f", "-s", str(tmp_path / "logrotate.state")]
@@ -136,7 +141,9 @@ def test_a_users_days_with_the_isr_appliance(tmp_path: Path) -> None:
     knot.add_zone(ZONE, zone(POLICY_1))
     knot.start()
     try:
-        with lab_device(tmp_path) as dev, LogServer(tmp_path / "https") as server:
+        # The lab ISR is also `logging host` to this machine: it reports its own configuration changes.
+        device_syslog = f"127.0.0.1:{firewall_log.port}"
+        with lab_device(tmp_path, syslog=device_syslog) as dev, LogServer(tmp_path / "https") as server:
             # Day one: setup without questions; the keys it does not ask are already in the file.
             conf.parent.mkdir()
             conf.write_text(
@@ -198,6 +205,9 @@ def test_a_users_days_with_the_isr_appliance(tmp_path: Path) -> None:
                 changed = run([str(BIN / "upload_rules"), "--config", str(conf)], env=clean_env())
                 assert changed.returncode == 4, changed.stdout + changed.stderr
                 assert group_members(dev) == GROUPS_2
+                wait_until(lambda: notices(filed(logfile)), what="the device's %SYS-5-CONFIG_I line")
+                notice = notices(filed(logfile))
+                assert sum(notice.values()) == 1, notice
                 seen = len(dev.commands())
                 assert "configure terminal" in dev.commands(), "the lab records config mode"
                 same = run([str(BIN / "upload_rules"), "--config", str(conf)], env=clean_env())
@@ -205,19 +215,25 @@ def test_a_users_days_with_the_isr_appliance(tmp_path: Path) -> None:
                 later = dev.commands()[seen:]
                 assert later and "configure terminal" not in later, "no change, no config mode"
 
+                day_two = len(firewall_log.sent)
                 firewall_log.sends(BATCH)
-                wait_until(lambda: sum(filed(logfile).values()) == BATCH, what="day two's first lines")
+
+                def all_of_day_two() -> bool:
+                    return filed(logfile) == notice + Counter(firewall_log.sent[day_two:])
+
+                wait_until(all_of_day_two, what="day two's first lines")
                 logrotate(tmp_path, root)
                 firewall_log.sends(BATCH)
-                wait_until(lambda: sum(filed(logfile).values()) == 2 * BATCH, what="day two's last lines")
+                wait_until(all_of_day_two, what="day two's last lines")
                 upload = run([str(BIN / "loguploadclient"), "--config", str(conf)], env=clean_env())
                 assert upload.returncode == 0, upload.stdout + upload.stderr
             finally:
                 daemon.stop()
 
             received = Counter(messages(server.received().decode()))
-            assert received == Counter(firewall_log.sent), "every line the device sent arrived exactly once"
-            assert len(received) == 4 * BATCH
+            expected = Counter(firewall_log.sent) + notice
+            assert received == expected, "every line the device sent arrived exactly once"
+            assert len(received) == 4 * BATCH + 1, "each line is unique: a repeat would show"
             kinds = ("%FW-6-DROP_PKT", "%FW-6-PASS_PKT", " denied ", " permitted ")
             assert all(sum(kind in line for line in received) == BATCH for kind in kinds)
             assert group_members(dev) == GROUPS_2, "the device's groups equal the policy"

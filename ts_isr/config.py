@@ -10,7 +10,6 @@ import ipaddress
 import os
 import re
 import shlex
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 from configobj import ConfigObj, ConfigObjError
 
 from ts_isr.errors import ConfigError
+from ts_isr.files import write_atomic
 from ts_isr.log import log
 
 Parser = Callable[[str], Any]
@@ -416,21 +416,6 @@ def render_example(keys: Schema, title: str) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, config: ConfigObj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            config.write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_config(
     path: Path, updates: Mapping[str, Any], keys: Schema = CISCO_KEYS, title: str = CISCO_TITLE
 ) -> None:
@@ -447,7 +432,8 @@ def save_config(
     for name, value in updates.items():
         config[name] = _to_text(value)
     config.filename = None
-    _write_atomic(path, config)
+    # With an encoding set, configobj renders bytes.
+    write_atomic(path, b"\n".join(config.write()).decode("utf-8") + "\n")
 
 
 def _to_text(value: Any) -> str:

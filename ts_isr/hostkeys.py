@@ -17,7 +17,7 @@ import paramiko
 from paramiko.hostkeys import HostKeyEntry, HostKeys, InvalidHostKey
 
 from ts_isr.errors import DeviceError
-from ts_isr.sysconf import write_atomic
+from ts_isr.files import write_atomic
 
 
 def known_hosts_name(host: str, port: int) -> str:

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ts_isr.errors import FetchError
+from ts_isr.files import write_atomic
 from ts_isr.policy import Policy, parse_token
 from ts_isr.ranges import Cidr
-from ts_isr.sysconf import write_atomic
 
 FILE_NAME = "last_good_policy.txt"
 _HEADER = "# ts_isr last good policy, fetched "

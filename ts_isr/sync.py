@@ -24,10 +24,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ts_isr.errors import DeviceError, Exit, TsError
+from ts_isr.files import write_atomic
 from ts_isr.log import log
 from ts_isr.policy import Policy, parse_v4
 from ts_isr.ranges import Cidr
-from ts_isr.sysconf import write_atomic
 from ts_isr.targets.base import ListChange, Members, Plan, Target, plan_changes
 
 PLACEHOLDER = Cidr(4, *parse_v4("192.0.2.255"))  # type: ignore[misc]

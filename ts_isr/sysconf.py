@@ -23,6 +23,7 @@ from string import Template
 from crontab import CronTab
 
 from ts_isr.errors import TsError
+from ts_isr.files import write_atomic
 from ts_isr.log import escape
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
@@ -30,22 +31,6 @@ SYSLOG_NG_SNIPPET = Path("etc/syslog-ng/conf.d/threatstop.conf")
 LOGROTATE_FILE = Path("etc/logrotate.d/threatstop")
 ROOT_CRONTAB = "crontab"
 TOOL_TIMEOUT = 60.0
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``text`` in one rename: readers see the old file or the new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def config_string(value: str | os.PathLike) -> str:

@@ -35,7 +35,7 @@ from ts_isr.log import MASK, add_secret, log
 from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
 from ts_isr.policy import Policy
 from ts_isr.ranges import Cidr
-from ts_isr.sysconf import CronJob, ensure_cron_jobs
+from ts_isr.sysconf import CronJob, ensure_cron_jobs, remove_cron_jobs
 from ts_isr.targets.base import plan_changes
 from ts_isr.targets.ipset import IpsetTarget
 
@@ -401,7 +401,7 @@ def command_remove(args: argparse.Namespace, paths: Paths) -> Exit:
         changed |= host.remove_log_config(paths)
         changed |= host.set_br_netfilter(paths, False)
         changed |= host.remove_unit(paths)
-        changed |= bool(host.remove_cron_jobs(CRON_TAGS, cron_root(paths)))
+        changed |= bool(remove_cron_jobs(CRON_TAGS, cron_root(paths)))
         changed |= host.remove_file(paths.state)
     log.info(f"ThreatSTOP rules removed; the config stays in {path} and the backups in {paths.install_dir}")
     return Exit.CHANGED if changed else Exit.UNCHANGED

@@ -17,15 +17,11 @@ from ts_isr.linux.settings import Paths
 from ts_isr.linux.system import run_tool
 from ts_isr.log import log
 from ts_isr.sysconf import (
-    ROOT_CRONTAB,
-    _read_tab,
     check_logrotate,
     check_syslog_ng_snippet,
     config_string,
     install_file,
     reload_syslog_ng,
-    system_path,
-    write_atomic,
 )
 
 UNIT_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "systemd" / "threatstop.service"
@@ -184,15 +180,3 @@ def remove_file(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def remove_cron_jobs(tags: tuple[str, ...], root: Path | None) -> int:
-    """Take out the crontab lines ``tsadmin add`` wrote (found by their tags); other lines stay."""
-    tab = _read_tab(root)
-    removed = sum(tab.remove_all(comment=tag) for tag in tags)
-    if removed:
-        if root is None:
-            tab.write()
-        else:
-            write_atomic(system_path(root, Path(ROOT_CRONTAB)), tab.render(), 0o600)
-    return removed

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ts_isr.errors import DeviceError
+from ts_isr.files import write_atomic
 from ts_isr.linux.names import Names, SetName
 from ts_isr.linux.system import run_tool, stream_tool
 from ts_isr.log import escape, log
 from ts_isr.policy import Policy
 from ts_isr.ranges import BITS, Cidr
-from ts_isr.sysconf import write_atomic
 from ts_isr.targets.base import KINDS, Members, Plan, Target
 
 Runner = Callable[..., str]

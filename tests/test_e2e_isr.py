@@ -22,6 +22,7 @@ from pathlib import Path
 
 from crontab import CronTab
 
+from tests.support.e2e import cron_command, cron_env
 from tests.support.https_server import LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import LabDevice, lab_device
@@ -73,10 +74,7 @@ def clean_env() -> dict[str, str]:
 
 
 def run_cron_job(crontab: Path, tag: str, home: Path) -> subprocess.CompletedProcess[str]:
-    """The command of the crontab line tagged ``tag``, run the way cron runs it."""
-    [job] = CronTab(tabfile=str(crontab)).find_comment(tag)
-    env = {"PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "HOME": str(home), "LOGNAME": "root"}
-    return run(["/bin/sh", "-c", job.command], env=env, cwd=home)
+    return run(cron_command(crontab, tag), env=cron_env(home), cwd=home)
 
 
 def group_members(dev: LabDevice) -> dict[str, set[str]]:

@@ -5,6 +5,8 @@ The namespace is the host: tsadmin, the policy server (Knot) and the HTTPS
 log server all live on its loopback.  A real syslog-ng runs the host's
 main configuration under the test's root (its kernel source reads
 /dev/kmsg, as Debian's ``system()`` does) with the snippet tsadmin wrote.
+The upload is the hourly ``tsadmin logs`` line tsadmin put in the crontab,
+run as cron runs it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.e2e import cron_command, cron_env
 from tests.support.https_server import LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import NetnsPair, entered, kernel_log_all_netns
@@ -110,13 +113,14 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
                 wait_until(blocked_and_filed, what=f"the kernel's {logged} line in {block_log}")
                 assert pair.reachable(FREE_HOST) and pair.reachable(ALLOWED_IN_NET)
 
-                sent = tsadmin("logs")
-                assert sent.returncode == 0, sent.stdout + sent.stderr
+                hourly = pair.run(
+                    cron_command(root / "crontab", "threatstop tsadmin logs"), env=cron_env(tmp_path)
+                )
+                assert hourly.returncode == 0, hourly.stdout + hourly.stderr
             finally:
                 daemon.stop()
             uploaded = server.received().decode(errors="replace")
             assert any(logged in line and f"DST={BLOCKED_HOST}" in line for line in uploaded.splitlines())
-            assert "tsadmin logs" in (root / "crontab").read_text(), "and cron sends it every hour"
 
             removed = tsadmin("remove", "--silent")
             assert removed.returncode == 4, removed.stdout + removed.stderr

@@ -26,7 +26,7 @@ from tests.support.e2e import cron_command, cron_env
 from tests.support.https_server import LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import LabDevice, lab_device
-from tests.support.syslog_ng import SyslogNg, wait_until
+from tests.support.syslog_ng import SyslogNg, check_in_distribution_config, wait_until
 from tests.support.tools import free_port, require_tool
 from ts_isr.lab.syslog import KINDS, numbered_events, render, send
 
@@ -179,6 +179,7 @@ def test_a_users_days_with_the_isr_appliance(tmp_path: Path) -> None:
             cron_upload = run_cron_job(crontab, f"ts_isr upload_rules {conf}", tmp_path)
             assert cron_upload.returncode == 0, cron_upload.stdout + cron_upload.stderr
 
+            check_in_distribution_config(root / "etc/syslog-ng/conf.d", tmp_path)
             # The device logs through the syslog-ng file setup wrote; logrotate rotates with its file.
             daemon = SyslogNg(daemon_dir, root / "etc/syslog-ng/conf.d/threatstop.conf")
             daemon.start()

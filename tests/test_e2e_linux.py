@@ -23,7 +23,7 @@ from tests.support.e2e import cron_command, cron_env
 from tests.support.https_server import LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import NetnsPair, entered, kernel_log_all_netns
-from tests.support.syslog_ng import SyslogNg, wait_until
+from tests.support.syslog_ng import SyslogNg, check_in_distribution_config, wait_until
 from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.root
@@ -97,6 +97,7 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
                 "--silent",
             )
             assert added.returncode == 4, added.stdout + added.stderr
+            check_in_distribution_config(root / "etc/syslog-ng/conf.d", tmp_path)
             daemon.start()
             try:
                 # Blocked traffic is dropped and the kernel logs it; syslog-ng files it where tsadmin said.

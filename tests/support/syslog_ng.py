@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.support.tools import require_tool
+from tests.support.tools import missing, require_tool
 from ts_isr.lab import syslog
 
 
@@ -90,3 +90,25 @@ def device_says(port: int, message: str, logfile: Path, timeout: float = 60.0) -
 
 def file_has(path: Path, text: str) -> bool:
     return path.exists() and text in path.read_text(errors="replace")
+
+
+def check_in_distribution_config(conf_d: Path, workdir: Path) -> None:
+    """The distribution's own syslog-ng.conf, its conf.d include pointed at ``conf_d``, passes syntax-only:
+    no name in the snippets clashes with the host's (``s_src``, ``d_kern``...) and each parses there.
+    (References to undefined objects pass this check; the suites run the snippets for real for those.)"""
+    main = Path("/etc/syslog-ng/syslog-ng.conf")
+    if not main.exists():
+        missing(f"{main} is not installed (Debian package syslog-ng-core)")
+    include = '@include "/etc/syslog-ng/conf.d/*.conf"'
+    text = main.read_text(encoding="utf-8")
+    assert include in text, f"{main} no longer includes conf.d as Debian's does"
+    cfgfile = workdir / "distribution-syslog-ng.conf"
+    cfgfile.write_text(text.replace(include, f'@include "{conf_d}/*.conf"'), encoding="utf-8")
+    done = subprocess.run(
+        [require_tool("syslog-ng"), "--syntax-only", f"--cfgfile={cfgfile}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

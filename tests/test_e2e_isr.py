@@ -13,6 +13,7 @@ line arrived exactly once.
 
 from __future__ import annotations
 
+import gzip
 import os
 import socket
 import subprocess
@@ -236,5 +237,16 @@ def test_a_users_days_with_the_isr_appliance(tmp_path: Path) -> None:
             kinds = ("%FW-6-DROP_PKT", "%FW-6-PASS_PKT", " denied ", " permitted ")
             assert all(sum(kind in line for line in received) == BATCH for kind in kinds)
             assert group_members(dev) == GROUPS_2, "the device's groups equal the policy"
+            tsoutput = conf.parent / "tsoutput.log"
+            assert "Starting loguploadclient" in tsoutput.read_text(), (
+                "after logrotate, the next run logs anew"
+            )
+            own_logs = [
+                (gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()).decode()
+                for path in conf.parent.glob("tsoutput.log*")
+            ]
+            assert len(own_logs) == 3, "upload_rules' log: live, rotated, and compressed on the next rotation"
+            for text in (*own_logs, crontab.read_text(), server.received().decode()):
+                assert dev.password not in text and dev.secret not in text
     finally:
         knot.stop()

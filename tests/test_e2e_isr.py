@@ -24,7 +24,7 @@ from pathlib import Path
 from crontab import CronTab
 
 from tests.support.e2e import cron_command, cron_env
-from tests.support.https_server import LogServer
+from tests.support.https_server import Failure, LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import LabDevice, lab_device
 from tests.support.syslog_ng import SyslogNg, check_in_distribution_config, wait_until
@@ -194,6 +194,11 @@ def test_a_users_days_with_the_isr_appliance(tmp_path: Path) -> None:
                 assert messages(logfile.read_text()), "syslog-ng reopened: the new lines are in a new file"
                 assert (conf.parent / "tsoutput.log.1").exists()
 
+                # The first hourly run meets a server error after one file; the next hour sends the rest.
+                server.fail(Failure.SERVER_ERROR, after=1)
+                hourly = run_cron_job(crontab, f"ts_isr loguploadclient {conf}", tmp_path)
+                assert hourly.returncode == 1, hourly.stdout + hourly.stderr
+                assert len(server.uploads) == 1
                 hourly = run_cron_job(crontab, f"ts_isr loguploadclient {conf}", tmp_path)
                 assert hourly.returncode == 0, hourly.stdout + hourly.stderr
                 assert Counter(messages(server.received().decode())) == Counter(firewall_log.sent)

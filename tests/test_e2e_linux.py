@@ -77,7 +77,9 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
 
         try:
             server.start()
+            # The host's own firewall, which tsadmin must leave alone.
             pair.run(["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"])
+            pair.run(["ipset", "create", "hostowned", "hash:ip"])
             before = firewall_state(pair)
             config = root / "opt/threatstop/threatstop.conf"
             config.parent.mkdir(parents=True)
@@ -98,6 +100,11 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
             )
             assert added.returncode == 4, added.stdout + added.stderr
             check_in_distribution_config(root / "etc/syslog-ng/conf.d", tmp_path)
+            cron = {
+                tag: cron_command(root / "crontab", f"threatstop tsadmin {tag}") for tag in ("update", "logs")
+            }
+            update = pair.run(cron["update"], env=cron_env(tmp_path))
+            assert update.returncode == 0, update.stdout + update.stderr  # the policy is unchanged
             daemon.start()
             try:
                 # Blocked traffic is dropped and the kernel logs it; syslog-ng files it where tsadmin said.
@@ -114,9 +121,7 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
                 wait_until(blocked_and_filed, what=f"the kernel's {logged} line in {block_log}")
                 assert pair.reachable(FREE_HOST) and pair.reachable(ALLOWED_IN_NET)
 
-                hourly = pair.run(
-                    cron_command(root / "crontab", "threatstop tsadmin logs"), env=cron_env(tmp_path)
-                )
+                hourly = pair.run(cron["logs"], env=cron_env(tmp_path))
                 assert hourly.returncode == 0, hourly.stdout + hourly.stderr
             finally:
                 daemon.stop()

@@ -19,11 +19,12 @@ from ts_isr.lab.cli import (
 from ts_isr.policy import parse_token
 from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import (
-    GroupContents,
     Stream,
+    dotted_quad,
     mask_prefixlen,
-    member_cidrs,
     never_empty,
+    parse_member,
+    parse_members,
     removal_lines,
 )
 from ts_isr.targets.ios import IosDialect
@@ -45,19 +46,34 @@ def test_ios_show_output_is_parsed_canonically():
     ]
     text = "\r\n".join(ios_show_object_group("TS", members))
     contents = IosDialect().parse_group("TS", text)
-    assert contents.exists
     assert contents.cidrs == {
         cidr(t) for t in ("1.1.1.1", "2.2.2.2/31", "2.2.2.4/31", "1.1.3.0/24", "9.9.9.9")
     }
-    assert contents.members[cidr("9.9.9.9")] == "9.9.9.9 255.255.255.255"
-    assert contents.members[cidr("2.2.2.4/31")] == "range 2.2.2.2 2.2.2.5"
+    assert [m.text() for m in contents.members[cidr("9.9.9.9")]] == ["9.9.9.9 255.255.255.255"]
+    assert [m.text() for m in contents.members[cidr("2.2.2.4/31")]] == ["range 2.2.2.2 2.2.2.5"]
     assert contents.others == ("Description ###TEST NETWORK OGR###", "any", "group-object NNNN")
 
 
 def test_absent_group_and_other_groups():
-    assert not IosDialect().parse_group("TS", "").exists
-    assert not AsaDialect().parse_group("TS", "ERROR: object-group TS does not exist").exists
-    assert IosDialect().parse_group("TS", "Network object group TS").cidrs == frozenset()
+    for contents in (
+        IosDialect().parse_group("TS", ""),
+        AsaDialect().parse_group("TS", "ERROR: object-group TS does not exist"),
+        IosDialect().parse_group("TS", "Network object group TS"),
+    ):
+        assert contents.cidrs == frozenset() and contents.others == ()
+
+
+def test_ios_group_read_stops_at_the_next_group():
+    """Review item 6: older IOS's `show object-group` prints every group; only the asked one counts."""
+    text = "\r\n".join(
+        ios_show_object_group("TS", ["host 1.1.1.1", "description object group of mine"])
+        + ios_show_object_group("OTHER", ["host 2.2.2.2"])
+        + ["Service object group WEB", " tcp eq www"]
+    )
+    contents = IosDialect().parse_group("TS", text)
+    assert contents.cidrs == {cidr("1.1.1.1")}
+    assert contents.others == ("Description object group of mine",)
+    assert IosDialect().parse_group("OTHER", text).cidrs == {cidr("2.2.2.2")}
 
 
 def test_asa_running_config_is_parsed_canonically():
@@ -68,7 +84,10 @@ def test_asa_running_config_is_parsed_canonically():
     )
     contents = AsaDialect().parse_group("TS", text)
     assert contents.cidrs == {cidr("10.0.0.1"), cidr("10.1.0.0/16")}
-    assert contents.members[cidr("10.0.0.1")] == "network-object host 10.0.0.1"
+    assert [AsaDialect().line(m) for m in contents.members[cidr("10.0.0.1")]] == [
+        "network-object host 10.0.0.1",
+        "network-object 10.0.0.1 255.255.255.255",
+    ]
     assert contents.others == ("description mine", "network-object object WEB", "group-object G")
 
 
@@ -91,23 +110,59 @@ def test_masks_and_bad_members():
         "any",
         "host",
     ):
-        assert member_cidrs(text) is None, text
+        assert parse_member(text) is None, text
 
 
-def test_removal_quotes_the_device_and_splits_ranges():
-    contents = GroupContents(
-        True,
-        {cidr("2.2.2.2/31"): "range 2.2.2.2 2.2.2.5", cidr("2.2.2.4/31"): "range 2.2.2.2 2.2.2.5"}
-        | {cidr("9.9.9.9"): "9.9.9.9 255.255.255.255"},
-        (),
-    )
+def test_removal_rebuilds_each_line_and_splits_ranges_only_in_exclusive_groups():
+    contents = parse_members(["range 2.2.2.2 2.2.2.5", "9.9.9.9 255.255.255.255"], prefix="")
     keep = frozenset({cidr("2.2.2.4/31")})
-    readd, lines = removal_lines(contents, [cidr("2.2.2.2/31"), cidr("9.9.9.9")], keep)
+    remove = [cidr("2.2.2.2/31"), cidr("9.9.9.9")]
+    readd, taken = removal_lines(contents, remove, keep, ranges=True)
     assert readd == [cidr("2.2.2.4/31")]
-    assert lines == [
-        ("no range 2.2.2.2 2.2.2.5", frozenset({cidr("2.2.2.2/31"), cidr("2.2.2.4/31")})),
-        ("no 9.9.9.9 255.255.255.255", frozenset({cidr("9.9.9.9")})),
+    assert [(IosDialect().line(member), cidrs) for member, cidrs in taken] == [
+        ("range 2.2.2.2 2.2.2.5", frozenset({cidr("2.2.2.2/31"), cidr("2.2.2.4/31")})),
+        ("9.9.9.9 255.255.255.255", frozenset({cidr("9.9.9.9")})),
     ]
+    readd, taken = removal_lines(contents, remove, keep, ranges=False)
+    assert readd == [] and [member.text() for member, _ in taken] == ["9.9.9.9 255.255.255.255"]
+
+
+def test_a_users_range_is_never_removed_with_the_tools_host():
+    """Review item 1: the user's range came first; the tool's host line for the same address after."""
+    contents = parse_members(["range 10.0.0.1 10.0.0.2", "host 10.0.0.1"], prefix="")
+    assert [m.text() for m in contents.members[cidr("10.0.0.1")]] == [
+        "range 10.0.0.1 10.0.0.2",
+        "host 10.0.0.1",
+    ]
+    assert contents.ranges == {cidr("10.0.0.1"), cidr("10.0.0.2")}
+    keep = contents.cidrs - {cidr("10.0.0.1")}
+    readd, taken = removal_lines(contents, [cidr("10.0.0.1")], keep, ranges=False)
+    assert readd == [] and [m.text() for m, _ in taken] == ["host 10.0.0.1"]
+    # Exclusive: every line holding the address goes in one pass, and only what nothing else holds comes back.
+    readd, taken = removal_lines(contents, [cidr("10.0.0.1")], keep, ranges=True)
+    assert readd == [cidr("10.0.0.2")]
+    assert [m.text() for m, _ in taken] == ["range 10.0.0.1 10.0.0.2", "host 10.0.0.1"]
+
+
+def test_only_exact_device_text_is_a_member():
+    """Review item 2: what goes back to the device is rebuilt from strictly parsed values."""
+    for text in (
+        "host 1:1.2.3.4",
+        "host 1.2.3.4/32",
+        "host\t10.0.0.9",
+        "host  10.0.0.9",
+        "10.0.0.1 255.255.255.0",
+        "HOST 10.0.0.9",
+        "host 1.2.3.４",
+        "range 10.0.0.1 10.0.0.2 x",
+    ):
+        assert parse_member(text) is None, text
+    assert dotted_quad("0.0.0.0") == 0 and dotted_quad("1.2.3.04") is None and dotted_quad("1.2.3") is None
+    lines = ["host 10.0.0.9", "10.1.0.0 255.255.0.0", "range 10.0.0.1 10.0.0.3", "host\t10.0.0.8"]
+    contents = parse_members(lines, prefix="")
+    assert contents.others == ("host\t10.0.0.8",)
+    _, taken = removal_lines(contents, contents.cidrs, frozenset(), ranges=True)
+    assert sorted(member.text() for member, _ in taken) == sorted(lines[:3])
 
 
 def test_never_empty_holds_back_the_last_removal():

@@ -341,3 +341,19 @@ def test_unusable_state_dir_is_one_line(tmp_path, knot, capsys):
         code, out = run(state_dir=str(run.dir / "blocker" / "state"))
         assert code == Exit.FAILED and "cannot use state_dir" in out and out.count("\n") == 1
         assert device.commands() == []
+
+
+def test_a_users_range_survives_when_the_tool_drops_its_own_host(tmp_path, knot, capsys):
+    """Review item 1: the user's range and the tool's host hold 10.0.0.1; the policy drops it."""
+    mine = ["range 10.0.0.1 10.0.0.2", "host 10.0.0.1"]
+    with lab_device(tmp_path, preload={"threatstop-block": mine}) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        record = run.dir / "state" / f"owned-{device.host}-{device.port}-threatstop-block.txt"
+        record.parent.mkdir()
+        record.write_text("10.0.0.1/32\n")
+        code, out = run(block_list=f"small.{ZONE}")
+        assert code == Exit.CHANGED, out
+        assert not [line for line in device.commands() if line.startswith("no ")], device.commands()
+        assert run.group() == set(mine) | expected_members("ios", BLOCK1[:3])
+        assert "10.0.0.1/32" in record.read_text(), "the tool still knows its own host line"
+        assert run()[0] == Exit.UNCHANGED

@@ -144,7 +144,9 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     """Read, plan, guard, push, verify (retrying the remainder once), save; return UNCHANGED or CHANGED."""
     kinds = tuple(options.groups)
     installed = target.read()
-    owned = None if options.exclusive else {kind: store.load(options.groups[kind]) for kind in kinds}
+    recorded = None if options.exclusive else {kind: store.load(options.groups[kind]) for kind in kinds}
+    # What the tool may remove: what it put there, unless a user's line holds it too.
+    owned = None if recorded is None else {k: recorded[k] - target.held_by_user(k) for k in kinds}
     skipped = sum(1 for cidr in (*policy.block, *policy.allow) if cidr.family not in target.families)
     if skipped:
         log.info(f"{skipped} IPv6 entries skipped: the device's object-groups hold IPv4 only.")
@@ -169,9 +171,9 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     if plan.unchanged:
         log.info("The device already holds the policy: nothing to change.")
         return Exit.UNCHANGED
-    if options.record and owned is not None:
+    if options.record and recorded is not None:
         for change in plan.changes:
-            store.save(options.groups[change.kind], owned[change.kind] | frozenset(change.add))
+            store.save(options.groups[change.kind], recorded[change.kind] | frozenset(change.add))
     expected = {c.kind: result_of(installed.get(c.kind, frozenset()), c) for c in plan.changes}
     target.apply(plan)
     actual = target.read()
@@ -189,9 +191,9 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
                 f"{extra} not removed); see the refused lines above and tsoutput.log, "
                 "fix the cause and run again"
             )
-    if options.record and owned is not None:
+    if options.record and recorded is not None:
         for change in plan.changes:
-            store.save(options.groups[change.kind], owned_after(owned[change.kind], change))
+            store.save(options.groups[change.kind], owned_after(recorded[change.kind], change))
     if options.write_memory:
         target.save()
     return Exit.CHANGED

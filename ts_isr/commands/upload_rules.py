@@ -62,7 +62,7 @@ def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
     """The device of ``config``, with the groups for ``kinds``; not connected yet."""
     dialect = AsaDialect() if config.personality == "asa" else IosDialect()
     groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
-    return CiscoTarget(dialect, device_of(config), groups)
+    return CiscoTarget(dialect, device_of(config), groups, exclusive=config.exclusive_groups)
 
 
 def trust_host_key(config: Config) -> None:

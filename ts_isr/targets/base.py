@@ -92,6 +92,14 @@ class Target(ABC):
     def apply(self, plan: Plan) -> None:
         """Make each list hold ``change.desired``: additions before removals, never emptying a list."""
 
+    def held_by_user(self, kind: str) -> frozenset[Cidr]:
+        """Members of ``kind`` (as last read) that lines only the user writes also hold.
+
+        The tool leaves them even where it added the same address itself:
+        taking them out would delete the user's line.
+        """
+        return frozenset()
+
     def save(self) -> None:  # noqa: B027 - most places have nothing to save
         """Make the change survive a reboot, where the place distinguishes running and saved state."""
 

@@ -25,8 +25,7 @@ from pathlib import Path
 
 from ts_isr.errors import DeviceError, TsError
 from ts_isr.log import escape, log
-from ts_isr.policy import parse_v4
-from ts_isr.ranges import Cidr, range_to_cidrs
+from ts_isr.ranges import Cidr, int_to_text, range_to_cidrs
 from ts_isr.targets.base import Members, Plan, Target
 
 _ERROR_LINE = re.compile(r"^\s*(%|ERROR:)", re.IGNORECASE)
@@ -38,97 +37,161 @@ _CONFIG_PROMPT = re.compile(r"[^\s#>()]+\(config[\w-]*\)#")
 _CONFIG_PROMPT_END = re.compile(r"\(config[\w-]*\)#\s*$")
 
 
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+
+
+def dotted_quad(text: str) -> int | None:
+    """``a.b.c.d`` exactly as a Cisco device prints it (no prefix, no length, no leading zero), or None."""
+    if not _DOTTED_QUAD.fullmatch(text):
+        return None
+    return int.from_bytes(bytes(int(octet) for octet in text.split(".")), "big")
+
+
 def mask_text(prefixlen: int) -> str:
-    mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
-    return ".".join(str((mask >> shift) & 0xFF) for shift in (24, 16, 8, 0))
+    return int_to_text(4, (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF)
 
 
 def mask_prefixlen(text: str) -> int | None:
     """The prefix length of a dotted netmask; None for a non-contiguous or malformed one."""
-    parsed = parse_v4(text)
-    if parsed is None or parsed[1] != 32:
+    mask = dotted_quad(text)
+    if mask is None:
         return None
-    inverted = ~parsed[0] & 0xFFFFFFFF
+    inverted = ~mask & 0xFFFFFFFF
     if inverted & (inverted + 1):
         return None
     return 32 - inverted.bit_length()
 
 
 @dataclass(frozen=True)
-class GroupContents:
-    """One object-group as read: each IPv4 network it holds, by the member line that holds it.
+class Member:
+    """One address member line of a group, parsed: ``host X``, ``X MASK`` or ``range A B``.
 
-    ``others`` are the lines this tool never manages: description,
-    group-object, any, objects, IPv6 members.
+    A line is a member only when :meth:`text` rebuilds it exactly, so a
+    removal sent back to the device is made of parsed values, never of the
+    device's own text.  The tool writes ``host`` and ``mask`` lines; a
+    ``range`` is always a user's.
     """
 
-    exists: bool
-    members: Mapping[Cidr, str]
+    form: str  # "host", "mask" or "range"
+    first: int
+    last: int
+
+    @classmethod
+    def of(cls, cidr: Cidr) -> Member:
+        return cls("host" if cidr.prefixlen == 32 else "mask", cidr.network, cidr.last)
+
+    @property
+    def cidrs(self) -> tuple[Cidr, ...]:
+        return tuple(range_to_cidrs(4, self.first, self.last))
+
+    def text(self) -> str:
+        if self.form == "host":
+            return f"host {int_to_text(4, self.first)}"
+        if self.form == "range":
+            return f"range {int_to_text(4, self.first)} {int_to_text(4, self.last)}"
+        prefixlen = 33 - (self.last - self.first + 1).bit_length()
+        return f"{int_to_text(4, self.first)} {mask_text(prefixlen)}"
+
+
+def parse_member(text: str) -> Member | None:
+    """``host X``, ``X MASK`` or ``range A B`` in the device's exact form; None for anything else."""
+    words = text.split(" ")
+    if len(words) == 2 and words[0] == "host":
+        address = dotted_quad(words[1])
+        return None if address is None else Member("host", address, address)
+    if len(words) == 2:
+        address, prefixlen = dotted_quad(words[0]), mask_prefixlen(words[1])
+        if address is None or prefixlen is None:
+            return None
+        hostmask = (1 << (32 - prefixlen)) - 1
+        return None if address & hostmask else Member("mask", address, address | hostmask)
+    if len(words) == 3 and words[0] == "range":
+        first, last = dotted_quad(words[1]), dotted_quad(words[2])
+        if first is None or last is None or first > last:
+            return None
+        return Member("range", first, last)
+    return None
+
+
+@dataclass(frozen=True)
+class GroupContents:
+    """One object-group as read: each IPv4 network it holds, with every member line that covers it.
+
+    ``others`` are the lines this tool never manages: description,
+    group-object, any, objects, IPv6 members, anything not in exact form.
+    """
+
+    members: Mapping[Cidr, tuple[Member, ...]]
     others: tuple[str, ...]
 
     @property
     def cidrs(self) -> frozenset[Cidr]:
         return frozenset(self.members)
 
+    @property
+    def ranges(self) -> frozenset[Cidr]:
+        """The networks a ``range`` line covers: a user's line, so the tool removes them only in an
+        exclusive group."""
+        return frozenset(
+            cidr for cidr, members in self.members.items() if any(m.form == "range" for m in members)
+        )
 
-def _address(text: str) -> int | None:
-    parsed = parse_v4(text)
-    return parsed[0] if parsed is not None and parsed[1] == 32 else None
+
+ABSENT = GroupContents(members={}, others=())
 
 
-def member_cidrs(text: str) -> list[Cidr] | None:
-    """``host X``, ``X MASK`` or ``range A B`` as networks; None for anything else."""
-    words = text.split()
-    if len(words) == 2 and words[0].lower() == "host":
-        address = _address(words[1])
-        return None if address is None else [Cidr(4, address, 32)]
-    if len(words) == 2:
-        prefixlen = mask_prefixlen(words[1])
-        parsed = parse_v4(f"{words[0]}/{prefixlen}") if prefixlen is not None else None
-        return None if parsed is None else [Cidr(4, *parsed)]
-    if len(words) == 3 and words[0].lower() == "range":
-        start, end = _address(words[1]), _address(words[2])
-        if start is None or end is None or start > end:
-            return None
-        return list(range_to_cidrs(4, start, end))
-    return None
+def group_body(text: str, header: str, next_group: re.Pattern[str]) -> list[str] | None:
+    """The stripped lines after ``header`` up to the next group's header; None without ``header``.
+
+    ``next_group`` is matched on the line as printed: members are indented,
+    so a description that reads like a header never ends the group.
+    """
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    lowered = [line.strip().lower() for line in lines]
+    if header.lower() not in lowered:
+        return None
+    body = []
+    for line in lines[lowered.index(header.lower()) + 1 :]:
+        if next_group.match(line):
+            break
+        body.append(line.strip())
+    return body
 
 
 def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
     """Member lines (already stripped) into networks; what is not an address member is the user's."""
-    members: dict[Cidr, str] = {}
+    members: dict[Cidr, list[Member]] = {}
     others: list[str] = []
     for line in lines:
-        cidrs = None
-        if line.lower().startswith(prefix):
-            cidrs = member_cidrs(line[len(prefix) :])
-        if cidrs is None:
+        member = parse_member(line[len(prefix) :]) if line.startswith(prefix) else None
+        if member is None:
             others.append(line)
             continue
-        for cidr in cidrs:
-            members.setdefault(cidr, line)
-    return GroupContents(exists=True, members=members, others=tuple(others))
+        for cidr in member.cidrs:
+            members.setdefault(cidr, []).append(member)
+    return GroupContents(members={c: tuple(m) for c, m in members.items()}, others=tuple(others))
 
 
 def removal_lines(
-    contents: GroupContents, remove: Iterable[Cidr], keep: frozenset[Cidr]
-) -> tuple[list[Cidr], list[tuple[str, frozenset[Cidr]]]]:
-    """The ``no ...`` lines that take ``remove`` out, each with the networks it takes.
+    contents: GroupContents, remove: Iterable[Cidr], keep: frozenset[Cidr], *, ranges: bool
+) -> tuple[list[Cidr], list[tuple[Member, frozenset[Cidr]]]]:
+    """The members whose removal takes ``remove`` out, each with the networks it takes.
 
-    Each member is quoted as the device shows it.  A ``range`` member covers
-    several networks; removing it takes all of them, so those in ``keep``
+    Every line covering a network goes, so none is left behind to hold it.
+    A ``range`` goes only with ``ranges`` (exclusive groups); it covers
+    several networks, so those in ``keep`` that no other line still holds
     come back first as single members (returned as additions, sent before).
     """
-    taken: dict[str, set[Cidr]] = {}
+    taken: dict[Member, None] = {}
     for cidr in remove:
-        line = contents.members.get(cidr)
-        if line is not None:
-            taken.setdefault(line, set())
-    for cidr, line in contents.members.items():
-        if line in taken:
-            taken[line].add(cidr)
-    readd = sorted(cidr for line, cidrs in taken.items() for cidr in cidrs if cidr in keep)
-    return readd, [(f"no {line}", frozenset(cidrs)) for line, cidrs in taken.items()]
+        for member in contents.members.get(cidr, ()):
+            if ranges or member.form != "range":
+                taken[member] = None
+    still_held = {c for c, members in contents.members.items() if any(m not in taken for m in members)}
+    gone = {cidr for member in taken for cidr in member.cidrs}
+    readd = sorted((gone & keep) - still_held)
+    return readd, [(member, frozenset(member.cidrs)) for member in taken]
 
 
 def never_empty(
@@ -153,7 +216,7 @@ def never_empty(
 
 
 class Dialect(ABC):
-    """What differs between IOS and ASA: member syntax, how a group is read, session settings."""
+    """What differs between IOS and ASA: member prefix, how a group is read, session settings."""
 
     name: str
     device_type: str  # netmiko's
@@ -165,12 +228,16 @@ class Dialect(ABC):
         """Commands that show one group, the preferred first (the next is tried on ``% Invalid input``)."""
 
     @abstractmethod
-    def member_line(self, cidr: Cidr) -> str:
-        """The configuration line that adds ``cidr`` inside the group."""
-
-    @abstractmethod
     def parse_group(self, group: str, text: str) -> GroupContents:
         """The group in the output of a read command."""
+
+    def line(self, member: Member) -> str:
+        """The configuration line of ``member`` inside the group."""
+        return self.member_prefix + member.text()
+
+    def member_line(self, cidr: Cidr) -> str:
+        """The configuration line that adds ``cidr`` inside the group."""
+        return self.line(Member.of(cidr))
 
 
 @dataclass(frozen=True)
@@ -340,10 +407,13 @@ class CiscoTarget(Target):
 
     families = frozenset({4})
 
-    def __init__(self, dialect: Dialect, device: Device, groups: Mapping[str, str]) -> None:
+    def __init__(
+        self, dialect: Dialect, device: Device, groups: Mapping[str, str], *, exclusive: bool = False
+    ) -> None:
         self.dialect = dialect
         self.device = device
         self.groups = dict(groups)
+        self.exclusive = exclusive  # exclusive_groups=yes: the tool may take out a user's range too
         self.contents: dict[str, GroupContents] = {}
         self.conn = None
         self.pushed = 0
@@ -508,6 +578,11 @@ class CiscoTarget(Target):
             members[kind] = contents.cidrs
         return members
 
+    def held_by_user(self, kind: str) -> frozenset[Cidr]:
+        """Networks a ``range`` line holds: the tool never writes one, so it is the user's to remove."""
+        contents = self.contents.get(kind, ABSENT)
+        return frozenset() if self.exclusive else contents.ranges
+
     def _read_group(self, group: str) -> GroupContents:
         prompt = self._priv_prompt()
         for command in self.dialect.read_commands(group):
@@ -534,11 +609,12 @@ class CiscoTarget(Target):
             group = self.groups.get(change.kind)
             if group is None or not (change.add or change.remove):
                 continue
-            contents = self.contents.get(change.kind, GroupContents(False, {}, ()))
-            readd, removals = removal_lines(
-                contents, change.remove, contents.cidrs - frozenset(change.remove)
+            contents = self.contents.get(change.kind, ABSENT)
+            readd, taken = removal_lines(
+                contents, change.remove, contents.cidrs - frozenset(change.remove), ranges=self.exclusive
             )
             adds = {self.dialect.member_line(cidr): cidr for cidr in (*change.add, *readd)}
+            removals = [(f"no {self.dialect.line(member)}", cidrs) for member, cidrs in taken]
             log.info(f"Adding new {change.kind} addresses: {len(adds)}.")
             log.info(f"Removing old {change.kind} addresses: {len(removals)}.")
             work.append((group, contents, adds, removals))

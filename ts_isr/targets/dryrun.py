@@ -8,6 +8,7 @@ real one up to the device's configuration mode, which it never enters.
 from __future__ import annotations
 
 from ts_isr.log import log
+from ts_isr.ranges import Cidr
 from ts_isr.targets.base import Members, Plan, Target
 
 
@@ -32,6 +33,9 @@ class DryRunTarget(Target):
             have = self.simulated.get(change.kind, frozenset())
             self.simulated[change.kind] = (have | frozenset(change.add)) - frozenset(change.remove)
         log.info("Dry run: the device was not changed.")
+
+    def held_by_user(self, kind: str) -> frozenset[Cidr]:
+        return self.inner.held_by_user(kind)
 
     def close(self) -> None:
         self.inner.close()

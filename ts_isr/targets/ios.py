@@ -5,8 +5,13 @@ Pure text in, addresses out; the SSH side is in :mod:`ts_isr.targets.cisco`.
 
 from __future__ import annotations
 
-from ts_isr.ranges import Cidr
-from ts_isr.targets.cisco import Dialect, GroupContents, mask_text, parse_members
+import re
+
+from ts_isr.targets.cisco import ABSENT, Dialect, GroupContents, group_body, parse_members
+
+# `show object-group` without a name (older IOS) prints every group: "Network object group X",
+# "Service object group Y"; the group read ends at the next one.
+_NEXT_GROUP = re.compile(r"[a-z0-9-]+ object group ", re.IGNORECASE)
 
 
 class IosDialect(Dialect):
@@ -19,19 +24,10 @@ class IosDialect(Dialect):
     def read_commands(self, group: str) -> tuple[str, ...]:
         return (f"show object-group name {group}", f"show object-group {group}")
 
-    def member_line(self, cidr: Cidr) -> str:
-        if cidr.prefixlen == 32:
-            return f"host {cidr.address_text()}"
-        return f"{cidr.address_text()} {mask_text(cidr.prefixlen)}"
-
     def parse_group(self, group: str, text: str) -> GroupContents:
         """The members of ``show object-group`` output: a header line, then one member per line.
 
         An empty answer or "not found" means the group does not exist yet.
         """
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        header = f"network object group {group}".lower()
-        if not lines or not any(line.lower() == header for line in lines):
-            return GroupContents(exists=False, members={}, others=())
-        body = lines[[line.lower() for line in lines].index(header) + 1 :]
-        return parse_members(body, prefix="")
+        body = group_body(text, f"Network object group {group}", _NEXT_GROUP)
+        return ABSENT if body is None else parse_members(body, prefix=self.member_prefix)

@@ -6,9 +6,11 @@ import pytest
 
 from ts_isr.errors import DeviceError
 from ts_isr.linux.names import derive_names
-from ts_isr.policy import parse_token
+from ts_isr.policy import Policy, parse_token
+from ts_isr.targets.base import plan_changes
 from ts_isr.targets.ipset import (
     MIN_MAXELEM,
+    IpsetTarget,
     add_lines,
     bucket_members,
     families_in_use,
@@ -130,3 +132,21 @@ def test_the_fast_ipv4_rendering_matches_the_address_parser():
     lines = add_lines(spec, hosts).splitlines()
     assert lines == [f"add TSblockaddrnew {c.address_text()}" for c in hosts]
     assert [parse_entry(line.split()[2], 4) for line in lines] == hosts
+
+
+def test_a_live_set_of_another_type_is_refused_before_any_swap():
+    """ipset restore swaps set by set: a swap that would fail must be found before the batch starts."""
+    saved = (
+        "create TSallowaddr hash:ip family inet hashsize 1024 maxelem 65536\n"
+        "create TSblockaddr hash:net family inet hashsize 1024 maxelem 65536\n"
+    )
+    streamed: list[list[str]] = []
+    target = IpsetTarget(
+        NAMES, run=lambda argv, stdin=None: saved, stream=lambda argv, chunks: streamed.append(list(chunks))
+    )
+    installed = target.read()
+    desired = {"block": cidrs("192.0.2.1"), "allow": cidrs("203.0.113.5")}
+    plan = plan_changes(installed, Policy(tuple(desired["block"]), tuple(desired["allow"])), target.families)
+    with pytest.raises(DeviceError, match=r"TSblockaddr exists as hash:net .* needs hash:ip"):
+        target.apply(plan)
+    assert streamed == [], "nothing reached ipset restore"

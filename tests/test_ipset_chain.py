@@ -5,8 +5,13 @@ from __future__ import annotations
 import pytest
 
 from ts_isr.config import Invalid
+from ts_isr.errors import DeviceError
 from ts_isr.linux.firewall import (
     ChainSpec,
+    Firewall,
+    check_owned,
+    foreign_references,
+    foreign_rules,
     parse_filter,
     parse_logopts,
     render_chain,
@@ -89,7 +94,7 @@ def test_a_rule_moved_above_the_jump_puts_the_jump_back_on_top():
 
 
 def test_changed_options_rewrite_the_chain_in_one_batch():
-    old = render_chain(NAMES, 4, ChainSpec())
+    old = render_chain(NAMES, 4, ChainSpec(allow_action="ACCEPT"))
     new = render_chain(NAMES, 4, ChainSpec(allow_action="RETURN"))
     jumps = {chain: ["-j TS"] for chain in ("INPUT", "FORWARD", "OUTPUT")}
     batch = render_install(parse_filter(table_text(jumps, old)), NAMES, new)
@@ -110,3 +115,54 @@ def test_removal_takes_only_the_jumps_and_the_chain():
         "COMMIT",
     ]
     assert render_removal(parse_filter(table_text({"INPUT": ["-p tcp -j ACCEPT"]}, None)), NAMES) is None
+
+
+def test_a_host_chain_with_the_prefixs_name_is_refused_for_install_and_removal():
+    """A host chain called like the prefix must never be emptied (install) or deleted (remove)."""
+    host_chain = ["-A TS -s 10.1.1.1/32 -j DROP"]
+    table = parse_filter(table_text({"INPUT": ["-j TS"]}, host_chain))
+    assert foreign_rules(table, NAMES) == host_chain
+    for removing in (False, True):
+        with pytest.raises(DeviceError, match="chain TS holding rules tsadmin did not write"):
+            check_owned(table, NAMES, 4, removing=removing)
+    ours = render_chain(NAMES, 4, ChainSpec(allow_action="ACCEPT"))
+    check_owned(parse_filter(table_text({"INPUT": ["-j TS"]}, ours)), NAMES, 4, removing=True)
+
+
+def test_a_host_jump_to_our_chain_is_refused_before_removal():
+    """DOCKER-USER -j TS would make -X fail after the sets were emptied: refuse first, say which rule."""
+    lines = table_text({"INPUT": ["-j TS"]}, render_chain(NAMES, 4, ChainSpec())).splitlines()
+    lines[1:1] = [":DOCKER-USER - [0:0]", "-A DOCKER-USER -j TS", "-A DOCKER-USER -j RETURN"]
+    table = parse_filter("\n".join(lines))
+    assert foreign_references(table, NAMES) == ["-A DOCKER-USER -j TS"]
+    with pytest.raises(DeviceError, match=r"DOCKER-USER -j TS.*iptables -D DOCKER-USER -j TS"):
+        check_owned(table, NAMES, 4, removing=True)
+    check_owned(table, NAMES, 4, removing=False)
+
+
+def test_a_host_without_ipv6_tables_removes_and_backs_up_ipv4_only():
+    """ip6tables-save failing (IPv6 off) is an empty IPv6 table, not a failed remove."""
+    v4 = table_text(
+        {"INPUT": ["-j TS"], "OUTPUT": ["-j TS"], "FORWARD": ["-j TS"]}, render_chain(NAMES, 4, ChainSpec())
+    )
+    batches: list[tuple[str, str]] = []
+
+    def run(argv, stdin=None):
+        if argv[0].startswith("ip6tables"):
+            raise DeviceError("ip6tables-save failed: can't initialize ip6tables table `filter'")
+        if argv[0] == "iptables-restore":
+            batches.append((argv[0], stdin))
+        return v4
+
+    firewall = Firewall(NAMES, run=run)
+    assert firewall.remove()
+    assert [tool for tool, _ in batches] == ["iptables-restore"]
+    assert firewall.backup(6) == ""
+    with pytest.raises(DeviceError):
+        Firewall(
+            NAMES, run=lambda argv, stdin=None: (_ for _ in ()).throw(DeviceError("no iptables"))
+        ).backup(4)
+
+
+def test_allow_matches_return_by_default_so_the_hosts_own_rules_still_apply():
+    assert all(rule.endswith("-j RETURN") for rule in render_chain(NAMES, 4, ChainSpec()) if "allow" in rule)

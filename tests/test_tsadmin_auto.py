@@ -166,13 +166,14 @@ def test_add_type_auto_installs_the_portals_policy(tmp_path: Path):
                 assert "TAblockaddr" in pair.run(["ipset", "list", "-n"]).stdout
 
                 # The portal changes a setting: the next update takes it before the policy.
-                knot.add_zone(ZONE, settings_zone(DEVICE, KEY, [*pairs, "allow_action=RETURN"]))
+                # (RETURN is the default since review item 6: the portal asks for ACCEPT.)
+                knot.add_zone(ZONE, settings_zone(DEVICE, KEY, [*pairs, "allow_action=ACCEPT"]))
                 with entered(pair.host):
                     knot.reload()
                 updated = pair.run([sys.executable, str(TSADMIN), "update", "--root", str(root)])
                 assert updated.returncode == 4, updated.stdout + updated.stderr
-                assert "allow_action = RETURN" in config.read_text()
-                assert "--match-set TAallowaddr src -j RETURN" in pair.run(["iptables-save"]).stdout
+                assert "allow_action = ACCEPT" in config.read_text()
+                assert "--match-set TAallowaddr src -j ACCEPT" in pair.run(["iptables-save"]).stdout
 
                 # The portal out of reach: the policy is still updated with the settings in hand.
                 tls.__exit__(None, None, None)

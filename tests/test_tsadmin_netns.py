@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shlex
 import signal
 import subprocess
 import sys
@@ -246,19 +247,7 @@ def test_boot_restore_puts_sets_and_chain_back_without_dns(lab: Lab) -> None:
     assert lab.add().returncode == 4
     installed = lab.state()
     lab.knot.stop()
-    # A reboot: the kernel forgets every rule and set.
-    chain = lab.prefix
-    lab.pair.run(
-        [
-            "sh",
-            "-c",
-            f"iptables -D INPUT -j {chain}; iptables -D OUTPUT -j {chain}; "
-            f"iptables -D FORWARD -j {chain}; iptables -F {chain}; iptables -X {chain}",
-        ]
-    )
-    for name in lab.pair.run(["ipset", "list", "-n"]).stdout.split():
-        if name.startswith(chain):
-            lab.pair.run(["ipset", "destroy", name])
+    _forget_everything(lab)
     assert lab.pair.reachable(BLOCKED_HOST)
     restored = lab.tsadmin("restore")
     assert restored.returncode == 4, restored.stdout + restored.stderr
@@ -367,3 +356,175 @@ def test_a_policy_over_maxpolicysize_is_truncated_and_says_so(lab: Lab) -> None:
     assert sets.count(f"add {lab.prefix}block") == 1
     assert f"add {lab.prefix}blocknet 203.0.113.128/25" in sets
     assert lab.pair.reachable(BLOCKED_HOST)
+
+
+def test_a_host_chain_named_like_the_prefix_is_never_emptied_or_deleted(lab: Lab) -> None:
+    """Review item 1: the host's chain HOSTCH, jumped to from INPUT, survives add and remove."""
+    lab.pair.run(["iptables", "-N", lab.prefix])
+    lab.pair.run(["iptables", "-A", lab.prefix, "-s", "10.1.1.1", "-j", "DROP"])
+    lab.pair.run(["iptables", "-I", "INPUT", "1", "-j", lab.prefix])
+    before = lab.state()
+    refused = lab.add()
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "holding rules tsadmin did not write" in refused.stdout and refused.stdout.count("[ERROR]") == 1
+    assert lab.state() == before
+    assert not (lab.root / "opt/threatstop/threatstop.conf").exists()
+    assert not (lab.root / "crontab").exists()
+    config = lab.root / "opt/threatstop/threatstop.conf"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(f"block_list={BLOCK_LIST}\ntsprefix={lab.prefix}\n")
+    config.chmod(0o600)
+    kept = lab.tsadmin("remove", "--silent")
+    assert kept.returncode == 1 and "did not write" in kept.stdout, kept.stdout
+    assert lab.state() == before
+
+
+def test_a_host_jump_to_the_chain_makes_remove_refuse_before_emptying_the_sets(lab: Lab) -> None:
+    """Review item 10: DOCKER-USER -j <prefix> would make -X fail after the sets were flushed."""
+    assert lab.add().returncode == 4
+    lab.pair.run(["iptables", "-N", "DOCKER-USER"])
+    lab.pair.run(["iptables", "-A", "DOCKER-USER", "-j", lab.prefix])
+    installed = lab.state()
+    refused = lab.tsadmin("remove", "--silent")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"-A DOCKER-USER -j {lab.prefix}" in refused.stdout
+    assert lab.state() == installed, "the sets keep their entries, the chain its rules"
+    assert not lab.pair.reachable(BLOCKED_HOST)
+    lab.pair.run(["iptables", "-D", "DOCKER-USER", "-j", lab.prefix])
+    removed = lab.tsadmin("remove", "--silent")
+    assert removed.returncode == 4, removed.stdout + removed.stderr
+    assert lab.prefix not in lab.state()[0]
+
+
+def test_a_prefix_change_that_fails_once_still_retires_the_old_chain(lab: Lab) -> None:
+    """Review item 5: the new prefix is in the config, DNS is down; the next good run retires the old one."""
+    assert lab.add().returncode == 4
+    old = lab.prefix
+    config = lab.root / "opt/threatstop/threatstop.conf"
+    new = "N" + secrets.token_hex(2)
+    config.write_text(config.read_text().replace(f"tsprefix = {old}", f"tsprefix = {new}"))
+    lab.knot.stop()
+    failed = lab.tsadmin("update")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    old_port = lab.knot.port
+    with entered(lab.pair.host):
+        lab.knot.start()
+    config.write_text(config.read_text().replace(f"port = {old_port}", f"port = {lab.knot.port}"))
+    moved = lab.tsadmin("update")
+    assert moved.returncode == 4, moved.stdout + moved.stderr
+    v4, _, sets = lab.state()
+    assert f"-A INPUT -j {new}" in v4 and old not in v4
+    assert old not in sets and f"{new}blockaddr" in sets
+    assert lab.tsadmin("remove", "--silent").returncode == 4
+    assert new not in lab.pair.run(["ipset", "list", "-n"]).stdout
+
+
+def test_a_failed_install_leaves_no_config_cron_job_or_unit(lab: Lab) -> None:
+    """Review items 11 and 14: a set of our name but another type fails the install before any swap."""
+    lab.pair.run(["ipset", "create", f"{lab.prefix}blockaddr", "hash:net"])
+    before = lab.state()
+    failed = lab.add()
+    assert failed.returncode == 1 and "exists as hash:net" in failed.stdout, failed.stdout + failed.stderr
+    assert lab.state() == before
+    for left in ("opt/threatstop/threatstop.conf", "crontab", "etc/systemd/system/threatstop.service"):
+        assert not (lab.root / left).exists(), left
+
+
+def test_a_boot_state_that_failed_to_save_is_saved_by_the_next_unchanged_run(lab: Lab) -> None:
+    """Review item 13: after a failed save, an unchanged update must not leave the stale state."""
+    assert lab.add().returncode == 4
+    state = lab.root / "opt/threatstop/threatstop_ipset.save"
+    stale = state.read_text()
+    state.unlink()
+    (state / "in-the-way").mkdir(parents=True)  # the save's rename fails: a directory holds the name
+    lab.set_zone(policy_zone(("10.7.7.0/24",)))
+    failed = lab.tsadmin("update")
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    (state / "in-the-way").rmdir()
+    state.rmdir()
+    state.write_text(stale)
+    unchanged = lab.tsadmin("update")
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    assert f"add {lab.prefix}blocknet 10.7.7.0/24" in state.read_text()
+
+
+def test_allow_matches_return_by_default(lab: Lab) -> None:
+    """Review item 6: an allowed address is only not blocked; the host's own DROP still applies."""
+    lab.pair.run(["iptables", "-A", "OUTPUT", "-d", ALLOWED_IN_NET, "-j", "DROP"])
+    assert lab.add().returncode == 4
+    assert f"--match-set {lab.prefix}allowaddr dst -j RETURN" in lab.state()[0]
+    assert not lab.pair.reachable(ALLOWED_IN_NET), "the host's own DROP still applies to an allowed address"
+
+
+def test_the_ssh_client_is_found_in_a_parent_process_as_under_sudo(lab: Lab) -> None:
+    """Review item 4: sudo drops SSH_CONNECTION; the login shell above tsadmin still has it."""
+    argv = [sys.executable, str(TSADMIN), "add", f"--block_list={BLOCK_LIST}", f"--allow_list={ALLOW_LIST}"]
+    argv += ["--dns_server=127.0.0.1", f"--port={lab.knot.port}", f"--tsprefix={lab.prefix}", "--silent"]
+    argv += ["--root", str(lab.root)]
+    env = {name: value for name, value in os.environ.items() if name != "SSH_CONNECTION"}
+    env["SSH_CONNECTION"] = f"{BLOCKED_HOST} 50022 {HOST_ADDRESS} 22"
+    # The shell keeps SSH_CONNECTION in its environ; `env -u` starts tsadmin without it, as sudo does.
+    script = f"env -u SSH_CONNECTION {shlex.join(argv)}; exit $?"
+    done = lab.pair.run(["sh", "-c", script], input="", env=env)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert f"keep_reachable = {BLOCKED_HOST}" in (lab.root / "opt/threatstop/threatstop.conf").read_text()
+    assert lab.pair.reachable(BLOCKED_HOST)
+    # A second admin, from another address: added to the list, the first one kept.
+    again = lab.add(ssh_client=FREE_HOST)
+    assert again.returncode == 4, again.stdout + again.stderr
+    config = (lab.root / "opt/threatstop/threatstop.conf").read_text()
+    kept = next(line for line in config.splitlines() if line.startswith("keep_reachable = "))
+    assert BLOCKED_HOST in kept and FREE_HOST in kept, kept
+
+
+def test_the_installed_cron_commands_and_boot_unit_run_in_a_bare_environment(lab: Lab) -> None:
+    """Review items 2, 3, 17, 19: what cron and systemd run, run as they run it (env -i, no venv).
+
+    The config lives at a path with a space and a '%' (systemd splits and expands ExecStart).
+    """
+    config = lab.root / "etc/thr eat%stop/ts.conf"
+    system_python = "/usr/bin/python3"
+    argv = [system_python, str(TSADMIN), "add", f"--block_list={BLOCK_LIST}", f"--allow_list={ALLOW_LIST}"]
+    argv += ["--dns_server=127.0.0.1", f"--port={lab.knot.port}", f"--tsprefix={lab.prefix}", "--silent"]
+    argv += ["--root", str(lab.root), "--config", str(config)]
+    added = lab.pair.run(["env", "-i", "PATH=/usr/bin:/bin", *argv], input="")
+    assert added.returncode == 4, added.stdout + added.stderr
+    assert config.exists()
+
+    bare = ["env", "-i", "PATH=/usr/bin:/bin", "/bin/sh", "-c"]
+    lines = [line for line in (lab.root / "crontab").read_text().splitlines() if "tsadmin" in line]
+    assert len(lines) == 2, lines
+    for line in lines:
+        # Cron runs the command with /bin/sh, "\%" turned back into "%" (a bare % would end the command).
+        command = line.split(None, 5)[5].split(" # ")[0].replace("\\%", "%")
+        done = lab.pair.run([*bare, command])
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+
+    unit = lab.root / "etc/systemd/system/threatstop.service"
+    verified = subprocess.run(
+        [require_tool("systemd-analyze"), "verify", str(unit)], capture_output=True, text=True, check=False
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    exec_start = next(line for line in unit.read_text().splitlines() if line.startswith("ExecStart="))
+    words = [word.replace("%%", "%") for word in shlex.split(exec_start.removeprefix("ExecStart="))]
+    assert str(config) in words
+    _forget_everything(lab)
+    restored = lab.pair.run(["env", "-i", "PATH=/usr/bin:/bin", *words])
+    assert restored.returncode == 4, restored.stdout + restored.stderr
+    assert not lab.pair.reachable(BLOCKED_HOST)
+
+
+def _forget_everything(lab: Lab) -> None:
+    """A reboot: the kernel forgets every rule and set of ours."""
+    chain = lab.prefix
+    lab.pair.run(
+        [
+            "sh",
+            "-c",
+            f"iptables -D INPUT -j {chain}; iptables -D OUTPUT -j {chain}; "
+            f"iptables -D FORWARD -j {chain}; iptables -F {chain}; iptables -X {chain}",
+        ]
+    )
+    for name in lab.pair.run(["ipset", "list", "-n"]).stdout.split():
+        if name.startswith(chain):
+            lab.pair.run(["ipset", "destroy", name])

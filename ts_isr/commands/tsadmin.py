@@ -24,6 +24,7 @@ from ts_isr.commands.common import EXIT_CODES_HELP, run_command
 from ts_isr.config import Config, Invalid, Schema, load_config, read_values, save_config, validate
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import as_cidr, fetch_policy
+from ts_isr.files import write_atomic
 from ts_isr.linux import host
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, Firewall, parse_logopts
 from ts_isr.linux.names import Names, derive_names
@@ -162,8 +163,13 @@ def kept_reachable(config: Config) -> list[Cidr]:
 
 
 def ssh_client() -> str | None:
-    """The address of the SSH session running ``tsadmin add``: blocking it would lock the admin out."""
-    words = os.environ.get("SSH_CONNECTION", "").split()
+    """The address of the SSH session running ``tsadmin add``: blocking it would lock the admin out.
+
+    ``sudo`` drops SSH_CONNECTION from tsadmin's environment, but the login
+    shell above it still has it: the parent processes are asked too.
+    """
+    value = os.environ.get("SSH_CONNECTION") or host.ancestor_variable("SSH_CONNECTION")
+    words = (value or "").split()
     return words[0] if words else None
 
 
@@ -177,6 +183,8 @@ def install_policy(names: Names, spec: ChainSpec, policy: Policy | None, paths: 
     desired = {change.kind: change.desired for change in plan.changes}
     changed = False
     if not plan.unchanged or not target.complete(desired):
+        # Until the state is saved, the boot state is stale: the marker makes a later run save it.
+        write_atomic(paths.state_pending, "the sets changed after the boot state was saved\n")
         target.apply(plan)
         changed = True
     else:
@@ -184,27 +192,59 @@ def install_policy(names: Names, spec: ChainSpec, policy: Policy | None, paths: 
     if Firewall(names).install(target.families_present(), spec):
         log.info(f"Chain {names.chain} written and jumped to first from INPUT, OUTPUT and FORWARD")
         changed = True
-    if changed or not paths.state.exists():
+    if changed or not paths.state.exists() or paths.state_pending.exists():
         target.save_state(paths.state)
+        paths.state_pending.unlink(missing_ok=True)
+    return changed
+
+
+def installed_prefix(paths: Paths) -> str | None:
+    """The prefix whose chain and sets are on the host, as recorded after the last good install."""
+    try:
+        return paths.installed_prefix.read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def install_and_retire(
+    names: Names, spec: ChainSpec, policy: Policy | None, paths: Paths, configured_before: str | None
+) -> bool:
+    """Install under the configured prefix, then retire the one installed before, then record the new one.
+
+    The record is written only once the install (and retirement) worked, so
+    a failed prefix change is retried, not forgotten.  ``configured_before``
+    stands in for installs made before the record existed.
+    """
+    previous = installed_prefix(paths) or configured_before
+    changed = install_policy(names, spec, policy, paths)
+    changed |= retire_prefix(previous, names)
+    if installed_prefix(paths) != names.prefix:
+        write_atomic(paths.installed_prefix, names.prefix + "\n", 0o644)
     return changed
 
 
 def remove_installation(names: Names) -> bool:
-    """The seed's order: flush the sets, remove the rules that use them, destroy the sets."""
+    """The seed's order: flush the sets, remove the rules that use them, destroy the sets.
+
+    A chain that is not tsadmin's alone (host rules in it, host rules jumping
+    to it) is refused before the sets are emptied.
+    """
     target = IpsetTarget(names)
+    firewall = Firewall(names)
+    firewall.check_owned(removing=True)
     present = target.present()
     target.flush_all()
-    changed = Firewall(names).remove()
+    changed = firewall.remove()
     target.destroy_all()
     return changed or bool(present)
 
 
 def cron_jobs(paths: Paths, config_file: Path) -> list[CronJob]:
-    tsadmin = Path(sys.argv[0]).resolve()
-    options = ["--root", str(paths.root), "--config", str(config_file)]
+    """The interpreter running now and this script: cron's bare environment needs both spelled out."""
+    command = [*host.tsadmin_command(), "--root", str(paths.root), "--config", str(config_file.resolve())]
     return [
-        CronJob("17 */2 * * *", shlex.join([str(tsadmin), "update", *options]), CRON_TAGS[0]),
-        CronJob("7 * * * *", shlex.join([str(tsadmin), "logs", *options]), CRON_TAGS[1]),
+        CronJob("17 */2 * * *", shlex.join([*command[:2], "update", *command[2:]]), CRON_TAGS[0]),
+        CronJob("7 * * * *", shlex.join([*command[:2], "logs", *command[2:]]), CRON_TAGS[1]),
     ]
 
 
@@ -282,9 +322,15 @@ def gather_settings(args: argparse.Namespace, path: Path) -> dict[str, str]:
     given = option_values(args)
     merged = {**raw, **given}
     client = ssh_client()
-    if client and not merged.get("keep_reachable"):
+    kept = [word for word in str(merged.get("keep_reachable") or "").replace(",", " ").split()]
+    if client and client not in kept:
         log.info(f"Keeping {client} (this SSH session) reachable whatever the policy says: keep_reachable")
-        merged["keep_reachable"] = client
+        merged["keep_reachable"] = ", ".join([*kept, client])
+    elif not client and not kept and sys.stdin.isatty():
+        log.warning(
+            "cannot tell this session's SSH client address: if you are logged in remotely, add your "
+            "address with keep_reachable in the config so that the block list cannot lock you out"
+        )
     if merged.get("type", "manual") == "auto":
         needed = {name: LINUX_KEYS[name] for name in AUTOCONF_KEYS}
         merged.update(fetch_settings(_validated(merged, path, needed)))
@@ -322,11 +368,15 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
                 check_valid_ip(config)
         else:
             policy = fetch_policy(config, lifelines_extra=kept_reachable(config))
-        saved = {"ipset": run_tool(["ipset", "save"])}
         firewall = Firewall(names)
+        firewall.check_owned()
+        unit = host.render_unit(paths, path)
+        saved = {"ipset": run_tool(["ipset", "save"])}
         saved.update({"iptables": firewall.backup(4), "ip6tables": firewall.backup(6)})
         changed = bool(host.backup_once(paths, saved))
+        # The firewall first: if it fails, no config, cron job or unit claims an installation.
         before = read_values(path) if path.exists() else None
+        changed |= install_and_retire(names, spec, policy, paths, (before or {}).get("tsprefix"))
         wanted = {name: value for name, value in raw.items() if name in LINUX_KEYS}
         if before is None or any(before.get(name) != value for name, value in wanted.items()):
             save_config(path, wanted, LINUX_KEYS, LINUX_TITLE)
@@ -335,9 +385,7 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
         host.route_kernel_log(paths, host_logfile(config, paths))
         changed |= host.install_logrotate(paths)
         ensure_cron_jobs(cron_jobs(paths, path), cron_root(paths))
-        changed |= host.install_unit(paths)
-        changed |= install_policy(names, spec, policy, paths)
-        changed |= retire_prefix((before or {}).get("tsprefix"), names)
+        changed |= host.install_unit(paths, unit)
     log.info("ThreatSTOP is installed" if changed else "ThreatSTOP was already installed as configured")
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
@@ -347,14 +395,13 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
 
 def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
     config = load(args, paths)
-    previous_prefix = config.tsprefix
-    if config.type == "auto":
-        config = refresh_auto_settings(config)
-    names = derive_names(config.tsprefix)
+    configured_before = config.tsprefix
     with run_lock(paths.lock, "tsadmin"):
+        if config.type == "auto":
+            config = refresh_auto_settings(config)
+        names = derive_names(config.tsprefix)
         policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config))
-        changed = install_policy(names, chain_spec(config), policy, paths)
-        changed |= retire_prefix(previous_prefix, names)
+        changed = install_and_retire(names, chain_spec(config), policy, paths, configured_before)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 
@@ -394,15 +441,22 @@ def command_remove(args: argparse.Namespace, paths: Paths) -> Exit:
             print("Nothing was removed.")
             return Exit.UNCHANGED
     path = config_path(args, paths)
-    prefix = read_values(path).get("tsprefix") if path.exists() else None
-    names = derive_names(prefix or LINUX_KEYS["tsprefix"].default)
+    configured = read_values(path).get("tsprefix") if path.exists() else None
     with run_lock(paths.lock, "tsadmin"):
-        changed = remove_installation(names)
+        prefixes = dict.fromkeys([installed_prefix(paths), configured or LINUX_KEYS["tsprefix"].default])
+        everything = [derive_names(prefix) for prefix in prefixes if prefix]
+        for names in everything:
+            Firewall(names).check_owned(removing=True)
+        changed = False
+        for names in everything:
+            changed |= remove_installation(names)
+        changed |= host.remove_file(paths.installed_prefix)
         changed |= host.remove_log_config(paths)
         changed |= host.set_br_netfilter(paths, False)
         changed |= host.remove_unit(paths)
         changed |= bool(remove_cron_jobs(CRON_TAGS, cron_root(paths)))
         changed |= host.remove_file(paths.state)
+        host.remove_file(paths.state_pending)
     log.info(f"ThreatSTOP rules removed; the config stays in {path} and the backups in {paths.install_dir}")
     return Exit.CHANGED if changed else Exit.UNCHANGED
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from ts_isr.config import Invalid
+from ts_isr.errors import DeviceError
 from ts_isr.linux.names import Names
 from ts_isr.linux.system import run_tool
 
@@ -66,7 +67,8 @@ def parse_logopts(text: str) -> tuple[str, ...]:
 class ChainSpec:
     """What the chain holds: the allow action, and the LOG options for which direction."""
 
-    allow_action: str = "ACCEPT"
+    # RETURN: an allowed address is simply not blocked; the host's own rules still apply to it.
+    allow_action: str = "RETURN"
     logopts: tuple[str, ...] = ()
     logopts_direction: str = "both"
 
@@ -139,6 +141,52 @@ def _delete_jumps(table: FilterTable, chain: str) -> list[str]:
     ]
 
 
+def foreign_rules(table: FilterTable, names: Names) -> list[str]:
+    """Rules inside a chain of our name that tsadmin never writes: a host chain that happens to share it.
+
+    tsadmin only writes rules matching one of its own sets; anything else
+    means the chain is the host's, and emptying or deleting it would drop the
+    host's own firewall.
+    """
+    ours = tuple(
+        f"-A {names.chain} -m set --match-set {s.name} {way} -j "
+        for s in names.sets
+        for way in ("src", "dst")
+    )
+    return [rule for rule in table.chain_rules(names.chain) if not rule.startswith(ours)]
+
+
+def foreign_references(table: FilterTable, names: Names) -> list[str]:
+    """Rules outside our chain that jump to it, other than our own jumps from the built-in chains."""
+    targets = {f"-j {names.chain}", f"-g {names.chain}"}
+    return [
+        rule
+        for chain, rules in table.rules.items()
+        if chain != names.chain
+        for rule in rules
+        if rule != jump_rule(chain, names.chain) or chain not in BUILTIN_CHAINS
+        if any(rule.endswith(target) or f"{target} " in rule for target in targets)
+    ]
+
+
+def check_owned(table: FilterTable, names: Names, family: int, *, removing: bool) -> None:
+    """Refuse, before anything changes, to rewrite or delete a chain that is not tsadmin's alone."""
+    tool = TOOLS[family][0]
+    foreign = foreign_rules(table, names)
+    if foreign:
+        raise DeviceError(
+            f"{tool} shows a chain {names.chain} holding rules tsadmin did not write ({foreign[0]}): "
+            f"it is the host's own; choose another --tsprefix (or move those rules out); nothing was changed"
+        )
+    references = foreign_references(table, names) if removing else []
+    if references:
+        raise DeviceError(
+            f"{tool} shows a rule of the host jumping to {names.chain} ({references[0]}): delete it "
+            f"({tool.removesuffix('-save')} {references[0].replace('-A ', '-D ', 1)}) and run tsadmin "
+            "remove again; nothing was changed"
+        )
+
+
 def render_install(table: FilterTable, names: Names, rules: list[str]) -> str | None:
     """The batch that (re)writes the chain and puts its jumps on top, or None when all is in place.
 
@@ -175,11 +223,28 @@ class Firewall:
     def table(self, family: int) -> FilterTable:
         return parse_filter(self.run([TOOLS[family][0], "-t", "filter"]))
 
+    def optional_table(self, family: int) -> FilterTable:
+        """IPv6 may be off on this host (no ip6tables, no table): then there is nothing of ours in it."""
+        try:
+            return self.table(family)
+        except DeviceError:
+            if family == 4:
+                raise
+            return FilterTable((), {})
+
+    def check_owned(self, families: Iterable[int] = (4, 6), *, removing: bool = False) -> None:
+        """DeviceError unless a chain of our name, where it exists, holds only tsadmin's rules."""
+        for family in families:
+            check_owned(self.optional_table(family), self.names, family, removing=removing)
+
     def install(self, families: Iterable[int], spec: ChainSpec) -> bool:
         """Bring the chain of each family to ``spec``, on top; True when anything changed."""
+        tables = {family: self.table(family) for family in families}
+        for family, table in tables.items():
+            check_owned(table, self.names, family, removing=False)
         changed = False
-        for family in families:
-            batch = render_install(self.table(family), self.names, render_chain(self.names, family, spec))
+        for family, table in tables.items():
+            batch = render_install(table, self.names, render_chain(self.names, family, spec))
             if batch is not None:
                 self.run([TOOLS[family][1], "--noflush"], batch)
                 changed = True
@@ -187,9 +252,12 @@ class Firewall:
 
     def remove(self) -> bool:
         """Take the jumps and the chain out of both families; the host's own rules stay as they are."""
+        tables = {family: self.optional_table(family) for family in (4, 6)}
+        for family, table in tables.items():
+            check_owned(table, self.names, family, removing=True)
         changed = False
-        for family in (4, 6):
-            batch = render_removal(self.table(family), self.names)
+        for family, table in tables.items():
+            batch = render_removal(table, self.names)
             if batch is not None:
                 self.run([TOOLS[family][1], "--noflush"], batch)
                 changed = True
@@ -199,5 +267,13 @@ class Firewall:
         return self.names.chain in self.table(4).chains
 
     def backup(self, family: int) -> str:
-        """The family's whole ruleset as ``iptables-save`` prints it, for the pre-install backup."""
-        return self.run([TOOLS[family][0]])
+        """The family's whole ruleset as ``iptables-save`` prints it, for the pre-install backup.
+
+        A host without IPv6 has no IPv6 ruleset: its backup is empty.
+        """
+        try:
+            return self.run([TOOLS[family][0]])
+        except DeviceError:
+            if family == 4:
+                raise
+            return ""

@@ -7,6 +7,7 @@ is the real ``/``: under a test's ``--root`` nothing outside it is touched.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -146,12 +147,61 @@ def reload_syslog(paths: Paths, daemon: str) -> None:
         subprocess.run(["systemctl", "kill", "-s", "HUP", "rsyslog"], check=False, capture_output=True)
 
 
-def install_unit(paths: Paths) -> bool:
-    """The boot-time restore unit, enabled when systemd runs this host."""
-    tsadmin = Path(sys.argv[0]).resolve()
-    text = Template(UNIT_TEMPLATE.read_text(encoding="utf-8")).substitute(
-        tsadmin=config_string(tsadmin), root=config_string(paths.root)
+def environ_value(environ: bytes, name: str) -> str | None:
+    """One variable from a ``/proc/<pid>/environ`` block (NUL-separated ``NAME=value``)."""
+    prefix = name.encode() + b"="
+    for entry in environ.split(b"\0"):
+        if entry.startswith(prefix):
+            return entry[len(prefix) :].decode(errors="replace")
+    return None
+
+
+def parent_pid(stat: str) -> int:
+    """The parent's pid from ``/proc/<pid>/stat``; the command name in parentheses may hold spaces."""
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def ancestor_variable(name: str, pid: int | None = None) -> str | None:
+    """``name`` from the nearest parent process that has it (sudo resets tsadmin's own environment)."""
+    pid = os.getppid() if pid is None else pid
+    while pid > 1:
+        proc = Path("/proc") / str(pid)
+        try:
+            value = environ_value((proc / "environ").read_bytes(), name)
+            if value:
+                return value
+            pid = parent_pid((proc / "stat").read_text(encoding="utf-8", errors="replace"))
+        except (OSError, ValueError, IndexError):
+            return None
+    return None
+
+
+def tsadmin_command() -> list[str]:
+    """This interpreter and this script: cron and systemd start with a bare PATH and no virtualenv."""
+    return [sys.executable, str(Path(sys.argv[0]).resolve())]
+
+
+def unit_word(value: str | Path) -> str:
+    """One ExecStart word: double-quoted so spaces stay inside, ``%`` doubled so systemd keeps it.
+
+    config_string refuses what a systemd quoted word cannot hold (quotes, backslashes, ``$``).
+    """
+    return '"' + config_string(value).replace("%", "%%") + '"'
+
+
+def render_unit(paths: Paths, config_file: Path) -> str:
+    """The unit's text, rendered (and refused) before anything is installed."""
+    python, tsadmin = tsadmin_command()
+    return Template(UNIT_TEMPLATE.read_text(encoding="utf-8")).substitute(
+        python=unit_word(python),
+        tsadmin=unit_word(tsadmin),
+        root=unit_word(paths.root),
+        config=unit_word(config_file.resolve()),
     )
+
+
+def install_unit(paths: Paths, text: str) -> bool:
+    """The boot-time restore unit (from :func:`render_unit`), enabled when systemd runs this host."""
     changed = _install_if_changed(paths, paths.relative(paths.systemd_unit).as_posix(), text)
     if changed and paths.root == Path("/") and Path("/run/systemd/system").is_dir():
         run_tool(["systemctl", "daemon-reload"])

@@ -73,7 +73,13 @@ LINUX_KEYS = schema(
         "Prefix of the chain, the ipsets and the LOG prefix (at most 12 characters).",
         DEFAULT_PREFIX,
     ),
-    Key("allow_action", parse_allow_action, "Action for allow-list matches: ACCEPT or RETURN.", "ACCEPT"),
+    # RETURN by default: an allowed address is not blocked, and the host's own rules still judge it.
+    Key(
+        "allow_action",
+        parse_allow_action,
+        "Action for allow-list matches: RETURN (not blocked; the host's rules decide) or ACCEPT.",
+        "RETURN",
+    ),
     Key("logopts", parse_logopts_text, "Extra iptables LOG options, e.g. --log-uid --log-level 6."),
     Key("logopts_direction", _choice(*DIRECTIONS), "Direction the logopts apply to: in, out, both.", "both"),
     Key("load_br_netfilter", parse_bool, "Load br_netfilter at boot so bridged traffic is filtered.", "no"),
@@ -154,6 +160,16 @@ class Paths:
     def state(self) -> Path:
         """Our live sets as saved after every update: the boot-time restore reads it."""
         return self.install_dir / "threatstop_ipset.save"
+
+    @property
+    def state_pending(self) -> Path:
+        """Present while the sets hold something the saved state does not (a save that failed)."""
+        return self.install_dir / "threatstop_ipset.save.pending"
+
+    @property
+    def installed_prefix(self) -> Path:
+        """The prefix whose chain and sets are installed: a prefix change retires that one."""
+        return self.install_dir / "installed_prefix"
 
     def backup(self, what: str) -> Path:
         """``pre-threatstop_ipset``, ``pre-threatstop_iptables``, ``pre-threatstop_ip6tables``."""

@@ -2,7 +2,11 @@
 
 An update fills a ``...new`` twin of every set and swaps it with the live one,
 create, add, swap and destroy in ONE batch on stdin: the live sets are never
-empty or half-filled, and the kernel sees each swap as a single step.  Entries
+empty or half-filled, and the kernel sees each swap as a single step.
+``ipset restore`` runs its lines one by one, so the swaps of different sets
+are separate steps: the only way one of them fails (a live set of another
+type or family) is checked before the batch starts, so either no set is
+swapped or all are.  Entries
 are rendered only from parsed :class:`~ts_isr.ranges.Cidr` objects, and what
 ``ipset save`` prints is parsed strictly before it is trusted.
 """
@@ -240,13 +244,29 @@ class IpsetTarget(Target):
         """The families whose sets exist: the chain is written for these."""
         return (4, 6) if any(s.name in self.sets for s in self.names.family_sets(6)) else (4,)
 
+    def check_types(self, families: Iterable[int]) -> None:
+        """A live set of our name but another type or family would refuse its swap: refuse first."""
+        for spec in self.names.sets:
+            live = self.sets.get(spec.name)
+            if (
+                spec.family in families
+                and live
+                and (live.hash_type, live.family) != (spec.hash_type, spec.family)
+            ):
+                raise DeviceError(
+                    f"ipset {spec.name} exists as {live.hash_type} (IPv{live.family}) but tsadmin needs "
+                    f"{spec.hash_type} (IPv{spec.family}): it is not tsadmin's; destroy or rename it, "
+                    "or choose another --tsprefix; nothing was changed"
+                )
+
     def apply(self, plan: Plan) -> None:
         desired = {change.kind: change.desired for change in plan.changes}
+        update = render_update(self.names, desired, self.live_sets())
+        self.check_types(update.families)
         leftovers = [spec.new for spec in self.names.sets if spec.new in self.sets]
         if leftovers:
             log.info(f"Removing {len(leftovers)} set(s) left by an interrupted run: {', '.join(leftovers)}")
             self.run(["ipset", "restore"], render_destroy(leftovers))
-        update = render_update(self.names, desired, self.live_sets())
         try:
             self.stream(["ipset", "restore"], update.chunks())
         except DeviceError:

@@ -14,7 +14,16 @@ from netmiko.exceptions import NetmikoTimeoutException
 from tests.support.lab import lab_device
 from tests.support.tools import free_port, require_tool, wait_for_port
 from ts_isr.errors import DeviceError
-from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, known_hosts_name, store_host_key
+from ts_isr.hostkeys import (
+    fetch_host_key,
+    fingerprint,
+    known_host_keys,
+    known_hosts_name,
+    store_host_key,
+    trust,
+)
+
+OTHER_ED25519 = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
 
 
 def strict_login(dev, known_hosts: Path) -> str:
@@ -46,7 +55,9 @@ def test_fetched_key_is_the_devices_and_openssh_agrees_on_fingerprint_and_file(t
             [keygen, "-F", f"[{dev.host}]:{dev.port}", "-f", str(known_hosts)], capture_output=True, text=True
         )
         assert found.returncode == 0, "OpenSSH finds the entry under [host]:port"
-        assert fingerprint(known_host_key(known_hosts, dev.host, dev.port)) == fingerprint(key)
+        assert [fingerprint(k) for k in known_host_keys(known_hosts, dev.host, dev.port)] == [
+            fingerprint(key)
+        ]
         assert strict_login(dev, known_hosts).strip(), "netmiko logged in with the stored key"
 
 
@@ -84,10 +95,51 @@ def test_storing_replaces_the_old_key_of_that_host_only(tmp_path: Path) -> None:
     assert [line for line in lines if new.get_base64() in line] == [
         f"[127.0.0.1]:2222 {new.get_name()} {new.get_base64()}"
     ]
-    assert fingerprint(known_host_key(known_hosts, "127.0.0.1", 2222)) == fingerprint(new)
-    assert fingerprint(known_host_key(known_hosts, "192.0.2.7", 22)) == fingerprint(neighbour)
-    assert known_host_key(known_hosts, "127.0.0.1", 22) is None
-    assert known_host_key(tmp_path / "absent", "127.0.0.1", 22) is None
+    assert [fingerprint(k) for k in known_host_keys(known_hosts, "127.0.0.1", 2222)] == [fingerprint(new)]
+    assert [fingerprint(k) for k in known_host_keys(known_hosts, "192.0.2.7", 22)] == [fingerprint(neighbour)]
+    assert known_host_keys(known_hosts, "127.0.0.1", 22) == []
+    assert known_host_keys(tmp_path / "absent", "127.0.0.1", 22) == []
+
+
+def test_trust_compares_the_key_of_the_same_type_and_never_takes_a_changed_key_unasked(
+    tmp_path: Path,
+) -> None:
+    """Review items 12, 3 and 13: an RSA line from ssh-keyscan before the device's ed25519 line is no
+    change; a changed key needs a person (confirm); an undecodable byte is not an internal error."""
+    stale_rsa = paramiko.RSAKey.generate(1024)
+    with lab_device(tmp_path) as dev:
+        known_hosts = tmp_path / "known_hosts"
+        name = f"[{dev.host}]:{dev.port}"
+        both = f"{name} ssh-rsa {stale_rsa.get_base64()}\n{dev.known_hosts_line()}\n"
+        known_hosts.write_text(both)
+        trust(known_hosts, dev.host, dev.port, 30, unasked=False)
+        assert known_hosts.read_text() == both, "already trusted: nothing written"
+        strict_login(dev, known_hosts)
+        undecodable = tmp_path / "latin-1"
+        undecodable.write_bytes(b"# caf\xe9\n" + both.encode())
+        keys = known_host_keys(undecodable, dev.host, dev.port)
+        assert [key.get_name() for key in keys] == ["ssh-rsa", "ssh-ed25519"]
+
+        changed = f"{name} ssh-ed25519 {OTHER_ED25519}\n"
+        known_hosts.write_text(changed)
+        with pytest.raises(DeviceError, match=r"has changed.*run setup at a terminal"):
+            trust(known_hosts, dev.host, dev.port, 30, unasked=True)
+        assert known_hosts.read_text() == changed
+        asked = []
+        with pytest.raises(DeviceError, match="was not trusted"):
+            trust(
+                known_hosts, dev.host, dev.port, 30, unasked=True, confirm=lambda d: asked.append(d) or False
+            )
+        assert asked == [False] and known_hosts.read_text() == changed, "a changed key is offered with N"
+        trust(known_hosts, dev.host, dev.port, 30, unasked=False, confirm=lambda default: True)
+        assert known_hosts.read_text().strip() == dev.known_hosts_line()
+
+        known_hosts.write_text("")
+        with pytest.raises(DeviceError, match=r"not trusted yet.*--trust-host-key"):
+            trust(known_hosts, dev.host, dev.port, 30, unasked=False)
+        trust(known_hosts, dev.host, dev.port, 30, unasked=True)
+        assert known_hosts.read_text().strip() == dev.known_hosts_line()
+        strict_login(dev, known_hosts)
 
 
 def test_names_follow_openssh() -> None:

@@ -20,6 +20,7 @@ from tests.support.lab import lab_device
 from tests.support.tools import free_port
 from ts_isr.commands.upload_rules import main
 from ts_isr.errors import Exit
+from ts_isr.hostkeys import fingerprint
 from ts_isr.lock import run_lock
 
 ZONE = "ts.test."
@@ -229,6 +230,13 @@ def test_ssh_failures_are_one_clear_line(tmp_path, knot, capsys):
         run.known_hosts.write_text(f"[{device.host}]:{device.port} {other.get_name()} {other.get_base64()}\n")
         code, out = run()
         assert code == Exit.FAILED and "host key changed" in out and out.count("\n") == 1
+        changed = run.known_hosts.read_text()
+        code, out = run("--trust-host-key")  # review items 3 and 20: cron must not switch checking off
+        assert code == Exit.FAILED and out.count("\n") == 2, out
+        assert (
+            "HOST KEY HAS CHANGED" in out and fingerprint(other) in out and "run setup at a terminal" in out
+        )
+        assert run.known_hosts.read_text() == changed
         run.known_hosts.write_text("")
         code, out = run()
         assert code == Exit.FAILED and "unknown" in out and "--trust-host-key" in out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import paramiko
@@ -18,6 +19,7 @@ from paramiko.hostkeys import HostKeyEntry, HostKeys, InvalidHostKey
 
 from ts_isr.errors import DeviceError
 from ts_isr.files import write_atomic
+from ts_isr.log import log
 
 
 def known_hosts_name(host: str, port: int) -> str:
@@ -25,8 +27,21 @@ def known_hosts_name(host: str, port: int) -> str:
     return host if port == 22 else f"[{host}]:{port}"
 
 
-def fetch_host_key(host: str, port: int, timeout: float) -> paramiko.PKey:
-    """The key the SSH server at ``host:port`` presents, from a key exchange alone (no login)."""
+def _preferring(key_types: Sequence[str], key_name: str) -> list[str]:
+    """``key_types`` with ``key_name`` first, as paramiko's SSHClient (under netmiko) orders them
+    for a host it knows, so that the key fetched here is the one a login will be shown."""
+    if key_name == "ssh-rsa":
+        key_name = next((name for name in ("rsa-sha2-512", "rsa-sha2-256") if name in key_types), key_name)
+    if key_name not in key_types:
+        return list(key_types)
+    return [key_name, *(name for name in key_types if name != key_name)]
+
+
+def fetch_host_key(host: str, port: int, timeout: float, prefer: str | None = None) -> paramiko.PKey:
+    """The key the SSH server at ``host:port`` presents, from a key exchange alone (no login).
+
+    ``prefer`` (a key type such as ``ssh-ed25519``) asks for that type first.
+    """
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
@@ -39,6 +54,9 @@ def fetch_host_key(host: str, port: int, timeout: float) -> paramiko.PKey:
     transport = paramiko.Transport(sock)
     transport.banner_timeout = timeout
     transport.handshake_timeout = timeout
+    if prefer is not None:
+        options = transport.get_security_options()
+        options.key_types = _preferring(options.key_types, prefer)
     try:
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
@@ -73,7 +91,7 @@ def _matches(entry: HostKeyEntry, name: str) -> bool:
 def _entries(known_hosts: Path) -> list[tuple[str, HostKeyEntry | None]]:
     """Every line with its parsed entry (``None`` for comments and lines paramiko cannot read)."""
     try:
-        text = known_hosts.read_text(encoding="utf-8")
+        text = known_hosts.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
     rows = []
@@ -101,10 +119,62 @@ def store_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) 
     write_atomic(known_hosts, "\n".join(kept) + "\n", 0o600)
 
 
-def known_host_key(known_hosts: Path, host: str, port: int) -> paramiko.PKey | None:
-    """The key trusted for ``host:port``, or ``None`` when there is none yet."""
+def known_host_keys(known_hosts: Path, host: str, port: int) -> list[paramiko.PKey]:
+    """Every key trusted for ``host:port``, in file order (a login asks for the first one's type)."""
     name = known_hosts_name(host, port)
-    for _line, entry in _entries(known_hosts):
-        if entry is not None and entry.key is not None and _matches(entry, name):
-            return entry.key
-    return None
+    return [
+        entry.key
+        for _line, entry in _entries(known_hosts)
+        if entry is not None and entry.key is not None and _matches(entry, name)
+    ]
+
+
+def trust(
+    known_hosts: Path,
+    host: str,
+    port: int,
+    timeout: float,
+    *,
+    unasked: bool,
+    confirm: Callable[[bool], bool] | None = None,
+) -> None:
+    """Trust on first use: make sure ``known_hosts`` trusts the key the device presents.
+
+    A key already trusted (compared with the trusted key of the same type)
+    passes.  A first key is trusted with ``unasked`` (``--trust-host-key``) or
+    when ``confirm(default)`` says yes.  A changed key is trusted only by
+    ``confirm``, a person at a terminal who was shown both fingerprints:
+    never by a flag, which in cron would switch host-key checking off.
+    """
+    trusted = known_host_keys(known_hosts, host, port)
+    key = fetch_host_key(host, port, timeout, prefer=trusted[0].get_name() if trusted else None)
+    shown = fingerprint(key)
+    same_type = [old for old in trusted if old.get_name() == key.get_name()]
+    if any(old.asbytes() == key.asbytes() for old in same_type):
+        log.info(f"The device's SSH host key {shown} is already trusted.")
+        return
+    if trusted:
+        old = (same_type or trusted)[0]
+        was = f"{old.get_name()} {fingerprint(old)}"
+        log.warning(
+            f"THE DEVICE'S SSH HOST KEY HAS CHANGED: it was {was}, it is now {key.get_name()} {shown}. "
+            "Trust the new key only if the device was replaced or re-keyed: someone may be in between."
+        )
+        if confirm is None:
+            raise DeviceError(
+                f"the SSH host key of {host}:{port} has changed (trusted: {was}; presented: "
+                f"{key.get_name()} {shown}); nothing was changed. If the device was replaced or re-keyed, "
+                "run setup at a terminal: it shows both fingerprints and asks"
+            )
+    log.info(f"The device {host} port {port} presents this SSH host key: {key.get_name()} {shown}")
+    log.info("Compare it with the fingerprint the device itself shows before you trust it.")
+    if not (unasked and not trusted):
+        if confirm is None:
+            raise DeviceError(
+                f"the device's SSH host key {shown} is not trusted yet; check it on the device and "
+                "run again with --trust-host-key"
+            )
+        if not confirm(not trusted):
+            raise DeviceError("the device's SSH host key was not trusted; nothing was installed")
+    store_host_key(known_hosts, host, port, key)
+    log.info(f"Trusted the device's SSH host key {shown} of {host}:{port} in {known_hosts}.")

@@ -20,12 +20,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ts_isr import __version__, sysconf
+from ts_isr import __version__, hostkeys, sysconf
 from ts_isr.commands.common import command_dir, command_parser, load_command_config, run_command
 from ts_isr.commands.upload_rules import cisco_target
 from ts_isr.config import CISCO_KEYS, Config, Invalid, find_config, read_values, save_config
-from ts_isr.errors import ConfigError, DeviceError, Exit, TsError
-from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, store_host_key
+from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.log import add_secret, log, setup_logging
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -250,45 +249,27 @@ def countdown(seconds: int) -> None:
 # --- after "Apply settings": the device, the system, the first run ---------------------------------------
 
 
-def trust_host_key(config: Config, *, accept: bool, can_ask: bool) -> None:
-    """Fetch the device's SSH host key and make sure known_hosts trusts it (the seed's "ssh once")."""
-    host, port = str(config.device), config.ssh_port
-    log.info(f"Verifying network access to CISCO device {host}")
-    key = fetch_host_key(host, port, config.ssh_timeout)
-    log.info("Network access OK.")
-    shown = fingerprint(key)
-    trusted = known_host_key(config.known_hosts, host, port)
-    if trusted is not None and fingerprint(trusted) == shown:
-        log.info(f"The device's SSH host key {shown} is already trusted.")
-        return
-    if trusted is not None:
-        log.warning(
-            f"THE DEVICE'S SSH HOST KEY HAS CHANGED: it was {fingerprint(trusted)}, it is now {shown}. "
-            "Trust the new key only if the device was replaced or re-keyed: someone may be in between."
-        )
-    log.info(f"The device {host} port {port} presents this SSH host key: {key.get_name()} {shown}")
-    log.info("Compare it with the fingerprint the device itself shows before you trust it.")
-    if not accept:
-        if not can_ask:
-            raise DeviceError(
-                f"the device's SSH host key {shown} is not trusted yet; check it on the device and "
-                "run setup again with --trust-host-key"
-            )
-        if not confirm("Trust this host key", default=trusted is None):
-            raise DeviceError("the device's SSH host key was not trusted; nothing was installed")
-    store_host_key(config.known_hosts, host, port, key)
-    log.info(f"Trusted the device's SSH host key {shown} in {config.known_hosts}.")
-
-
-def check_login(config: Config) -> None:
-    """Log in and enter privileged mode as upload_rules will (strict host key); one line per failure."""
+def check_access(config: Config, *, accept: bool, can_ask: bool) -> None:
+    """The seed's "ssh once": trust the device's host key, then log in and enter privileged mode as
+    upload_rules will (strict host key); one line per failure."""
+    log.info(f"Verifying network access to CISCO device {config.device}")
     log.info("Establishing ssh connection")
+    ask = (lambda default: confirm("Trust this host key", default=default)) if can_ask else None
+    hostkeys.trust(
+        config.known_hosts,
+        str(config.device),
+        config.ssh_port,
+        config.ssh_timeout,
+        unasked=accept,
+        confirm=ask,
+    )
     target = cisco_target(config, ("block",))
     try:
         target.connect()
     finally:
         target.close()
     log.info("Login and enable OK.")
+    log.info("Network access OK.")
 
 
 def install_system_files(config: Config, root: Path | None, control: Path | None) -> None:
@@ -388,7 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--take-defaults", action="store_true", help="no questions: show the values, apply after a countdown"
     )
     parser.add_argument("--countdown", type=int, default=10, metavar="S", help="seconds for --take-defaults")
-    parser.add_argument("--trust-host-key", action="store_true", help="trust the device's SSH key unasked")
+    parser.add_argument(
+        "--trust-host-key",
+        action="store_true",
+        help="trust the device's SSH key unasked when none is trusted yet "
+        "(a changed key is only ever trusted at a terminal, after both fingerprints are shown)",
+    )
     parser.add_argument("--root", type=Path, metavar="DIR", help="write system files and crontab under DIR")
     parser.add_argument("--syslog-ng-ctl", type=Path, metavar="SOCKET", help="syslog-ng's control socket")
     parser.add_argument("--no-first-run", action="store_true", help="do not run upload_rules at the end")
@@ -449,8 +435,7 @@ def setup(args: argparse.Namespace) -> Exit:
     log.info(f"Settings saved in {path} (mode 0600).")
     config = load_command_config(str(path))  # registers the typed passwords for masking too
     setup_logging(config.tsoutput, verbose=args.verbose, quiet=args.silent)
-    trust_host_key(config, accept=args.trust_host_key, can_ask=interactive)
-    check_login(config)
+    check_access(config, accept=args.trust_host_key, can_ask=interactive)
     if not args.silent:
         print("\nWe are about to start the system configuration process.\n")
     install_system_files(config, args.root, args.syslog_ng_ctl)

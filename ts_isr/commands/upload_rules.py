@@ -12,12 +12,11 @@ import sys
 import time
 from datetime import datetime
 
-from ts_isr import __version__
+from ts_isr import __version__, hostkeys
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
-from ts_isr.hostkeys import fetch_host_key, fingerprint, known_host_key, store_host_key
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.sync import OwnershipStore, SyncOptions, synchronise
@@ -38,7 +37,9 @@ def parser() -> argparse.ArgumentParser:
         help="apply even a list that shrinks the group by more than max_shrink",
     )
     parser.add_argument(
-        "--trust-host-key", action="store_true", help="trust the device's current SSH host key (first use)"
+        "--trust-host-key",
+        action="store_true",
+        help="trust the device's SSH host key when none is trusted yet (a changed key still fails)",
     )
     parser.add_argument(
         "--print-policy", action="store_true", help="print the policy (block/allow CIDRs); touch no device"
@@ -65,21 +66,6 @@ def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
     return CiscoTarget(dialect, device_of(config), groups, exclusive=config.exclusive_groups)
 
 
-def trust_host_key(config: Config) -> None:
-    """``--trust-host-key``: trust whatever key the device presents now, saying so loudly."""
-    host, port = str(config.device), config.ssh_port
-    key = fetch_host_key(host, port, config.ssh_timeout)
-    old = known_host_key(config.known_hosts, host, port)
-    if old is not None and old.asbytes() == key.asbytes():
-        log.info(f"The device's SSH host key {fingerprint(key)} is already trusted.")
-        return
-    store_host_key(config.known_hosts, host, port, key)
-    replaced = f" (replacing {fingerprint(old)})" if old is not None else ""
-    log.warning(
-        f"trusted the SSH host key {fingerprint(key)} of {host}:{port}{replaced} in {config.known_hosts}"
-    )
-
-
 def upload(config: Config, args: argparse.Namespace) -> Exit:
     log.info("Previous configuration found ... Loading config data...")
     log.info("Initializing data from configuration file.")
@@ -94,7 +80,9 @@ def upload(config: Config, args: argparse.Namespace) -> Exit:
     kinds = ("block", "allow") if config.allow_list or policy.allow else ("block",)
     log.info("Initializing remote connection.")
     if args.trust_host_key:
-        trust_host_key(config)
+        hostkeys.trust(
+            config.known_hosts, str(config.device), config.ssh_port, config.ssh_timeout, unasked=True
+        )
     device = cisco_target(config, kinds)
     target = DryRunTarget(device) if args.dry_run else device
     options = SyncOptions(

@@ -385,7 +385,7 @@ def _connect_error(exc: Exception, device: Device) -> DeviceError:
     if "does not match" in text:
         return DeviceError(
             f"host key changed for {where}: the device is not the one trusted in {device.known_hosts}; "
-            "if it was replaced, check its fingerprint and run setup (or upload_rules --trust-host-key)"
+            "if it was replaced or re-keyed, run setup at a terminal: it shows both fingerprints and asks"
         )
     if "not found in known_hosts" in text:
         return DeviceError(

@@ -37,6 +37,7 @@ from ts_isr.logupload import (
     is_rotated_name,
     is_spool_name,
     line_cut,
+    opened_for_writing,
     spool_name,
     upload_logs,
 )
@@ -357,3 +358,60 @@ def test_a_line_longer_than_a_part_is_split_with_a_warning(server, logfile, tmp_
     run(spool_for(logfile, tmp_path), server, part_size=1024)
     assert server.received() == content
     assert "longer than log_part_size" in caplog.text
+
+
+def test_rotated_gzip_files_with_the_same_mtime_are_both_sent(server, logfile, tmp_path):
+    """Review item 8: device.log.1.gz and device.log.2.gz with one mtime used to take one spool name."""
+    first, second = numbered(0, 100), numbered(100, 200)
+    when = time.time() - 3600
+    for name, content in (("device.log.2.gz", first), ("device.log.1.gz", second)):
+        path = logfile.with_name(name)
+        path.write_bytes(gzip.compress(content))
+        os.utime(path, (when, when))
+    spool = spool_for(logfile, tmp_path)
+    run(spool, server)
+    assert sorted(server.received().splitlines(keepends=True)) == sorted((first + second).splitlines(True))
+    assert len(server.uploads) == 2
+
+
+def test_a_packed_file_whose_plain_twin_differs_is_kept_and_sent(server, logfile, tmp_path):
+    """A .gz is removed beside its plain twin only when it inflates to exactly that twin."""
+    spool = spool_for(logfile, tmp_path)
+    spool.spool_dir.mkdir(parents=True)
+    name = spool_name(logfile.name, time.time() - 60, lambda n: False)
+    (spool.spool_dir / name).write_bytes(numbered(0, 50))
+    (spool.spool_dir / f"{name}.gz").write_bytes(gzip.compress(numbered(50, 100)))
+    twin = spool_name(logfile.name, time.time() - 30, lambda n: False)
+    (spool.spool_dir / twin).write_bytes(numbered(100, 150))
+    (spool.spool_dir / f"{twin}.gz").write_bytes(gzip.compress(numbered(100, 150)))  # a stopped inflate
+    run(spool, server)
+    assert sorted(server.received().splitlines()) == sorted(numbered(0, 150).splitlines())
+    assert not list(spool.spool_dir.glob("*.gz"))
+
+
+def test_an_inflated_file_keeps_the_mode_of_its_gzip(server, logfile, tmp_path):
+    """Review item 18: a 0600 rotated log must not become 0644 in the spool."""
+    packed = logfile.with_name("device.log.1.gz")
+    packed.write_bytes(gzip.compress(numbered(0, 10)))
+    packed.chmod(0o600)
+    spool = spool_for(logfile, tmp_path)
+    run(spool, server)
+    [sent] = spool.uploaded_dir.iterdir()
+    assert sent.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_reader_holding_the_log_open_does_not_delay_the_upload(server, logfile, tmp_path):
+    """Review item 9: `tail -f` or `less` on the spool file cannot add lines, so it must not count."""
+    spool = spool_for(logfile, tmp_path, spool_dir=tmp_path / "spool")
+    spool.close_timeout = 0.3
+    logfile.write_bytes(numbered(0, 10))
+    with logfile.open("rb"):
+        report = run(spool, server)
+    assert not report.waiting
+    assert server.received() == numbered(0, 10)
+
+
+def test_open_flags_tell_writers_from_readers():
+    assert opened_for_writing("pos:\t0\nflags:\t0100001\nmnt_id:\t29\n")
+    assert opened_for_writing("pos:\t0\nflags:\t02100002\n")
+    assert not opened_for_writing("pos:\t0\nflags:\t0100000\nmnt_id:\t29\n")

@@ -1,7 +1,8 @@
 """Upload a device's syslog files to ThreatSTOP over HTTPS: every line once, none lost.
 
 Shared by ``loguploadclient`` (Cisco) and ``tsadmin logs`` (Linux host): it
-knows files, a URL and a device's identity, never a config schema.
+knows files, a URL and a device's identity; of a config it only reads the
+upload keys both schemas share (:func:`upload_configured`).
 
 How one run goes (:func:`upload_logs`, under a lock):
 
@@ -54,6 +55,7 @@ import secrets
 import shlex
 import shutil
 import ssl
+import stat
 import subprocess
 import tempfile
 import time
@@ -63,12 +65,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import requests
 
 from ts_isr.errors import ConfigError, TsError
+from ts_isr.files import write_atomic
 from ts_isr.lock import run_lock
 from ts_isr.log import add_secret, log
 
@@ -205,7 +208,12 @@ class LogSpool:
         self.close_timeout = close_timeout
 
     def _new_path(self, when: float) -> Path:
-        return self.spool_dir / spool_name(self.logfile.name, when, lambda n: (self.spool_dir / n).exists())
+        """A free spool name: neither it nor its packed form (``.gz``, inflated later into it) exists."""
+        return self.spool_dir / spool_name(
+            self.logfile.name,
+            when,
+            lambda n: (self.spool_dir / n).exists() or (self.spool_dir / f"{n}.gz").exists(),
+        )
 
     def _make_dirs(self) -> None:
         for directory in (self.spool_dir, self.uploaded_dir, self.progress_dir):
@@ -307,11 +315,16 @@ class LogSpool:
         for packed in sorted(self.spool_dir.glob("*.gz")):
             plain = packed.with_name(packed.name[: -len(".gz")])
             if plain.exists():
-                packed.unlink()
-                continue
+                if _same_inflated(packed, plain):
+                    packed.unlink()  # a run stopped between renaming X into place and removing X.gz
+                    continue
+                moved = self._new_path(packed.stat().st_mtime)
+                os.rename(packed, moved.with_name(moved.name + ".gz"))
+                packed, plain = moved.with_name(moved.name + ".gz"), moved
             partial = plain.with_name(plain.name + ".tmp")
+            mode = stat.S_IMODE(packed.stat().st_mode)
             try:
-                with gzip.open(packed, "rb") as source, partial.open("wb") as sink:
+                with gzip.open(packed, "rb") as source, os.fdopen(_create(partial, mode), "wb") as sink:
                     shutil.copyfileobj(source, sink, CHUNK)
                     sink.flush()
                     os.fsync(sink.fileno())
@@ -356,12 +369,7 @@ class LogSpool:
         """Write the confirmed offset atomically: a crash leaves the old or the new record, never half."""
         target = self._progress_path(path)
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"offset": progress.offset, "parts": progress.parts}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        write_atomic(target, json.dumps({"offset": progress.offset, "parts": progress.parts}))
 
     def mark_done(self, path: Path) -> None:
         """Move a fully confirmed file to uploaded/ with the upload time as its mtime."""
@@ -386,8 +394,40 @@ class LogSpool:
         return removed
 
 
+def _create(path: Path, mode: int) -> int:
+    """A new file with exactly ``mode`` (the umask would loosen or tighten it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)
+    return fd
+
+
+def _same_inflated(packed: Path, plain: Path) -> bool:
+    """Whether ``packed`` inflates to exactly ``plain`` (compared in chunks; a broken gzip is not)."""
+    try:
+        with gzip.open(packed, "rb") as left, plain.open("rb") as right:
+            while True:
+                a, b = left.read(CHUNK), right.read(CHUNK)
+                if a != b:
+                    return False
+                if not a:
+                    return True
+    except (OSError, EOFError, zlib.error):
+        return False
+
+
+def opened_for_writing(fdinfo: str) -> bool:
+    """Whether a ``/proc/<pid>/fdinfo/<fd>`` entry is open for writing (its ``flags:`` are octal)."""
+    for line in fdinfo.splitlines():
+        if line.startswith("flags:"):
+            return int(line.split()[1], 8) & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+    return True  # no flags line: assume a writer, the safe side
+
+
 def _held_open(path: Path) -> bool:
-    """Whether any process we can see has ``path`` open (root sees all)."""
+    """Whether any process we can see has ``path`` open for writing (root sees all).
+
+    Readers (``tail -f``, ``less``) do not count: they cannot add lines.
+    """
     try:
         target = path.stat()
     except FileNotFoundError:
@@ -405,10 +445,13 @@ def _held_open(path: Path) -> bool:
                 if not os.readlink(f"{fd_dir}/{fd}").startswith("/"):
                     continue
                 opened = os.stat(f"{fd_dir}/{fd}")
+                if (opened.st_dev, opened.st_ino) != (target.st_dev, target.st_ino):
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as info:
+                    if opened_for_writing(info.read()):
+                        return True
             except OSError:
                 continue
-            if (opened.st_dev, opened.st_ino) == (target.st_dev, target.st_ino):
-                return True
     return False
 
 
@@ -677,6 +720,22 @@ def upload_logs(
             "directories are writable by this user (cron runs it as root); nothing was lost"
         ) from None
     return report
+
+
+def upload_configured(
+    config: Any, logfile: Path, device: Device, reopen_command: Sequence[str] | None, *, rotate: bool = True
+) -> UploadReport:
+    """One run from a loaded config (Cisco or Linux: both name the upload keys alike)."""
+    spool = LogSpool(logfile, config.state_dir, reopen_command=reopen_command)
+    destination = Destination(config.url, ca_bundle=config.ca_bundle, proxy=config.proxy)
+    with Uploader(destination, device) as uploader:
+        return upload_logs(
+            spool,
+            uploader,
+            part_size=config.log_part_size,
+            keep_days=config.keep_uploaded_days,
+            rotate=rotate,
+        )
 
 
 def _run(

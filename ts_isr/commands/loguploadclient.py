@@ -1,8 +1,7 @@
 """loguploadclient: send the device's syslog to ThreatSTOP over HTTPS (cron runs it hourly).
 
-Only wiring: the Cisco config's keys become the plain parameters of
-:func:`ts_isr.logupload.upload_logs`, which does the work and is shared with
-``tsadmin logs``.
+Only wiring: :func:`ts_isr.logupload.upload_configured` does the work and is
+shared with ``tsadmin logs``.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from ts_isr.commands.common import command_parser, load_command_config, run_comm
 from ts_isr.config import Config
 from ts_isr.errors import Exit
 from ts_isr.log import log, setup_logging
-from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
+from ts_isr.logupload import Device, upload_configured
 
 VERSION = "3.0.0"
 
@@ -42,16 +41,9 @@ def run(args: argparse.Namespace) -> Exit:
     config = load_command_config(args.config)
     setup_logging(config.tsoutput, verbose=args.verbose)
     log.info(f"Starting loguploadclient v{VERSION}.")
-    spool = LogSpool(config.logfile, config.state_dir, reopen_command=config.log_reopen_command)
-    destination = Destination(config.url, ca_bundle=config.ca_bundle, proxy=config.proxy)
-    with Uploader(destination, device_of(config)) as uploader:
-        upload_logs(
-            spool,
-            uploader,
-            part_size=config.log_part_size,
-            keep_days=config.keep_uploaded_days,
-            rotate=not args.no_rotate,
-        )
+    upload_configured(
+        config, config.logfile, device_of(config), config.log_reopen_command, rotate=not args.no_rotate
+    )
     return Exit.UNCHANGED
 
 

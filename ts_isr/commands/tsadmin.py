@@ -33,7 +33,7 @@ from ts_isr.linux.system import require_root, run_tool
 from ts_isr.linux.validip import check_valid_ip
 from ts_isr.lock import run_lock
 from ts_isr.log import MASK, add_secret, log
-from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
+from ts_isr.logupload import Device, upload_configured
 from ts_isr.policy import Policy
 from ts_isr.ranges import Cidr
 from ts_isr.sysconf import CronJob, ensure_cron_jobs, remove_cron_jobs
@@ -485,13 +485,10 @@ def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
     """Rotate the block log, make the syslog daemon reopen it, and upload it (the Cisco upload code)."""
     config = load(args, paths)
     reopen = config.log_reopen_command or host.reopen_command(paths)
-    spool = LogSpool(host_logfile(config, paths), config.state_dir, reopen_command=reopen)
-    destination = Destination(config.url, ca_bundle=config.ca_bundle, proxy=config.proxy)
     device = Device(
         address=str(config.external_ip or ""), identifier=str(config.device_id or socket.gethostname())
     )
-    with Uploader(destination, device) as uploader:
-        upload_logs(spool, uploader, part_size=config.log_part_size, keep_days=config.keep_uploaded_days)
+    upload_configured(config, host_logfile(config, paths), device, reopen)
     return Exit.UNCHANGED
 
 

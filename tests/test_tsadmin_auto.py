@@ -19,6 +19,7 @@ from tests.support.tools import free_port, require_tool, wait_for_port
 from ts_isr.autoconf import ZONE, parse_settings, query_name
 from ts_isr.autoconf import fetch_settings as fetch
 from ts_isr.errors import ConfigError, FetchError
+from ts_isr.lock import run_lock
 
 TSADMIN = Path(__file__).resolve().parent.parent / "bin" / "tsadmin"
 DEVICE = "tdid-4f2a"
@@ -170,6 +171,12 @@ def test_add_type_auto_installs_the_portals_policy(tmp_path: Path):
                 knot.add_zone(ZONE, settings_zone(DEVICE, KEY, [*pairs, "allow_action=ACCEPT"]))
                 with entered(pair.host):
                     knot.reload()
+                # Review item 12: while another run holds the lock, the settings are not rewritten either.
+                before = config.read_text()
+                with run_lock(root / "opt/threatstop/tsadmin.lock", "test"):
+                    locked = pair.run([sys.executable, str(TSADMIN), "update", "--root", str(root)])
+                assert locked.returncode == 3, locked.stdout + locked.stderr
+                assert config.read_text() == before
                 updated = pair.run([sys.executable, str(TSADMIN), "update", "--root", str(root)])
                 assert updated.returncode == 4, updated.stdout + updated.stderr
                 assert "allow_action = ACCEPT" in config.read_text()

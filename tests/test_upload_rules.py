@@ -113,7 +113,7 @@ class Run:
 @pytest.mark.parametrize("platform", ["ios", "asa"])
 def test_first_load_incremental_no_change_and_users_members(tmp_path, knot, capsys, platform):
     mine = [
-        "description kept by the user",
+        "description kept by the user \x1b[2J",  # the terminal escape reaches the log escaped
         "host 10.9.9.9" if platform == "ios" else "network-object host 10.9.9.9",
     ]
     with lab_device(tmp_path, platform=platform, preload={"threatstop-block": mine}) as device:
@@ -150,6 +150,9 @@ def test_first_load_incremental_no_change_and_users_members(tmp_path, knot, caps
         assert -1 not in positions and positions == sorted(positions), list(zip(seed_order, positions))
         assert " after 00:00:0" in log
         assert run.dir.joinpath("tsoutput.log").stat().st_size and device.password not in log
+        assert "\x1b" not in log and "kept by the user \\x1b[2J" in log
+        assert oct(run.dir.joinpath("tsoutput.log").stat().st_mode & 0o777) == "0o600"
+        assert oct(run.dir.joinpath("state").stat().st_mode & 0o777) == "0o700"
         first = "network-object host 198.18.0.1" if platform == "asa" else "host 198.18.0.1"
         assert device.secret not in log and f"send: {first}" in log
 

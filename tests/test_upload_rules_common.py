@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.errors import ConfigError, DeviceError, Exit, LockedError
-from ts_isr.log import log
+from ts_isr.log import add_secret, escape, log
 
 
 @pytest.mark.parametrize(
@@ -93,3 +95,26 @@ def test_unwritable_logfile_from_the_config_is_one_line(tmp_path, capsys):
     assert run_command(lambda: use_logfile(blocker / "tsoutput.log"), quiet=True) == Exit.FAILED
     out = capsys.readouterr().out
     assert out.startswith("[ERROR] : cannot write the log") and out.count("\n") == 1
+
+
+def test_log_file_is_private_and_an_escaped_secret_is_masked(tmp_path, capsys):
+    """Review items 4 and 5: the device dialogue is the owner's alone; escaping never unmasks a secret."""
+    secret = "p\\wé-secret"
+    add_secret(secret)
+    logfile = tmp_path / "new-dir" / "tsoutput.log"
+    old_umask = os.umask(0o022)
+    try:
+
+        def body() -> Exit:
+            reply = "Password: " + secret + " and \x1b[2J"
+            log.debug(f"reply: {escape(reply)} and {secret}")
+            return Exit.UNCHANGED
+
+        assert run_command(body, logfile=logfile, quiet=True) == Exit.UNCHANGED
+    finally:
+        os.umask(old_umask)
+    text = logfile.read_text()
+    assert "reply: Password: ****** and \\x1b[2J and ******" in text, text
+    assert "\x1b" not in text and "secret" not in text
+    assert oct(logfile.stat().st_mode & 0o777) == "0o600"
+    assert oct(logfile.parent.stat().st_mode & 0o777) == "0o700"

@@ -15,7 +15,7 @@ from ts_isr.log import log
 @contextmanager
 def run_lock(path: Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` or fail at once with :class:`LockedError`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

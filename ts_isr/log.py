@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 LOGGER_NAME = "ts_isr"
 log = logging.getLogger(LOGGER_NAME)
@@ -33,6 +35,14 @@ class SeedFormatter(logging.Formatter):
         return line
 
 
+class PrivateFileHandler(logging.FileHandler):
+    """A log file only its owner may read: it holds the device dialogue and the config's paths."""
+
+    def _open(self) -> TextIO:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 class SecretMask(logging.Filter):
     """Replaces every registered secret in every record, whatever handler it goes to."""
 
@@ -52,9 +62,10 @@ _mask = SecretMask()
 
 
 def add_secret(secret: str | None) -> None:
-    """Register a value that must never appear in any log line."""
+    """Register a value that must never appear in any log line, nor in its escaped form (device
+    text is escaped before it is logged, so ``p\\wé`` reaches the log as ``p\\\\w\\xe9``)."""
     if secret:
-        _mask.secrets.add(secret)
+        _mask.secrets.update({secret, escape(secret, limit=sys.maxsize)})
 
 
 def escape(text: str, limit: int = 300) -> str:
@@ -77,8 +88,8 @@ def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | 
     console.setFormatter(SeedFormatter(with_time=False))
     log.addHandler(console)
     if logfile is not None:
-        logfile.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(logfile, encoding="utf-8")
+        logfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        handler = PrivateFileHandler(logfile, encoding="utf-8")
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(SeedFormatter(with_time=True))
         log.addHandler(handler)

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         use_logfile(config.tsoutput, verbose=args.verbose)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
         try:
-            config.state_dir.mkdir(parents=True, exist_ok=True)
+            config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise TsError(
                 f"cannot use state_dir {config.state_dir}: {exc.strerror}; fix it or its permissions"

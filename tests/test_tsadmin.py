@@ -130,8 +130,10 @@ def test_syslog_ng_routes_only_the_kernels_threatstop_lines(tmp_path: Path):
     assert host.reopen_command(paths) == ("syslog-ng-ctl", "reopen")
 
     sock = tmp_path / "log.sock"
+    kmsg = tmp_path / "kmsg"
+    kmsg.write_text("4,100,5000,-;ThreatSTOP-TSblock IN=eth0 SRC=192.0.2.10 DST=198.51.100.1\n")
     conf = tmp_path / "syslog-ng.conf"
-    conf.write_text(f'@version: current\nsource s_src {{ unix-dgram("{sock}"); }};\n{snippet}')
+    conf.write_text(f"@version: current\nsource s_src {{ {debian_system_source(sock, kmsg)} }};\n{snippet}")
     daemon = subprocess.Popen(
         [
             require_tool("syslog-ng"),
@@ -155,9 +157,10 @@ def test_syslog_ng_routes_only_the_kernels_threatstop_lines(tmp_path: Path):
             time.sleep(0.05)
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
             client.connect(str(sock))
-            client.send(b"<4>kernel: [1.0] ThreatSTOP-TSblock IN=eth0 SRC=192.0.2.10 DST=198.51.100.1")
             client.send(b"<4>kernel: [1.1] eth0: link up")
             client.send(b"<13>user: ThreatSTOP-TSblock forged by a user process")
+            # Review item 20: the real vector, a local user claiming the kernel's facility and name.
+            client.send(b"<4>kernel: [1.2] ThreatSTOP-TSblock IN=eth0 SRC=192.0.2.66 forged as the kernel")
         while (
             not logfile.exists() or "SRC=192.0.2.10" not in logfile.read_text()
         ) and time.monotonic() < deadline:
@@ -165,9 +168,27 @@ def test_syslog_ng_routes_only_the_kernels_threatstop_lines(tmp_path: Path):
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
+    time.sleep(1)  # the forged lines were sent after the kernel's: give them time to (wrongly) arrive
     text = logfile.read_text()
     assert "ThreatSTOP-TSblock IN=eth0 SRC=192.0.2.10" in text
     assert "link up" not in text and "forged" not in text
+
+
+def debian_system_source(sock: Path, kmsg: Path) -> str:
+    """What syslog-ng's system() is on this host (/dev/log and /dev/kmsg), pointed at test files."""
+    probe = sock.with_name("system.conf")
+    probe.write_text("@version: current\nsource s { system(); };\n")
+    done = subprocess.run(
+        [require_tool("syslog-ng"), f"--preprocess-into={probe}.out", "-f", str(probe)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    body = Path(f"{probe}.out").read_text().split("source s {", 1)[1].rsplit("};", 1)[0]
+    assert "/dev/log" in body and "/dev/kmsg" in body, body
+    return body.replace('"/dev/log"', f'"{sock}"').replace('"/dev/kmsg"', f'"{kmsg}"')
 
 
 def test_rsyslog_hosts_get_an_rsyslog_rule_and_no_daemon_gets_a_warning(tmp_path: Path):
@@ -177,7 +198,7 @@ def test_rsyslog_hosts_get_an_rsyslog_rule_and_no_daemon_gets_a_warning(tmp_path
     logfile = Path("/var/log/threatstop/threatstop.log")
     assert host.route_kernel_log(Paths(rsyslog_root), logfile) == "rsyslog"
     rule = (rsyslog_root / host.RSYSLOG_SNIPPET).read_text()
-    assert 'if $syslogfacility-text == "kern" and $msg contains "ThreatSTOP-" then {' in rule
+    assert 'if $inputname == "imklog" and $msg contains "ThreatSTOP-" then {' in rule
     assert 'action(type="omfile" file="/var/log/threatstop/threatstop.log")' in rule
     assert host.remove_log_config(Paths(rsyslog_root))
     assert not (rsyslog_root / host.RSYSLOG_SNIPPET).exists()

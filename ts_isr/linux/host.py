@@ -32,6 +32,8 @@ MODULES_LOAD_TEXT = (
 SYSLOG_NG_SNIPPET = "etc/syslog-ng/conf.d/threatstop-kernel.conf"
 RSYSLOG_SNIPPET = "etc/rsyslog.d/30-threatstop.conf"
 LOGROTATE_SNIPPET = "etc/logrotate.d/threatstop-tsadmin"
+# rsyslog reopens its files (and rereads nothing else) on SIGHUP.
+RSYSLOG_HUP = ("systemctl", "kill", "-s", "HUP", "rsyslog.service")
 # tsadmin opens its log afresh on every run, so a plain rename needs no reopen.
 _LOGROTATE = """# ThreatSTOP ts-iptables: tsadmin's own log (tsadmin logs rotates and sends the block log).
 "$tsadmin_log" {
@@ -44,14 +46,19 @@ _LOGROTATE = """# ThreatSTOP ts-iptables: tsadmin's own log (tsadmin logs rotate
 }
 """
 # Debian's syslog-ng.conf defines s_src (system() and internal(), the kernel's messages included).
+# Any local user can write "<4>kernel: ThreatSTOP-..." to /dev/log; such messages carry the sender's
+# pid (${.unix.pid}, from the socket's credentials), the kernel's own (/dev/kmsg) carry none.
 _SYSLOG_NG = """# ThreatSTOP ts-iptables: the kernel's ThreatSTOP- LOG lines, for tsadmin logs.
-filter f_threatstop_kernel { facility(kern) and message("ThreatSTOP-" type(string) flags(substring)); };
+# Only the kernel's own messages: anything sent to /dev/log carries its sender's pid.
+filter f_threatstop_kernel {
+    facility(kern) and "$${.unix.pid}" eq "" and message("ThreatSTOP-" type(string) flags(substring));
+};
 destination d_threatstop_kernel { file("$logfile" create-dirs(yes) perm(0640) dir-perm(0750)); };
 log { source(s_src); filter(f_threatstop_kernel); destination(d_threatstop_kernel); };
 """
 _RSYSLOG = """# ThreatSTOP ts-iptables: the kernel's ThreatSTOP- LOG lines, for tsadmin logs.
-# Kernel facility only: a local user's `logger ThreatSTOP-...` must not reach the uploaded log.
-if $$syslogfacility-text == "kern" and $$msg contains "ThreatSTOP-" then {
+# The kernel's input only (imklog): a local user can claim the kern facility on /dev/log, not this input.
+if $$inputname == "imklog" and $$msg contains "ThreatSTOP-" then {
     action(type="omfile" file="$logfile")
 }
 """
@@ -116,7 +123,7 @@ def reopen_command(paths: Paths) -> tuple[str, ...]:
     if daemon == "syslog-ng":
         return ("syslog-ng-ctl", "reopen")
     if daemon == "rsyslog":
-        return ("systemctl", "kill", "-s", "HUP", "rsyslog.service")
+        return RSYSLOG_HUP
     return ()
 
 
@@ -144,7 +151,7 @@ def reload_syslog(paths: Paths, daemon: str) -> None:
     if daemon == "syslog-ng":
         reload_syslog_ng()
     elif shutil.which("systemctl"):
-        subprocess.run(["systemctl", "kill", "-s", "HUP", "rsyslog"], check=False, capture_output=True)
+        subprocess.run(RSYSLOG_HUP, check=False, capture_output=True)
 
 
 def environ_value(environ: bytes, name: str) -> str | None:

@@ -78,16 +78,18 @@ def test_logs_rotates_and_uploads_the_block_log(tmp_path: Path):
 def test_manual_prompts_write_the_config_and_show_masks_the_key(tmp_path: Path):
     require_tool("ipset")
     root = tmp_path / "root"
-    answers = "\n".join(["blk.test.threatstop.local", "", "TSx", "return", "", ""]) + "\n"
+    answers = "\n".join(["tdid-77", "blk.test.threatstop.local", "", "TSx", "return", "", ""]) + "\n"
     env = {**os.environ, "TS_AUTO_KEY": "s3cret-key-value"}
     with NetnsPair(()) as pair:
         offsite = ("--skip_checkpolicy", "--skip_checkvalidip")
         done = in_netns(pair, "add", "--root", str(root), *offsite, stdin=answers, env=env)
         assert done.returncode == 4, done.stdout + done.stderr
         assert "ThreatSTOP block list name" in done.stdout
+        assert "device ID (TDID)" in done.stdout, "review item 28: manual mode asks for the device ID"
         config = (root / "opt/threatstop/threatstop.conf").read_text()
         assert "block_list = blk.test.threatstop.local" in config
         assert "tsprefix = TSx" in config and "allow_action = RETURN" in config
+        assert "device_id = tdid-77" in config
         shown = in_netns(pair, "show", "--root", str(root))
         assert shown.returncode == 0, shown.stdout + shown.stderr
         assert "s3cret-key-value" not in shown.stdout + shown.stderr
@@ -241,7 +243,7 @@ def test_every_command_but_version_needs_root(tmp_path: Path, command: str):
 def test_advanced_prompts_and_take_defaults(tmp_path: Path):
     require_tool("ipset")
     offsite = ("--skip_checkpolicy", "--skip_checkvalidip")
-    answers = ["blk.test.threatstop.local", "", "", "", "1000", "5353", "", "y", "--log-uid", "in"]
+    answers = ["", "blk.test.threatstop.local", "", "", "", "1000", "5353", "", "y", "--log-uid", "in"]
     with NetnsPair(()) as pair:
         advanced = tmp_path / "advanced"
         done = in_netns(

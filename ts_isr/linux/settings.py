@@ -131,7 +131,8 @@ AUTOCONF_KEYS = (
     "ca_bundle",
     "dns_timeout",
 )
-PROMPTS = ("block_list", "allow_list", "tsprefix", "allow_action", "max_policy_size")
+# The device ID first: the portal's device page gives it, and the uploaded logs are attributed by it.
+PROMPTS = ("device_id", "block_list", "allow_list", "tsprefix", "allow_action", "max_policy_size")
 ADVANCED_PROMPTS = ("port", "dns_server", "load_br_netfilter", "logopts", "logopts_direction")
 
 

@@ -368,3 +368,17 @@ def test_a_users_range_survives_when_the_tool_drops_its_own_host(tmp_path, knot,
         assert run.group() == set(mine) | expected_members("ios", BLOCK1[:3])
         assert "10.0.0.1/32" in record.read_text(), "the tool still knows its own host line"
         assert run()[0] == Exit.UNCHANGED
+
+
+def test_removing_allow_list_from_the_config_empties_the_allow_group(tmp_path, knot, capsys):
+    """Review item 7: the old allowed addresses must not stay allowed for good."""
+    with lab_device(tmp_path) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        assert run(allow_list=f"allow1.{ZONE}")[0] == Exit.CHANGED
+        assert run.group("threatstop-allow") == {"203.0.113.0 255.255.255.240"}
+        assert run(allow_list=None)[0] == Exit.CHANGED
+        assert run.group("threatstop-allow") == {"host 192.0.2.255"}, "only the placeholder is left"
+        assert run.group() == expected_members("ios", BLOCK1)
+        before = len(device.commands())
+        assert run()[0] == Exit.UNCHANGED
+        assert not any("threatstop-allow" in line for line in device.commands()[before:]), "no longer read"

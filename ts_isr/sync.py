@@ -6,8 +6,10 @@ still differs after a push.  :func:`synchronise` wires them to a Target and
 the ownership records.
 
 Ownership: the tool removes only members it put in a group itself, recorded
-per device and group in ``state_dir`` (unless ``exclusive_groups=yes``).  The
-record is widened *before* a push, so members added by a run that dies
+per device and group in ``state_dir`` (``exclusive_groups=yes`` lets it
+remove anything, and the record is kept all the same: while it holds
+members, the group stays managed even after its list leaves the config).
+The record is widened *before* a push, so members added by a run that dies
 half-way still count as the tool's on the next run.
 
 The placeholder: a group used by an ACL may never be emptied, so a group
@@ -144,9 +146,9 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     """Read, plan, guard, push, verify (retrying the remainder once), save; return UNCHANGED or CHANGED."""
     kinds = tuple(options.groups)
     installed = target.read()
-    recorded = None if options.exclusive else {kind: store.load(options.groups[kind]) for kind in kinds}
+    recorded = {kind: store.load(options.groups[kind]) for kind in kinds}
     # What the tool may remove: what it put there, unless a user's line holds it too.
-    owned = None if recorded is None else {k: recorded[k] - target.held_by_user(k) for k in kinds}
+    owned = None if options.exclusive else {k: recorded[k] - target.held_by_user(k) for k in kinds}
     skipped = sum(1 for cidr in (*policy.block, *policy.allow) if cidr.family not in target.families)
     if skipped:
         log.info(f"{skipped} IPv6 entries skipped: the device's object-groups hold IPv4 only.")
@@ -171,7 +173,7 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     if plan.unchanged:
         log.info("The device already holds the policy: nothing to change.")
         return Exit.UNCHANGED
-    if options.record and recorded is not None:
+    if options.record:
         for change in plan.changes:
             store.save(options.groups[change.kind], recorded[change.kind] | frozenset(change.add))
     expected = {c.kind: result_of(installed.get(c.kind, frozenset()), c) for c in plan.changes}
@@ -191,7 +193,7 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
                 f"{extra} not removed); see the refused lines above and tsoutput.log, "
                 "fix the cause and run again"
             )
-    if options.record and recorded is not None:
+    if options.record:
         for change in plan.changes:
             store.save(options.groups[change.kind], owned_after(recorded[change.kind], change))
     if options.write_memory:

@@ -19,7 +19,8 @@ from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.lock import run_lock
 from ts_isr.log import log
-from ts_isr.sync import OwnershipStore, SyncOptions, synchronise
+from ts_isr.ranges import Cidr
+from ts_isr.sync import PLACEHOLDER, OwnershipStore, SyncOptions, synchronise
 from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import CiscoTarget, Device
 from ts_isr.targets.dryrun import DryRunTarget
@@ -66,6 +67,13 @@ def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
     return CiscoTarget(dialect, device_of(config), groups, exclusive=config.exclusive_groups)
 
 
+def managed_kinds(allow_wanted: bool, allow_recorded: frozenset[Cidr]) -> tuple[str, ...]:
+    """The block group always; the allow group when there is an allow list, and also while the tool
+    still has members in it, so that removing allow_list from the config empties it (down to the
+    placeholder) instead of leaving the old allowed addresses there for good."""
+    return ("block", "allow") if allow_wanted or allow_recorded - {PLACEHOLDER} else ("block",)
+
+
 def upload(config: Config, args: argparse.Namespace) -> Exit:
     log.info("Previous configuration found ... Loading config data...")
     log.info("Initializing data from configuration file.")
@@ -77,7 +85,8 @@ def upload(config: Config, args: argparse.Namespace) -> Exit:
         for line in policy.lines():
             print(line)
         return Exit.UNCHANGED
-    kinds = ("block", "allow") if config.allow_list or policy.allow else ("block",)
+    store = OwnershipStore(config.state_dir, f"{config.device}-{config.ssh_port}")
+    kinds = managed_kinds(bool(config.allow_list or policy.allow), store.load(config.object_group_allow))
     log.info("Initializing remote connection.")
     if args.trust_host_key:
         hostkeys.trust(
@@ -93,7 +102,6 @@ def upload(config: Config, args: argparse.Namespace) -> Exit:
         write_memory=config.write_memory,
         record=not args.dry_run,
     )
-    store = OwnershipStore(config.state_dir, f"{config.device}-{config.ssh_port}")
     with target:
         device.connect()
         result = synchronise(target, policy, store, options)

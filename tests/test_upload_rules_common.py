@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.errors import ConfigError, DeviceError, Exit, LockedError
 from ts_isr.log import add_secret, escape, log
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -118,3 +123,31 @@ def test_log_file_is_private_and_an_escaped_secret_is_masked(tmp_path, capsys):
     assert "\x1b" not in text and "secret" not in text
     assert oct(logfile.stat().st_mode & 0o777) == "0o600"
     assert oct(logfile.parent.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_broken_pipe_is_harmless_only_when_it_is_stdout(capsys):
+    """Review item 8: a broken pipe elsewhere (the device's socket) is a failure, not "unchanged"."""
+
+    def socket_gone() -> Exit:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert run_command(socket_gone, quiet=True) == Exit.FAILED
+    out = capsys.readouterr().out
+    assert out.startswith("[ERROR] : internal error: BrokenPipeError") and out.count("\n") == 1
+
+    script = (
+        "import sys\n"
+        "from ts_isr.commands.common import run_command\n"
+        "def body():\n"
+        "    for n in range(1_000_000):\n"
+        "        print(f'block 192.0.2.{n % 256}/32')\n"
+        "    return 4\n"
+        "sys.exit(run_command(body, quiet=True))\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT
+    )
+    child.stdout.readline()
+    child.stdout.close()  # `| head -1`
+    assert child.wait(timeout=60) == Exit.UNCHANGED
+    assert child.stderr.read() == b""

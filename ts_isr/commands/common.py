@@ -8,6 +8,9 @@ to do, and becomes exactly one ``[ERROR] : ...`` line and a documented exit code
 from __future__ import annotations
 
 import argparse
+import os
+import select
+import stat
 import sys
 import traceback
 from collections.abc import Callable
@@ -80,11 +83,32 @@ def run_command(
     except KeyboardInterrupt:
         log.error("interrupted; the next run finishes the job (nothing is left half-locked)")
         return int(Exit.FAILED)
-    except BrokenPipeError:
+    except BrokenPipeError as exc:
+        if not stdout_is_a_closed_pipe():
+            return internal_error(exc)
         # Output piped into `head` and closed early: not a failure of the command.
-        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return int(Exit.UNCHANGED)
-    except Exception as exc:  # a bug: one line for the user, the traceback in the file log
-        log.debug("".join(traceback.format_exception(exc)))
-        log.error(f"internal error: {type(exc).__name__}: {exc}; run again with --verbose and report it")
-        return int(Exit.FAILED)
+    except Exception as exc:
+        return internal_error(exc)
+
+
+def internal_error(exc: BaseException) -> int:
+    """A bug: one line for the user, the traceback in the file log."""
+    log.debug("".join(traceback.format_exception(exc)))
+    log.error(f"internal error: {type(exc).__name__}: {exc}; run again with --verbose and report it")
+    return int(Exit.FAILED)
+
+
+def stdout_is_a_closed_pipe() -> bool:
+    """Whether stdout is a pipe whose reader has gone: the one broken pipe that is not a failure
+    (any other, say the device's socket, is)."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            return False
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False

@@ -114,7 +114,7 @@ def test_bad_answers_and_bad_options_are_refused_before_anything(tmp_path: Path)
         )
         assert bad.returncode == 2 and "logopts" in bad.stdout and bad.stdout.count("[ERROR]") == 1
         no_answer = in_netns(pair, "add", "--root", str(root), "--skip_checkpolicy", stdin="")
-        assert no_answer.returncode == 2 and "no answer for block_list" in no_answer.stdout
+        assert no_answer.returncode == 2 and "no answer for device_id" in no_answer.stdout
         assert pair.run(["iptables-save"]).stdout == rules_before
         assert not (root / "opt/threatstop/threatstop.conf").exists()
 

@@ -19,9 +19,13 @@ from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import lab_device
 from tests.support.tools import free_port
 from ts_isr.commands.upload_rules import main
-from ts_isr.errors import Exit
+from ts_isr.errors import DeviceError, Exit
 from ts_isr.hostkeys import fingerprint
 from ts_isr.lock import run_lock
+from ts_isr.policy import Policy, parse_token
+from ts_isr.targets.base import plan_changes
+from ts_isr.targets.cisco import CiscoTarget, Device
+from ts_isr.targets.ios import IosDialect
 
 ZONE = "ts.test."
 ROOT = Path(__file__).resolve().parents[1]
@@ -382,3 +386,23 @@ def test_removing_allow_list_from_the_config_empties_the_allow_group(tmp_path, k
         before = len(device.commands())
         assert run()[0] == Exit.UNCHANGED
         assert not any("threatstop-allow" in line for line in device.commands()[before:]), "no longer read"
+
+
+def test_a_failure_in_configuration_mode_logs_off_at_once(tmp_path, capsys):
+    """Review item 9: `end` before `disable`, not a wait of ssh_timeout for a prompt that never comes."""
+    with lab_device(tmp_path) as device:
+        known_hosts = tmp_path / "known_hosts"
+        known_hosts.write_text(device.known_hosts_line() + "\n")
+        login = Device(
+            device.host, device.port, device.username, device.password, device.secret, known_hosts, 30
+        )
+        target = CiscoTarget(IosDialect(), login, {"block": "g" * 70})  # longer than the device allows
+        target.connect()
+        target.read()
+        plan = plan_changes({"block": frozenset()}, Policy((parse_token("192.0.2.1"),), ()), frozenset({4}))
+        with pytest.raises(DeviceError, match="refused"):
+            target.apply(plan)
+        started = time.monotonic()
+        target.close()
+        assert time.monotonic() - started < 15, "logged off without waiting for ssh_timeout"
+        assert [line for line in device.commands() if line][-2:] == ["end", "disable"]

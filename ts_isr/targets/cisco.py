@@ -420,6 +420,7 @@ class CiscoTarget(Target):
         self.push_seconds = 0.0
         self.resent = 0
         self.broken = False  # the session died or hung: log off without another command
+        self.in_config = False  # the last prompt was a configuration prompt: `end` before `disable`
 
     # -- session ---------------------------------------------------------------------------------
 
@@ -488,6 +489,8 @@ class CiscoTarget(Target):
         try:
             if self.broken:
                 raise DeviceError("the session is broken")
+            if self.in_config:  # a failure left it there; `disable` would be refused and waited for
+                self._command("end", self._priv_prompt(), "leaving configuration mode")
             user_prompt = re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*>\s*$")
             self._command("disable", user_prompt, "leaving privileged mode")
         except (TsError, OSError, EOFError) as exc:  # the session may be gone; logging off still matters
@@ -561,6 +564,7 @@ class CiscoTarget(Target):
         log.debug(f"send: {command}")
         self._write(command + "\n")
         output = self._read_until(until, what)
+        self.in_config = _CONFIG_PROMPT_END.search(output) is not None
         body = output.replace("\r", "").split("\n", 1)[1] if "\n" in output else ""
         body = until.sub("", body).rstrip()
         log.debug(f"reply: {escape(body, 2000)}")

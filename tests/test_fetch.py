@@ -228,3 +228,16 @@ def test_min_prefix_zero_is_honoured_not_replaced_by_the_default(tmp_path: Path,
     config = {"dns_server": "127.0.0.1", "port": knot.port, "block_list": BLOCK}
     assert fetch_policy(TsadminConfig({**config, "min_prefix": 0})).block == (Cidr(4, 0x80000000, 2),)
     assert fetch_policy(TsadminConfig(config), force=True).block == ()  # /2 is broader than the default /8
+
+
+def test_without_record_nothing_on_disk_changes(tmp_path: Path, knot: KnotServer, lines: Lines) -> None:
+    """Review item 10: --dry-run and --print-policy neither keep a last good policy nor rewrite dns_server."""
+    knot.add_zone(ZONE, policy_zone(["192.0.2.1"]), ns=("127.0.0.2", "127.0.0.1"))
+    knot.reload()
+    path = write_config(tmp_path, knot)
+    before = path.read_text()
+    policy = fetch_policy(load_config(path), record=False)
+    assert "block 192.0.2.1/32" in policy.lines()
+    assert path.read_text() == before
+    assert not (tmp_path / "state").exists() or load_last_good(tmp_path / "state") is None
+    assert "Updating configuration file with new DNS servers list." not in lines.at(logging.INFO)

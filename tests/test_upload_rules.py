@@ -192,6 +192,7 @@ def test_dry_run_and_print_policy_touch_nothing(tmp_path, knot, capsys):
         assert code == Exit.CHANGED and "+ block 198.18.0.1/32" in out
         assert not run.configured() and run.group() == set()
         assert not list(run.dir.glob("state/owned-*")), "a dry run records no ownership"
+        assert not list(run.dir.glob("state/last_good*")), "nor a last good policy (review item 10)"
 
 
 def _address(line: str) -> tuple[int, ...]:

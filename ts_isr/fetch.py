@@ -45,8 +45,13 @@ def server_list(config: Any) -> list[str]:
     return [str(ipaddress.ip_address(str(item))) for item in items]
 
 
-def maintain_servers(config: Any, servers: list[str], list_name: str, port: int, timeout: float) -> list[str]:
-    """The servers to fetch from: the policy zone's current NS set when it changed and answers."""
+def maintain_servers(
+    config: Any, servers: list[str], list_name: str, port: int, timeout: float, *, record: bool = True
+) -> list[str]:
+    """The servers to fetch from: the policy zone's current NS set when it changed and answers.
+
+    With ``record`` the new set is also written to the config's ``dns_server``.
+    """
     log.info(f"Testing [{', '.join(servers)}] servers.")
     try:
         zone, learned = learn_name_servers(servers, list_name, port=port, timeout=timeout)
@@ -70,6 +75,9 @@ def maintain_servers(config: Any, servers: list[str], list_name: str, port: int,
         )
         return servers
     new = kept + added
+    if not record:
+        log.info(f"The policy's name servers are now [{', '.join(new)}]; the config is left as it is.")
+        return new
     log.info("Updating configuration file with new DNS servers list.")
     path = getattr(config, "path", None)
     try:
@@ -138,8 +146,14 @@ def check_not_emptied(policy: Policy, previous: StoredPolicy | None, block_name:
     )
 
 
-def fetch_policy(config: Any, *, force: bool = False, lifelines_extra: Iterable[Cidr] = ()) -> Policy:
-    """Fetch both lists whole and build the policy; FetchError (one line) on any failure."""
+def fetch_policy(
+    config: Any, *, force: bool = False, lifelines_extra: Iterable[Cidr] = (), record: bool = True
+) -> Policy:
+    """Fetch both lists whole and build the policy; FetchError (one line) on any failure.
+
+    ``record=False`` (a dry run, --print-policy) changes nothing on disk: neither
+    the last good policy nor a new ``dns_server`` list is saved.
+    """
     block_name = config.get("block_list")
     if not block_name:
         raise FetchError("no block_list in the config; set block_list=NAME.threatstop.local or run setup")
@@ -155,7 +169,7 @@ def fetch_policy(config: Any, *, force: bool = False, lifelines_extra: Iterable[
     if not servers:
         raise FetchError("no dns_server in the config; set dns_server=192.124.129.42 or run setup")
     log.info("Updating DNS lists.")
-    servers = maintain_servers(config, servers, block_name, port, timeout)
+    servers = maintain_servers(config, servers, block_name, port, timeout, record=record)
     log.info("Building allow/deny lists.")
     names = list(dict.fromkeys(name for name in (allow_name, block_name) if name))
     fetched = fetch_lists(names, servers, port=port, timeout=timeout, min_prefix=min_prefix)
@@ -178,7 +192,7 @@ def fetch_policy(config: Any, *, force: bool = False, lifelines_extra: Iterable[
     check_not_emptied(policy, _last_good(state_dir), block_name, force)
     if not policy.block:
         log.warning(f"the block list {block_name} is empty: nothing will be blocked")
-    if state_dir is not None:
+    if state_dir is not None and record:
         try:
             save_last_good(state_dir, policy)
         except OSError as exc:

@@ -215,3 +215,12 @@ def test_cron_jobs_in_the_real_crontab_then_restored_exactly() -> None:
     finally:
         restore_crontab(saved)
     assert saved_crontab() == saved
+
+
+def test_install_file_changed_says_whether_it_wrote(tmp_path: Path) -> None:
+    root = tmp_path / "destdir"
+    assert sysconf.install_file_changed(root, sysconf.LOGROTATE_FILE, "one\n")
+    assert not sysconf.install_file_changed(root, sysconf.LOGROTATE_FILE, "one\n")
+    assert sysconf.install_file_changed(root, sysconf.LOGROTATE_FILE, "two\n", 0o600)
+    path = root / sysconf.LOGROTATE_FILE
+    assert path.read_text() == "two\n" and path.stat().st_mode & 0o777 == 0o600

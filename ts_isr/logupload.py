@@ -74,6 +74,7 @@ from ts_isr.errors import ConfigError, TsError
 from ts_isr.files import write_atomic
 from ts_isr.lock import run_lock
 from ts_isr.log import add_secret, log
+from ts_isr.tools import find_tool
 
 DEFAULT_PART_SIZE = 5_000_000
 DEFAULT_REOPEN_COMMAND = ("syslog-ng-ctl", "reopen")
@@ -249,9 +250,7 @@ class LogSpool:
         """Make the writer close renamed files and open the live log again (no-op without a command)."""
         if not self.reopen_command:
             return
-        tool = shutil.which(self.reopen_command[0]) or shutil.which(
-            self.reopen_command[0], path="/usr/sbin:/sbin:/usr/bin:/bin"
-        )
+        tool = find_tool(self.reopen_command[0])
         shown = shlex.join(self.reopen_command)
         if tool is None:
             raise UploadError(

@@ -25,6 +25,7 @@ from crontab import CronTab
 from ts_isr.errors import TsError
 from ts_isr.files import write_atomic
 from ts_isr.log import escape
+from ts_isr.tools import find_tool
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 SYSLOG_NG_SNIPPET = Path("etc/syslog-ng/conf.d/threatstop.conf")
@@ -96,7 +97,7 @@ def logrotate_values(
 
 def _run(argv: Sequence[str], package: str) -> subprocess.CompletedProcess[str]:
     """Run a system tool found in PATH or the sbin directories (cron's PATH lacks them)."""
-    tool = shutil.which(argv[0]) or shutil.which(argv[0], path="/usr/sbin:/sbin:/usr/bin:/bin")
+    tool = find_tool(argv[0])
     if tool is None:
         raise TsError(f"{argv[0]} is not installed; install it (Debian: apt-get install {package}) and rerun")
     try:
@@ -144,17 +145,23 @@ def system_path(root: Path | None, relative: Path) -> Path:
 
 def install_file(root: Path | None, relative: Path, text: str, mode: int = 0o644) -> Path:
     """Install ``text`` as the system file ``relative``; an identical file is left untouched."""
+    install_file_changed(root, relative, text, mode)
+    return system_path(root, relative)
+
+
+def install_file_changed(root: Path | None, relative: Path, text: str, mode: int = 0o644) -> bool:
+    """:func:`install_file`, telling whether anything was written (False: the file was identical)."""
     path = system_path(root, relative)
     try:
         if path.read_text(encoding="utf-8") == text:
-            return path
+            return False
     except (FileNotFoundError, UnicodeDecodeError):
         pass
     try:
         write_atomic(path, text, mode)
     except OSError as exc:
         raise TsError(f"cannot write {path} ({exc.strerror}); run setup as root or pass --root DIR") from None
-    return path
+    return True
 
 
 def reload_syslog_ng(control: Path | None = None) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 
 import pytest
+
+from ts_isr.tools import find_tool
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -20,7 +21,7 @@ def missing(reason: str) -> None:
 
 
 def require_tool(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    path = find_tool(name)
     if path is None:
         missing(f"{name} is not installed")
     return path

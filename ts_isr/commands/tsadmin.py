@@ -38,7 +38,7 @@ from ts_isr.policy import Policy
 from ts_isr.ranges import Cidr
 from ts_isr.sysconf import CronJob, ensure_cron_jobs, remove_cron_jobs
 from ts_isr.targets.base import plan_changes
-from ts_isr.targets.ipset import IpsetTarget
+from ts_isr.targets.ipset import IpsetTarget, policy_of
 
 CRON_TAGS = ("threatstop tsadmin update", "threatstop tsadmin logs")
 COUNTDOWN_SECONDS = 5
@@ -178,7 +178,7 @@ def install_policy(names: Names, spec: ChainSpec, policy: Policy | None, paths: 
     target = IpsetTarget(names)
     installed = target.read()
     if policy is None:
-        policy = Policy(tuple(sorted(installed["block"])), tuple(sorted(installed["allow"])))
+        policy = policy_of(installed)
     plan = plan_changes(installed, policy, target.families, ordered=False)
     desired = {change.kind: change.desired for change in plan.changes}
     changed = False

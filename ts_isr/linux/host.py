@@ -22,6 +22,7 @@ from ts_isr.sysconf import (
     check_syslog_ng_snippet,
     config_string,
     install_file,
+    install_file_changed,
     reload_syslog_ng,
 )
 
@@ -80,8 +81,7 @@ def set_br_netfilter(paths: Paths, wanted: bool) -> bool:
     path = paths.modules_load
     if not wanted:
         return remove_file(path)
-    changed = not path.exists() or path.read_text(encoding="utf-8") != MODULES_LOAD_TEXT
-    install_file(paths.root, paths.relative(path), MODULES_LOAD_TEXT)
+    changed = install_file_changed(paths.root, paths.relative(path), MODULES_LOAD_TEXT)
     if paths.root == Path("/"):
         run_tool(["modprobe", "br_netfilter"])
     return changed
@@ -103,9 +103,11 @@ def route_kernel_log(paths: Paths, logfile: Path) -> str | None:
     if daemon == "syslog-ng":
         text = Template(_SYSLOG_NG).substitute(values)
         check_syslog_ng_snippet("source s_src { internal(); };\n" + text)
-        changed = _install_if_changed(paths, SYSLOG_NG_SNIPPET, text)
+        changed = install_file_changed(paths.root, Path(SYSLOG_NG_SNIPPET), text)
     elif daemon == "rsyslog":
-        changed = _install_if_changed(paths, RSYSLOG_SNIPPET, Template(_RSYSLOG).substitute(values))
+        changed = install_file_changed(
+            paths.root, Path(RSYSLOG_SNIPPET), Template(_RSYSLOG).substitute(values)
+        )
     else:
         log.warning(
             "no syslog-ng or rsyslog found: the block log lines stay in the kernel log (dmesg); "
@@ -131,7 +133,7 @@ def install_logrotate(paths: Paths) -> bool:
     """Keep tsadmin's own log from growing without end; checked by logrotate itself first."""
     text = Template(_LOGROTATE).substitute(tsadmin_log=config_string(paths.tsadmin_log))
     check_logrotate(text)
-    return _install_if_changed(paths, LOGROTATE_SNIPPET, text)
+    return install_file_changed(paths.root, Path(LOGROTATE_SNIPPET), text)
 
 
 def remove_log_config(paths: Paths) -> bool:
@@ -209,7 +211,7 @@ def render_unit(paths: Paths, config_file: Path) -> str:
 
 def install_unit(paths: Paths, text: str) -> bool:
     """The boot-time restore unit (from :func:`render_unit`), enabled when systemd runs this host."""
-    changed = _install_if_changed(paths, paths.relative(paths.systemd_unit).as_posix(), text)
+    changed = install_file_changed(paths.root, paths.relative(paths.systemd_unit), text)
     if changed and paths.root == Path("/") and Path("/run/systemd/system").is_dir():
         run_tool(["systemctl", "daemon-reload"])
         run_tool(["systemctl", "enable", paths.systemd_unit.name])
@@ -222,13 +224,6 @@ def remove_unit(paths: Paths) -> bool:
     if paths.root == Path("/") and Path("/run/systemd/system").is_dir():
         subprocess.run(["systemctl", "disable", paths.systemd_unit.name], check=False, capture_output=True)
     return remove_file(paths.systemd_unit)
-
-
-def _install_if_changed(paths: Paths, relative: str, text: str) -> bool:
-    path = paths.root / relative
-    changed = not path.exists() or path.read_text(encoding="utf-8") != text
-    install_file(paths.root, Path(relative), text, 0o644)
-    return changed
 
 
 def remove_file(path: Path) -> bool:

@@ -5,29 +5,34 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterable
 
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.log import escape
+from ts_isr.tools import find_tool
 
-SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 STREAM_QUEUE = 8
 
 
-def find_tool(name: str) -> str:
-    """The tool's path; cron's PATH often lacks /sbin, where ipset and iptables live."""
-    path = shutil.which(name) or shutil.which(name, path=SBIN_PATH)
+def tool_path(name: str) -> str:
+    """The tool's path, or :class:`DeviceError` saying to install it."""
+    path = find_tool(name)
     if path is None:
         raise DeviceError(f"{name} is not installed; install it (apt-get install {name}) and run again")
     return path
 
 
+def _failed(argv: list[str], stderr: str) -> DeviceError:
+    """The tool's first error line, escaped: one line that says what the tool refused."""
+    first = next((line for line in stderr.splitlines() if line.strip()), "no error text")
+    return DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
+
+
 def run_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 600.0) -> str:
     """Run a host tool; its stdout, or :class:`DeviceError` with the tool's first error line."""
-    command = [find_tool(argv[0]), *argv[1:]]
+    command = [tool_path(argv[0]), *argv[1:]]
     try:
         done = subprocess.run(
             command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
@@ -35,8 +40,7 @@ def run_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 600.
     except subprocess.TimeoutExpired:
         raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
     if done.returncode != 0:
-        first = next((line for line in done.stderr.splitlines() if line.strip()), "no error text")
-        raise DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
+        raise _failed(argv, done.stderr)
     return done.stdout
 
 
@@ -47,7 +51,7 @@ def stream_tool(argv: list[str], chunks: Iterable[str], *, timeout: float = 600.
     rendering fails part-way, the tool sees the end of its input early and
     stops; batches put every irreversible step (the swaps) at the very end.
     """
-    command = [find_tool(argv[0]), *argv[1:]]
+    command = [tool_path(argv[0]), *argv[1:]]
     with subprocess.Popen(
         command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     ) as process:
@@ -70,8 +74,7 @@ def stream_tool(argv: list[str], chunks: Iterable[str], *, timeout: float = 600.
         assert process.stderr is not None
         stderr = process.stderr.read().decode(errors="replace")
     if process.returncode != 0:
-        first = next((line for line in stderr.splitlines() if line.strip()), "no error text")
-        raise DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
+        raise _failed(argv, stderr)
 
 
 def _feed(process: subprocess.Popen[bytes], pending: queue.Queue[bytes | None]) -> None:

@@ -17,11 +17,12 @@ import dns.rcode
 import dns.rdatatype
 
 from ts_isr.errors import ConfigError, FetchError
+from ts_isr.fetch import server_list
 
 
 def check_valid_ip(config: Any) -> None:
     """ConfigError when every server refuses this host; FetchError when none can be reached."""
-    servers = config.get("dns_server") or []
+    servers = server_list(config)
     port = int(config.get("port") or 53)
     timeout = float(config.get("dns_timeout") or 5.0)
     query = dns.message.make_query(config.get("block_list"), dns.rdatatype.PTR)

@@ -133,7 +133,12 @@ def set_size(count: int) -> tuple[int, int]:
 def families_in_use(buckets: dict[str, list[Cidr]], live: Iterable[str], names: Names) -> tuple[int, ...]:
     """IPv4 always; IPv6 once the policy has had IPv6 (its sets then stay until ``remove``)."""
     v6 = names.family_sets(6)
-    return (4, 6) if any(buckets[s.name] or s.name in live for s in v6) else (4,)
+    return (4, 6) if any(buckets.get(s.name) or s.name in live for s in v6) else (4,)
+
+
+def policy_of(members: Members) -> Policy:
+    """Set members as a policy (sorted, as a fetched one is), to reinstall what is held."""
+    return Policy(tuple(sorted(members["block"])), tuple(sorted(members["allow"])))
 
 
 @dataclass
@@ -242,7 +247,7 @@ class IpsetTarget(Target):
 
     def families_present(self) -> tuple[int, ...]:
         """The families whose sets exist: the chain is written for these."""
-        return (4, 6) if any(s.name in self.sets for s in self.names.family_sets(6)) else (4,)
+        return families_in_use({}, self.sets, self.names)
 
     def check_types(self, families: Iterable[int]) -> None:
         """A live set of our name but another type or family would refuse its swap: refuse first."""
@@ -307,8 +312,7 @@ class IpsetTarget(Target):
         except FileNotFoundError:
             log.warning(f"no saved state {path}: the sets start empty until tsadmin update")
             return None
-        held = state_members(text, names)
-        return Policy(tuple(sorted(held["block"])), tuple(sorted(held["allow"])))
+        return policy_of(state_members(text, names))
 
     def flush_all(self) -> None:
         """Step 1 of the seed's removal: empty every set tsadmin created."""

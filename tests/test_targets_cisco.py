@@ -19,8 +19,10 @@ from ts_isr.lab.cli import (
 from ts_isr.policy import parse_token
 from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import (
+    Device,
     Stream,
     dotted_quad,
+    login_error,
     mask_prefixlen,
     never_empty,
     parse_member,
@@ -245,3 +247,17 @@ def test_stream_reports_device_errors_per_line():
     stream = run_stream(link, lines)
     assert [error.line for error in stream.errors] == ["network-object 10.0.0.1 255.0.255.0"]
     assert stream.done == 3 and stream.drops == 0
+
+
+def test_login_errors_are_named_by_what_failed(tmp_path):
+    """Review item 11: on IOS netmiko's ValueError at login is the prompt, not the enable password."""
+    device = Device("192.0.2.1", 22, "u", "pw", "en", tmp_path / "known_hosts", 5)
+    prompt = login_error("Router prompt not found: 'rommon 1 %'", device, IosDialect(), timed_out=False)
+    assert "enable refused" not in str(prompt)
+    assert "no prompt netmiko recognises (Router prompt not found: 'rommon 1 %')" in str(prompt)
+    assert "personality=ios" in str(prompt)
+    enable = "Failed to enter enable mode. Please ensure you pass the 'secret' argument to ConnectHandler."
+    for dialect in (IosDialect(), AsaDialect()):
+        assert "enable refused" in str(login_error(enable, device, dialect, timed_out=False))
+    assert "enable refused" in str(login_error("", device, AsaDialect(), timed_out=True))
+    assert "enable refused" not in str(login_error("", device, IosDialect(), timed_out=True))

@@ -402,6 +402,25 @@ def _connect_error(exc: Exception, device: Device) -> DeviceError:
     )
 
 
+def login_error(text: str, device: Device, dialect: Dialect, *, timed_out: bool) -> DeviceError:
+    """netmiko's ValueError or ReadTimeout during login, named by what failed.
+
+    The ASA driver enables during login, so there it is mostly the enable
+    password; on IOS it comes from finding the prompt.
+    """
+    text = text.strip()
+    if "enable mode" in text or (dialect.name == "ASA" and timed_out):
+        return DeviceError(
+            f"enable refused on {device.host} (no privileged prompt after enable); "
+            "check enable_pw in the config"
+        )
+    detail = escape(text.splitlines()[-1]) if text else "a read timed out"
+    return DeviceError(
+        f"{device.host}:{device.port} logged in but showed no prompt netmiko recognises ({detail}); "
+        f"check personality={dialect.name.lower()} and that the user's login ends at a '>' or '#' prompt"
+    )
+
+
 class CiscoTarget(Target):
     """IOS or ASA object-groups, one per list kind, over one SSH session."""
 
@@ -462,10 +481,13 @@ class CiscoTarget(Target):
             raise _connect_error(exc, device) from None
         except (OSError, EOFError) as exc:
             raise _connect_error(exc, device) from None
-        except (ValueError, ReadTimeout):  # the ASA driver enables during login
+        except UnicodeDecodeError:
             raise DeviceError(
-                f"enable refused on {device.host} (no privileged prompt after enable); "
-                "check enable_pw in the config"
+                f"cannot read {device.known_hosts}: it is not UTF-8 text; remove the odd line or run setup"
+            ) from None
+        except (ValueError, ReadTimeout) as exc:
+            raise login_error(
+                str(exc), device, self.dialect, timed_out=isinstance(exc, ReadTimeout)
             ) from None
         # Small lines must leave at once: Nagle's algorithm would hold them for the device's delayed ACK.
         self.conn.remote_conn.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -261,3 +261,9 @@ def test_login_errors_are_named_by_what_failed(tmp_path):
         assert "enable refused" in str(login_error(enable, device, dialect, timed_out=False))
     assert "enable refused" in str(login_error("", device, AsaDialect(), timed_out=True))
     assert "enable refused" not in str(login_error("", device, IosDialect(), timed_out=True))
+
+
+def test_device_repr_shows_no_secret(tmp_path):
+    """Review item 17: a traceback or a debug print of the device never shows its passwords."""
+    shown = repr(Device("192.0.2.1", 22, "u", "pw-S3cret", "en-S3cret", tmp_path / "known_hosts", 5))
+    assert "192.0.2.1" in shown and "S3cret" not in shown

@@ -407,4 +407,3 @@ def test_a_failure_in_configuration_mode_logs_off_at_once(tmp_path, capsys):
         target.close()
         assert time.monotonic() - started < 15, "logged off without waiting for ssh_timeout"
         assert [line for line in device.commands() if line][-2:] == ["end", "disable"]
-

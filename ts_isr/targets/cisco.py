@@ -373,8 +373,8 @@ class Device:
     host: str
     port: int
     username: str
-    password: str | None
-    secret: str | None
+    password: str | None = field(repr=False)
+    secret: str | None = field(repr=False)
     known_hosts: Path
     timeout: float
 

@@ -104,3 +104,35 @@ def test_synchronise_fails_loudly_when_the_retry_does_not_help(tmp_path):
     policy = Policy(tuple(sorted(cidrs("192.0.2.1", "192.0.2.2"))), ())
     with pytest.raises(DeviceError, match="2 missing"):
         synchronise(target, policy, OwnershipStore(tmp_path, "dev"), SyncOptions(groups={"block": "TS"}))
+
+
+class UnsavableOnce(MemoryTarget):
+    """A device whose first `write memory` fails, as a full flash or a busy NVRAM does."""
+
+    def __init__(self, members) -> None:
+        super().__init__(members)
+        self.saves = 0
+
+    def save(self):
+        self.saves += 1
+        if self.saves == 1:
+            raise DeviceError("write memory failed")
+
+
+def test_a_failed_save_is_made_up_for_by_the_next_run(tmp_path):
+    """Review item 14: the next run finds nothing to change, and must still save."""
+    store = OwnershipStore(tmp_path, "dev")
+    target = UnsavableOnce({"block": set()})
+    options = SyncOptions(groups={"block": "TS"}, write_memory=True)
+    policy = Policy(tuple(cidrs("192.0.2.1")), ())
+    with pytest.raises(DeviceError, match="write memory failed"):
+        synchronise(target, policy, store, options)
+    assert store.unsaved.exists()
+    assert synchronise(target, policy, store, options) == Exit.CHANGED
+    assert target.saves == 2 and not store.unsaved.exists()
+    assert synchronise(target, policy, store, options) == Exit.UNCHANGED and target.saves == 2
+    dry = SyncOptions(groups={"block": "TS"}, write_memory=True, record=False)
+    store.unsaved.write_text("")
+    assert synchronise(target, policy, store, dry) == Exit.UNCHANGED and target.saves == 2, (
+        "a dry run saves nothing"
+    )

@@ -125,6 +125,19 @@ class OwnershipStore:
         """Atomic, so a crash leaves the old record or the new one, never half of one."""
         write_atomic(self.path(group), "".join(f"{cidr}\n" for cidr in sorted(owned)))
 
+    @property
+    def unsaved(self) -> Path:
+        """Present while a change may be live but not saved (write memory failed or never ran)."""
+        return self.state_dir / f"unsaved-{self.device}"
+
+
+def save_running_config(target: Target, store: OwnershipStore) -> None:
+    """``write memory``, marked beforehand so that a failed save is made up for by the next run,
+    which otherwise would find nothing to change and never save."""
+    write_atomic(store.unsaved, "the running configuration holds a change that is not saved yet\n")
+    target.save()
+    store.unsaved.unlink()
+
 
 @dataclass(frozen=True)
 class SyncOptions:
@@ -172,7 +185,11 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
         )
     if plan.unchanged:
         log.info("The device already holds the policy: nothing to change.")
-        return Exit.UNCHANGED
+        if not (options.write_memory and options.record and store.unsaved.exists()):
+            return Exit.UNCHANGED
+        log.info("An earlier change was not saved; saving it now.")
+        save_running_config(target, store)
+        return Exit.CHANGED
     if options.record:
         for change in plan.changes:
             store.save(options.groups[change.kind], recorded[change.kind] | frozenset(change.add))
@@ -196,6 +213,6 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     if options.record:
         for change in plan.changes:
             store.save(options.groups[change.kind], owned_after(recorded[change.kind], change))
-    if options.write_memory:
-        target.save()
+    if options.write_memory and options.record:
+        save_running_config(target, store)
     return Exit.CHANGED

@@ -750,5 +750,5 @@ class CiscoTarget(Target):
         if any(_ERROR_LINE.match(line) for line in body.splitlines()):
             raise DeviceError(
                 f"write memory failed on {self.device.host}: {escape(body.strip())}; "
-                "the change is live but not saved: save it by hand"
+                "the change is live but not saved: the next run saves it (or save it by hand)"
             )

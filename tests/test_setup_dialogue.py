@@ -83,3 +83,12 @@ def test_cron_lines_run_the_commands_from_the_package_with_this_python() -> None
     )
     assert upload.command.startswith(f"cd {setup.PACKAGE_ROOT} && ")
     assert logs.comment == "ts_isr loguploadclient /etc/threat stop/threatstop.conf"
+
+
+def test_a_dash_clears_a_hidden_value_too() -> None:
+    """Review item 15: the enable password can be cleared at its hidden prompt."""
+    question = next(q for q in setup.QUESTIONS if q.key == "enable_pw")
+    typed = iter(["-"])
+    assert setup.ask(question, "old-secret", lambda prompt: next(typed)) == ""
+    typed = iter([""])
+    assert setup.ask(question, "old-secret", lambda prompt: next(typed)) == "old-secret"

@@ -111,7 +111,8 @@ later by re-running setup script or by manually updating the
 relevant entries in threatstop.conf file.
 If parameter had been previously configured its value will be shown
 in [] on parameter request line. You can choose to re-use this value
-by simply pressing enter. Type {CLEAR} to clear an optional value.
+by simply pressing enter. Type {CLEAR} to clear an optional value (a
+password too; a password that is {CLEAR} itself goes in --password-file).
 
 For security reasons the preconfigured password parameter is not shown.
 Instead if previous configuration exists it will appear as [******].
@@ -208,7 +209,7 @@ def ask(question: Question, current: str, read_line: Callable[[str], str]) -> st
         answer = typed if question.hidden else typed.strip()  # spaces may belong to a password
         if answer == "":
             answer = current
-        elif answer == CLEAR and not question.hidden:
+        elif answer == CLEAR:  # hidden values too: an enable_pw is cleared when the login lands privileged
             answer = ""
         try:
             return check_answer(question.key, answer)

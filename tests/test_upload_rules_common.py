@@ -11,6 +11,7 @@ import pytest
 
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.errors import ConfigError, DeviceError, Exit, LockedError
+from ts_isr.lock import run_lock
 from ts_isr.log import add_secret, escape, log
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,3 +152,19 @@ def test_a_broken_pipe_is_harmless_only_when_it_is_stdout(capsys):
     child.stdout.close()  # `| head -1`
     assert child.wait(timeout=60) == Exit.UNCHANGED
     assert child.stderr.read() == b""
+
+
+def test_the_lock_holder_is_escaped_and_a_failed_run_unlocks(tmp_path, capsys):
+    """Review items 16 and 29: the lock file's text is another program's; Unlocking is logged on failure."""
+    path = tmp_path / "state" / "x.lock"
+
+    def locked_out() -> Exit:
+        with run_lock(path, "x"):
+            path.write_bytes(b"12\x1b[2J\n")
+            with run_lock(path, "x"):
+                return Exit.CHANGED
+
+    assert run_command(locked_out, quiet=False) == Exit.LOCKED
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "(pid 12\\x1b[2J)" in out
+    assert out.index("Locking current") < out.index("Unlocking current") < out.index("[ERROR]")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ts_isr.errors import LockedError
-from ts_isr.log import log
+from ts_isr.log import escape, log
 
 
 @contextmanager
@@ -21,7 +21,7 @@ def run_lock(path: Path, what: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "another process"
+            holder = escape(os.pread(fd, 32, 0).decode("ascii", "replace").strip()) or "another process"
             raise LockedError(
                 f"another {what} run (pid {holder}) holds the lock {path}; "
                 "wait for it to finish, this run changed nothing"
@@ -29,7 +29,9 @@ def run_lock(path: Path, what: str) -> Iterator[None]:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         log.info("Locking current execution instance.")
-        yield
-        log.info("Unlocking current execution instance.")
+        try:
+            yield
+        finally:  # a failed run unlocks too (the kernel would, at exit), and says so as the seed does
+            log.info("Unlocking current execution instance.")
     finally:
         os.close(fd)

@@ -270,3 +270,22 @@ def test_advanced_prompts_and_take_defaults(tmp_path: Path):
         kept = in_netns(pair, "remove", "--root", str(defaults), stdin="n\n")
         assert kept.returncode == 0 and "Nothing was removed" in kept.stdout
         assert "TSblockaddr" in pair.run(["ipset", "list", "-n"]).stdout
+
+
+def test_default_gateways_and_resolvers_are_read_strictly():
+    route = (
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
+        "eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
+        "eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"
+    )
+    route6 = (
+        "fe800000000000000000000000000000 40 00000000000000000000000000000000 00 "
+        "00000000000000000000000000000000 00000100 00000002 00000000 00000001 eth0\n"
+        "00000000000000000000000000000000 00 00000000000000000000000000000000 00 "
+        "20010db8000000000000000000000001 00000400 00000002 00000000 00000003 eth0\n"
+    )
+    assert [str(a) for a in host.parse_gateways(route, route6)] == ["192.0.2.1", "2001:db8::1"]
+    resolv = (
+        "# generated\nsearch example.net\nnameserver 198.51.100.53\nnameserver fe80::1%eth0\nnameserver x\n"
+    )
+    assert [str(a) for a in host.parse_resolvers(resolv)] == ["198.51.100.53", "fe80::1"]

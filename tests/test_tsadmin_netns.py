@@ -528,3 +528,16 @@ def _forget_everything(lab: Lab) -> None:
     for name in lab.pair.run(["ipset", "list", "-n"]).stdout.split():
         if name.startswith(chain):
             lab.pair.run(["ipset", "destroy", name])
+
+
+def test_the_default_gateway_and_the_resolvers_are_never_blocked(lab: Lab) -> None:
+    """Review item 4: a host cut off from its gateway or resolver is as lost as a locked-out admin."""
+    lab.pair.run(["ip", "route", "replace", "default", "via", BLOCKED_IN_NET, "dev", "veth0", "onlink"])
+    resolv = lab.root / "etc/resolv.conf"
+    resolv.parent.mkdir(parents=True)
+    resolv.write_text(f"nameserver {BLOCKED_HOST}\n")
+    done = lab.add()
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert lab.pair.reachable(BLOCKED_HOST), "the resolver"
+    assert lab.pair.reachable(BLOCKED_IN_NET), "the default gateway"
+    assert "lifelines" in done.stdout

@@ -7,6 +7,8 @@ is the real ``/``: under a test's ``--root`` nothing outside it is touched.
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -26,6 +28,7 @@ from ts_isr.sysconf import (
     reload_syslog_ng,
 )
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 UNIT_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "systemd" / "threatstop.service"
 MODULES_LOAD_TEXT = (
     "# ThreatSTOP: filter bridged traffic with iptables (tsadmin add --load_br_netfilter)\nbr_netfilter\n"
@@ -183,6 +186,51 @@ def ancestor_variable(name: str, pid: int | None = None) -> str | None:
         except (OSError, ValueError, IndexError):
             return None
     return None
+
+
+def parse_resolvers(text: str) -> list[IPAddress]:
+    """The ``nameserver`` addresses of a resolv.conf; anything unparsable is skipped."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            with contextlib.suppress(ValueError):
+                found.append(ipaddress.ip_address(words[1].split("%")[0]))  # no scope id in a set
+    return found
+
+
+def parse_gateways(route: str, route6: str) -> list[IPAddress]:
+    """Default gateways from ``/proc/net/route`` (little-endian hex) and ``/proc/net/ipv6_route``."""
+    found: list[IPAddress] = []
+    for line in route.splitlines()[1:]:
+        fields = line.split()
+        if (
+            len(fields) >= 8
+            and fields[1] == "00000000"
+            and fields[7] == "00000000"
+            and fields[2] != "00000000"
+        ):
+            with contextlib.suppress(ValueError):
+                found.append(ipaddress.IPv4Address(bytes.fromhex(fields[2])[::-1]))
+    for line in route6.splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[0] == "0" * 32 and fields[1] == "00" and fields[4] != "0" * 32:
+            with contextlib.suppress(ValueError):
+                found.append(ipaddress.IPv6Address(bytes.fromhex(fields[4])))
+    return found
+
+
+def gateways_and_resolvers(paths: Paths) -> list[IPAddress]:
+    """This host's (this network namespace's) default gateways and DNS resolvers."""
+
+    def read(path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    gateways = parse_gateways(read(Path("/proc/net/route")), read(Path("/proc/net/ipv6_route")))
+    return [*gateways, *parse_resolvers(read(paths.under("/etc/resolv.conf")))]
 
 
 def tsadmin_command() -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
+from ts_isr.commands.upload_rules import parser as upload_rules_parser
 from ts_isr.errors import ConfigError, DeviceError, Exit, LockedError
 from ts_isr.lock import run_lock
 from ts_isr.log import add_secret, escape, log
@@ -168,3 +169,9 @@ def test_the_lock_holder_is_escaped_and_a_failed_run_unlocks(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "(pid 12\\x1b[2J)" in out
     assert out.index("Locking current") < out.index("Unlocking current") < out.index("[ERROR]")
+
+
+def test_force_says_both_guards_it_overrides():
+    """Review item 18: --force also overrides the empty-list guard; its help says so."""
+    force = next(action for action in upload_rules_parser()._actions if "--force" in action.option_strings)
+    assert "max_shrink" in force.help and "empty" in force.help

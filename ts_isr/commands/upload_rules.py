@@ -35,7 +35,8 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--force",
         action="store_true",
-        help="apply even a list that shrinks the group by more than max_shrink",
+        help="apply even a block list that shrinks the group by more than max_shrink, "
+        "or one that came back empty after a non-empty one",
     )
     parser.add_argument(
         "--trust-host-key",

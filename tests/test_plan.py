@@ -1,7 +1,7 @@
-"""The pure plan of changes: additions, removals, the user's own members, the shrink guard."""
+"""The pure plan of changes: additions, removals, the user's own members."""
 
 from ts_isr.policy import Policy, parse_token
-from ts_isr.targets.base import plan_changes, shrink_fraction
+from ts_isr.targets.base import plan_changes
 
 V4 = frozenset({4})
 
@@ -35,6 +35,11 @@ def test_unchanged_policy_and_families():
     assert plan.unchanged
 
 
-def test_shrink_fraction():
-    assert shrink_fraction(cidrs("192.0.2.1", "192.0.2.2"), cidrs("192.0.2.1")) == 0.5
-    assert shrink_fraction(frozenset(), cidrs("192.0.2.1")) == 0.0
+def test_a_change_applied_to_a_list():
+    change = plan_changes(
+        {"block": cidrs("192.0.2.1", "192.0.2.2")}, Policy(tuple(cidrs("192.0.2.2")), ()), V4
+    )
+    assert change.change("block").applied_to(cidrs("192.0.2.1", "192.0.2.2", "10.0.0.0/8")) == cidrs(
+        "192.0.2.2", "10.0.0.0/8"
+    )
+    assert change.change("block").applied_to(frozenset()) == frozenset()

@@ -40,7 +40,7 @@ def with_placeholder(plan: Plan, installed: Members, kinds: Iterable[str]) -> Pl
     changes = []
     for change in plan.changes:
         if change.kind in kinds:
-            after = result_of(installed.get(change.kind, frozenset()), change)
+            after = change.applied_to(installed.get(change.kind, frozenset()))
             if not after:
                 have = installed.get(change.kind, frozenset())
                 change = replace(
@@ -59,11 +59,6 @@ def with_placeholder(plan: Plan, installed: Members, kinds: Iterable[str]) -> Pl
     return Plan(tuple(changes))
 
 
-def result_of(installed: frozenset[Cidr], change: ListChange) -> frozenset[Cidr]:
-    """What a group holds once ``change`` is applied to ``installed``."""
-    return (installed | frozenset(change.add)) - frozenset(change.remove)
-
-
 class ShrinkRefused(TsError):
     """The block list lost more than ``max_shrink`` of the group: more likely a broken feed than a policy."""
 
@@ -73,16 +68,12 @@ def check_shrink(change: ListChange, installed: frozenset[Cidr], max_shrink: flo
         return
     fraction = len(frozenset(change.remove) - {PLACEHOLDER}) / len(installed)
     if fraction > max_shrink:
-        after = len(result_of(installed, change))
+        after = len(change.applied_to(installed))
         raise ShrinkRefused(
             f"the {change.kind} list would shrink the device's group from {len(installed)} to {after} "
             f"entries ({fraction:.0%} removed, more than max_shrink={max_shrink:.0%}); nothing was changed. "
             "If the policy really shrank, run once with --force"
         )
-
-
-def owned_after(owned: frozenset[Cidr], change: ListChange) -> frozenset[Cidr]:
-    return (owned | frozenset(change.add)) - frozenset(change.remove)
 
 
 def remainder(expected: Members, actual: Members, kinds: Iterable[str]) -> Plan:
@@ -193,7 +184,7 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     if options.record:
         for change in plan.changes:
             store.save(options.groups[change.kind], recorded[change.kind] | frozenset(change.add))
-    expected = {c.kind: result_of(installed.get(c.kind, frozenset()), c) for c in plan.changes}
+    expected = {c.kind: c.applied_to(installed.get(c.kind, frozenset())) for c in plan.changes}
     target.apply(plan)
     actual = target.read()
     retry = remainder(expected, actual, kinds)
@@ -212,7 +203,7 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
             )
     if options.record:
         for change in plan.changes:
-            store.save(options.groups[change.kind], owned_after(recorded[change.kind], change))
+            store.save(options.groups[change.kind], change.applied_to(recorded[change.kind]))
     if options.write_memory and options.record:
         save_running_config(target, store)
     return Exit.CHANGED

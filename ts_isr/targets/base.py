@@ -28,6 +28,10 @@ class ListChange:
     add: tuple[Cidr, ...]
     remove: tuple[Cidr, ...]
 
+    def applied_to(self, members: frozenset[Cidr]) -> frozenset[Cidr]:
+        """What a list holding ``members`` holds once this change is made."""
+        return (members | frozenset(self.add)) - frozenset(self.remove)
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -71,11 +75,6 @@ def plan_changes(
             ListChange(kind, want, len(have & want), tuple(arrange(want - have)), tuple(arrange(removable)))
         )
     return Plan(tuple(changes))
-
-
-def shrink_fraction(installed: frozenset[Cidr], desired: frozenset[Cidr]) -> float:
-    """How much of what is installed the new list would take away (0.0 to 1.0)."""
-    return len(installed - desired) / len(installed) if installed else 0.0
 
 
 class Target(ABC):

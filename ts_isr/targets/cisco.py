@@ -571,12 +571,16 @@ class CiscoTarget(Target):
                 last = now
                 if pattern.search(text[-300:]):
                     return text
-            elif now - last > self.device.timeout:
-                self.broken = True
-                raise DeviceError(
-                    f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s while {what}; "
-                    "check the device, or raise ssh_timeout in the config"
-                )
+            else:
+                self._check_silence(now - last, f"while {what}", "check the device, or raise ssh_timeout")
+
+    def _check_silence(self, silent: float, when: str, advice: str) -> None:
+        """A device silent for longer than ssh_timeout is hung: the session is given up."""
+        if silent > self.device.timeout:
+            self.broken = True
+            raise DeviceError(
+                f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s {when}; {advice}"
+            )
 
     def _priv_prompt(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*#\s*$")
@@ -705,17 +709,17 @@ class CiscoTarget(Target):
                 log.debug(f"reply: {escape(chunk, 4000)}")
                 stream.feed(chunk, now)
                 last_output = now
-            elif now - last_output > self.device.timeout:
-                self.broken = True
-                raise DeviceError(
-                    f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s after "
-                    f"{stream.done} of {total} lines; the next run repairs the group"
+            else:
+                self._check_silence(
+                    now - last_output,
+                    f"after {stream.done} of {total} lines",
+                    "the next run repairs the group",
                 )
-            elif stream.in_flight and now - max(last_output, last_probe) > stall:
-                log.debug("send: (empty line: has the device read everything?)")
-                last_probe = now
-                stream.probe(now)
-                self._write("\n")
+                if stream.in_flight and now - max(last_output, last_probe) > stall:
+                    log.debug("send: (empty line: has the device read everything?)")
+                    last_probe = now
+                    stream.probe(now)
+                    self._write("\n")
             if show_progress and now - last_shown > 0.5:
                 last_shown = now
                 rate = stream.done / max(now - started, 1e-6)

@@ -30,8 +30,7 @@ class DryRunTarget(Target):
                 print(f"+ {change.kind} {cidr}")
             for cidr in change.remove:
                 print(f"- {change.kind} {cidr}")
-            have = self.simulated.get(change.kind, frozenset())
-            self.simulated[change.kind] = (have | frozenset(change.add)) - frozenset(change.remove)
+            self.simulated[change.kind] = change.applied_to(self.simulated.get(change.kind, frozenset()))
         log.info("Dry run: the device was not changed.")
 
     def held_by_user(self, kind: str) -> frozenset[Cidr]:

@@ -6,6 +6,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from tests.support.tools import free_port
+from ts_isr.demo import run_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,3 +34,11 @@ def test_demo_loads_then_changes_incrementally(tmp_path):
     config = (tmp_path / "demo" / "threatstop.conf").read_text()
     password = re.search(r"^password\s*=\s*(\S+)", config, re.M).group(1)
     assert password not in out and password not in (tmp_path / "demo" / "tsoutput.log").read_text()
+
+
+def test_a_setup_that_cannot_finish_fails_the_demo(tmp_path):
+    """Review item 27: no fallback that writes the config itself and hides a broken setup."""
+    unreachable = SimpleNamespace(port=free_port(), password="pw-demo", secret="en-demo")
+    config = tmp_path / "threatstop.conf"
+    with pytest.raises(SystemExit, match=r"demo: FAILED: setup could not finish \(.*cannot reach"):
+        run_setup(config, unreachable, free_port(), tmp_path)

@@ -21,7 +21,6 @@ import tempfile
 import threading
 from pathlib import Path
 
-from ts_isr.config import save_config
 from ts_isr.errors import Exit
 from ts_isr.lab.dns import PolicyDnsServer
 
@@ -68,8 +67,11 @@ class LabIsr:
                 self.process.wait()
 
 
-def run_setup(config: Path, lab: LabIsr, dns_port: int, work: Path) -> bool:
-    """setup --silent, with the system files under ``work/root``; False if it cannot finish here."""
+def run_setup(config: Path, lab: LabIsr, dns_port: int, work: Path) -> None:
+    """setup --silent, with the system files under ``work/root``.
+
+    A setup that cannot finish fails the demo: it is the path every user takes first.
+    """
     argv = [sys.executable, "-m", "ts_isr.commands.setup", "--silent", "--config", str(config)]
     argv += ["--block-list", BLOCK_LIST, "--allow-list", ALLOW_LIST, "--device", "127.0.0.1"]
     argv += ["--ssh-port", str(lab.port), "--port", str(dns_port), "--dns-server", "127.0.0.1"]
@@ -78,28 +80,10 @@ def run_setup(config: Path, lab: LabIsr, dns_port: int, work: Path) -> bool:
     env = dict(os.environ, TS_PASSWORD=lab.password, TS_ENABLE_PW=lab.secret)
     print("\n$ setup --silent --trust-host-key ... (passwords from the environment)")
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
-    if done.returncode == 0 and config.exists():
-        print("demo: setup wrote the config, trusted the device's host key and checked the login.")
-        return True
-    reason = (done.stdout + done.stderr).strip().splitlines()
-    print(f"demo: setup could not finish here ({reason[-1] if reason else done.returncode}).")
-    print("demo: writing the config directly; upload_rules --trust-host-key trusts the device's key.")
-    save_config(
-        config,
-        {
-            "device": "127.0.0.1",
-            "ssh_port": lab.port,
-            "username": USERNAME,
-            "password": lab.password,
-            "enable_pw": lab.secret,
-            "block_list": BLOCK_LIST,
-            "allow_list": ALLOW_LIST,
-            "dns_server": "127.0.0.1",
-            "port": dns_port,
-            "logfile": work / "device.log",
-        },
-    )
-    return False
+    if done.returncode != 0 or not config.exists():
+        said = (done.stdout + done.stderr).strip().splitlines()
+        raise SystemExit(f"demo: FAILED: setup could not finish ({said[-1] if said else done.returncode})")
+    print("demo: setup wrote the config, trusted the device's host key and checked the login.")
 
 
 def upload_rules(config: Path, *flags: str) -> int:
@@ -130,8 +114,8 @@ def demo(work: Path) -> int:
         lab = LabIsr(work / "lab")
         try:
             config = work / "threatstop.conf"
-            trusted = run_setup(config, lab, dns.port, work)
-            first = upload_rules(config, *(() if trusted else ("--trust-host-key",)))
+            run_setup(config, lab, dns.port, work)
+            first = upload_rules(config)
             print("\ndemo: the policy changes (the zone switches to its second variant)")
             shutil.copyfile(DATA / "sample-changed.zone", zone)
             dns.reload()

@@ -145,7 +145,14 @@ def test_first_load_incremental_no_change_and_users_members(tmp_path, knot, caps
             "0 items are still active in the ThreatSTOP block list.",
             "120 items are new in the ThreatSTOP block list.",
             "0 items are old and will be removed.",
-            "Adding new block addresses",
+            'Retrieving current members of "threatstop-allow" network group.',  # review 28: then its counts
+            "0 items are still active in the ThreatSTOP allow list.",
+            "1 items are new in the ThreatSTOP allow list.",
+            "Adding new block addresses.",
+            'Sent 120 configuration lines to "threatstop-block"',
+            "Adding new allow addresses.",
+            'Sent 1 configuration lines to "threatstop-allow"',
+            'Verifying current members of "threatstop-block" network group.',
             "Leaving privileged mode.",
             "Logging off.",
             "Unlocking current execution instance.",
@@ -179,6 +186,12 @@ def test_first_load_incremental_no_change_and_users_members(tmp_path, knot, caps
         ]
         removes = [i for i, line in enumerate(sent) if line.startswith("no ")]
         assert max(adds) < min(removes), "additions go before removals"
+        log = run.log[len(log) :]
+        assert (
+            log.index("Adding new block addresses.")
+            < log.index("Removing old block addresses...  Please wait.  It can take some time...")
+            < log.index('Verifying current members of "threatstop-block"')
+        )
 
 
 def test_dry_run_and_print_policy_touch_nothing(tmp_path, knot, capsys):

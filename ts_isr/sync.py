@@ -149,31 +149,32 @@ def log_counts(change: ListChange) -> None:
 def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: SyncOptions) -> Exit:
     """Read, plan, guard, push, verify (retrying the remainder once), save; return UNCHANGED or CHANGED."""
     kinds = tuple(options.groups)
-    installed = target.read()
     recorded = {kind: store.load(options.groups[kind]) for kind in kinds}
-    # What the tool may remove: what it put there, unless a user's line holds it too.
-    owned = None if options.exclusive else {k: recorded[k] - target.held_by_user(k) for k in kinds}
     skipped = sum(1 for cidr in (*policy.block, *policy.allow) if cidr.family not in target.families)
     if skipped:
         log.info(f"{skipped} IPv6 entries skipped: the device's object-groups hold IPv4 only.")
-    plan = plan_changes(installed, policy, target.families, owned)
-    plan = Plan(tuple(change for change in plan.changes if change.kind in kinds))
-    plan = with_placeholder(plan, installed, kinds)
-    for change in plan.changes:
+    installed: dict[str, frozenset[Cidr]] = {}
+    # What the tool may remove: what it put there, unless a user's line holds it too.
+    owned: dict[str, frozenset[Cidr]] | None = None if options.exclusive else {}
+    changes = []
+    for kind in kinds:  # the seed's order: each group read, then its counts
+        installed[kind] = target.read_kind(kind)
+        if owned is not None:
+            owned[kind] = recorded[kind] - target.held_by_user(kind)
+        change = plan_changes(installed, policy, target.families, owned, kinds=(kind,)).change(kind)
+        change = with_placeholder(Plan((change,)), installed, (kind,)).change(kind)
         log_counts(change)
         if owned is not None:
-            users = (
-                installed.get(change.kind, frozenset()) - owned[change.kind] - change.desired - {PLACEHOLDER}
-            )
+            users = installed[kind] - owned[kind] - change.desired - {PLACEHOLDER}
             if users:
                 log.info(
-                    f'{len(users)} addresses in "{options.groups[change.kind]}" were not put there by this '
+                    f'{len(users)} addresses in "{options.groups[kind]}" were not put there by this '
                     "tool and stay (exclusive_groups=yes gives the tool the whole group)."
                 )
+        changes.append(change)
+    plan = Plan(tuple(changes))
     if "block" in kinds:
-        check_shrink(
-            plan.change("block"), installed.get("block", frozenset()), options.max_shrink, options.force
-        )
+        check_shrink(plan.change("block"), installed["block"], options.max_shrink, options.force)
     if plan.unchanged:
         log.info("The device already holds the policy: nothing to change.")
         if not (options.write_memory and options.record and store.unsaved.exists()):
@@ -184,7 +185,7 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     if options.record:
         for change in plan.changes:
             store.save(options.groups[change.kind], recorded[change.kind] | frozenset(change.add))
-    expected = {c.kind: c.applied_to(installed.get(c.kind, frozenset())) for c in plan.changes}
+    expected = {c.kind: c.applied_to(installed[c.kind]) for c in plan.changes}
     target.apply(plan)
     actual = target.read()
     retry = remainder(expected, actual, kinds)

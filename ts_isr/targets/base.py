@@ -56,6 +56,7 @@ def plan_changes(
     owned: Members | None = None,
     *,
     ordered: bool = True,
+    kinds: tuple[str, ...] = KINDS,
 ) -> Plan:
     """What to add and remove so that each list holds the policy.
 
@@ -63,11 +64,11 @@ def plan_changes(
     the tool owns the whole list.  Anything else installed is the user's and
     stays.  ``ordered=False`` leaves additions and removals unsorted, for
     places without order (Linux hash sets), where sorting 200,000 entries
-    costs more than loading them.
+    costs more than loading them.  ``kinds`` limits the plan to those lists.
     """
     arrange = sorted if ordered else list
     changes = []
-    for kind in KINDS:
+    for kind in kinds:
         want = desired_members(policy, kind, families)
         have = installed.get(kind, frozenset())
         removable = have - want if owned is None else (have & owned.get(kind, frozenset())) - want
@@ -86,6 +87,10 @@ class Target(ABC):
     @abstractmethod
     def read(self) -> Members:
         """The members each list holds now, by kind."""
+
+    def read_kind(self, kind: str) -> frozenset[Cidr]:
+        """The members of one list; places that read each list apart read only that one."""
+        return self.read().get(kind, frozenset())
 
     @abstractmethod
     def apply(self, plan: Plan) -> None:

@@ -599,14 +599,14 @@ class CiscoTarget(Target):
     # -- Target ----------------------------------------------------------------------------------
 
     def read(self) -> Members:
-        members = {}
-        verb = "Verifying" if self.contents else "Retrieving"
-        for kind, group in self.groups.items():
-            log.info(f'{verb} current members of "{group}" network group.')
-            contents = self._read_group(group)
-            self.contents[kind] = contents
-            members[kind] = contents.cidrs
-        return members
+        return {kind: self.read_kind(kind) for kind in self.groups}
+
+    def read_kind(self, kind: str) -> frozenset[Cidr]:
+        group = self.groups[kind]
+        verb = "Verifying" if kind in self.contents else "Retrieving"
+        log.info(f'{verb} current members of "{group}" network group.')
+        self.contents[kind] = self._read_group(group)
+        return self.contents[kind].cidrs
 
     def held_by_user(self, kind: str) -> frozenset[Cidr]:
         """Networks a ``range`` line holds: the tool never writes one, so it is the user's to remove."""
@@ -645,17 +645,16 @@ class CiscoTarget(Target):
             )
             adds = {self.dialect.member_line(cidr): cidr for cidr in (*change.add, *readd)}
             removals = [(f"no {self.dialect.line(member)}", cidrs) for member, cidrs in taken]
-            log.info(f"Adding new {change.kind} addresses: {len(adds)}.")
-            log.info(f"Removing old {change.kind} addresses: {len(removals)}.")
-            work.append((group, contents, adds, removals))
+            work.append((change.kind, group, contents, adds, removals))
         if not work:
             return
         self._command("configure terminal", _CONFIG_PROMPT_END, "entering configuration mode")
         refused: set[str] = set()
-        for group, _, adds, _ in work:
+        for kind, group, _, adds, _ in work:
             if adds:
+                log.info(f"Adding new {kind} addresses.")
                 refused |= {error.line for error in self._push_in_group(group, list(adds)).errors}
-        for group, contents, adds, removals in work:
+        for kind, group, contents, adds, removals in work:
             present = contents.cidrs | {cidr for line, cidr in adds.items() if line not in refused}
             others = any(not line.lower().startswith("description") for line in contents.others)
             send, held = never_empty(present, removals, others)
@@ -665,6 +664,7 @@ class CiscoTarget(Target):
                     "the device refused the new ones (see above)"
                 )
             if send:
+                log.info(f"Removing old {kind} addresses...  Please wait.  It can take some time...")
                 self._push_in_group(group, send)
         self._command("end", self._priv_prompt(), "leaving configuration mode")
 
@@ -681,11 +681,11 @@ class CiscoTarget(Target):
                 f'{self.device.host} refused "object-group network {group}": {escape(errors[0])}; '
                 "is that name used by another kind of object-group? Choose another in the config"
             )
-        stream = self._push(lines)
+        stream = self._push(group, lines)
         self._command("exit", _CONFIG_PROMPT_END, f'leaving group "{group}"')
         return stream
 
-    def _push(self, lines: list[str]) -> Stream:
+    def _push(self, group: str, lines: list[str]) -> Stream:
         stream = Stream.of(lines)
         total = len(lines)
         started = last_output = last_shown = last_probe = time.monotonic()
@@ -731,7 +731,8 @@ class CiscoTarget(Target):
         self.push_seconds += took
         self.resent += stream.resent
         log.info(
-            f"Sent {stream.done} configuration lines in {took:.1f} s ({stream.done / max(took, 1e-6):.0f}/s)."
+            f'Sent {stream.done} configuration lines to "{group}" in {took:.1f} s '
+            f"({stream.done / max(took, 1e-6):.0f}/s)."
         )
         if stream.resent or stream.garbled:
             log.warning(

@@ -16,15 +16,19 @@ class DryRunTarget(Target):
     def __init__(self, inner: Target) -> None:
         self.inner = inner
         self.families = inner.families
-        self.simulated: dict[str, frozenset] | None = None
+        self.simulated: dict[str, frozenset[Cidr]] = {}
+
+    def read_kind(self, kind: str) -> frozenset[Cidr]:
+        if kind not in self.simulated:
+            self.simulated[kind] = self.inner.read_kind(kind)
+        return self.simulated[kind]
 
     def read(self) -> Members:
-        if self.simulated is None:
+        if not self.simulated:
             self.simulated = dict(self.inner.read())
         return dict(self.simulated)
 
     def apply(self, plan: Plan) -> None:
-        assert self.simulated is not None, "read before apply"
         for change in plan.changes:
             for cidr in change.add:
                 print(f"+ {change.kind} {cidr}")

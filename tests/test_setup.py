@@ -341,6 +341,19 @@ def test_silent_setup_takes_passwords_from_stdin_never_argv_and_says_nothing(wor
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == "" and done.stderr == "", "--silent says nothing when all is well"
+    said = (world.config.parent / "tsoutput.log").read_text()
+    seed_order = [  # review item 29: the seed's access lines, in the seed's order
+        f"Verifying network access to CISCO device {dev.host}",
+        "Establishing ssh connection",
+        "Trusted the device's SSH host key",
+        "Login and enable OK.",
+        "Network access OK.",
+        "Prepare logrotation configuration.",
+        "Setting up cron entries for automatic execution.",
+        "Running upload rules script for the first time...",
+    ]
+    positions = [said.find(line) for line in seed_order]
+    assert -1 not in positions and positions == sorted(positions), list(zip(seed_order, positions))
     assert read_values(world.config)["enable_pw"] == dev.secret
     assert "host 192.0.2.10" in dev.running()["threatstop-block"]
 

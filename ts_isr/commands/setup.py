@@ -300,7 +300,7 @@ def install_system_files(config: Config, root: Path | None, control: Path | None
     log.info(f"Installed {sysconf.install_file(root, sysconf.LOGROTATE_FILE, rotate)}")
     log.info(f"Installed {sysconf.install_file(root, sysconf.SYSLOG_NG_SNIPPET, syslog)}")
     if root is None:
-        log.info("Reloading syslog-ng.")
+        log.info("Restarting syslog-ng.")  # the seed's line; a reload, which loses no message
         try:
             sysconf.reload_syslog_ng(control)
         except TsError as exc:

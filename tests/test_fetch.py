@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import stat
 from collections.abc import Iterator
@@ -241,3 +242,23 @@ def test_without_record_nothing_on_disk_changes(tmp_path: Path, knot: KnotServer
     assert path.read_text() == before
     assert not (tmp_path / "state").exists() or load_last_good(tmp_path / "state") is None
     assert "Updating configuration file with new DNS servers list." not in lines.at(logging.INFO)
+
+
+def test_the_configuration_service_and_an_address_log_host_are_lifelines(
+    tmp_path: Path, knot: KnotServer, lines: Lines
+) -> None:
+    """Review item 7b: the block list covers the log host and the configuration service; both are spared."""
+    values = {
+        "dns_server": "127.0.0.1",
+        "port": knot.port,
+        "block_list": BLOCK,
+        "min_prefix": 8,
+        "autoconf_server": [ipaddress.ip_address("192.0.2.2")],
+        "url": "https://192.0.2.1:8443/logupload",
+    }
+    blocked = set(fetch_policy(TsadminConfig(values), record=False).lines())
+    assert "block 192.0.2.10/32" in blocked
+    assert "block 192.0.2.1/32" not in blocked and "block 192.0.2.2/32" not in blocked
+    assert any("configuration service, log host" in w for w in lines.at(logging.WARNING))
+    by_name = fetch_policy(TsadminConfig(values | {"url": "https://logs.threatstop.com/x"}), record=False)
+    assert "block 192.0.2.1/32" in set(by_name.lines()), "a name is not looked up"

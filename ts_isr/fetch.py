@@ -17,6 +17,7 @@ import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ts_isr.config import save_config
 from ts_isr.dnsfetch import FetchedList, answers_for_zone, fetch_lists, learn_name_servers
@@ -39,8 +40,9 @@ def as_cidr(value: Any) -> Cidr:
     return Cidr(address.version, int(address), BITS[address.version])
 
 
-def server_list(config: Any) -> list[str]:
-    value = config.get("dns_server") or []
+def server_list(config: Any, key: str = "dns_server") -> list[str]:
+    """The addresses of a server list key (``dns_server``, ``autoconf_server``) as text."""
+    value = config.get(key) or []
     items = value if isinstance(value, (list, tuple)) else str(value).replace(",", " ").split()
     return [str(ipaddress.ip_address(str(item))) for item in items]
 
@@ -89,6 +91,26 @@ def maintain_servers(
     return new
 
 
+def url_address(url: Any) -> Cidr | None:
+    """The log upload URL's host when it is an address.  A name is not looked up: which addresses it
+    has is the resolver's answer at upload time, and a lookup here would be a network call per run."""
+    host = urlsplit(str(url)).hostname if url else None
+    try:
+        return as_cidr(host) if host else None
+    except ValueError:
+        return None
+
+
+def lifelines_of(config: Any, servers: Iterable[str]) -> list[Cidr]:
+    """What this system needs to reach and the policy must never block: the DNS servers (old and
+    new), the device, external_ip, the configuration service and the log host (when an address)."""
+    addresses = {*servers, *server_list(config), *server_list(config, "autoconf_server")}
+    lifelines = [as_cidr(address) for address in addresses]
+    lifelines += [as_cidr(config.get(key)) for key in ("device", "external_ip") if config.get(key)]
+    log_host = url_address(config.get("url"))
+    return lifelines if log_host is None else [*lifelines, log_host]
+
+
 def _log_list(kind: str, fetched: FetchedList) -> None:
     log.info(f"Getting {kind} list {fetched.name}")
     log.info(f"Received {fetched.parts} {kind} lists to process.")
@@ -112,7 +134,8 @@ def _log_report(report: BuildReport, max_size: int | None) -> None:
     if report.lifelines_spared:
         log.warning(
             f"block list covered {report.lifelines_spared} of this system's lifelines "
-            "(DNS servers, device, external_ip, log host); they are left unblocked"
+            "(DNS servers, device, external_ip, configuration service, log host given as an address); "
+            "they are left unblocked"
         )
     if report.block_truncated:
         log.warning(
@@ -182,9 +205,7 @@ def fetch_policy(
     block = fetched[block_name].builder.ranges()
     del fetched
 
-    lifelines = [as_cidr(server) for server in {*servers, *server_list(config)}]
-    lifelines += [as_cidr(config.get(key)) for key in ("device", "external_ip") if config.get(key)]
-    lifelines += list(lifelines_extra)
+    lifelines = lifelines_of(config, servers) + list(lifelines_extra)
     policy, report = build_policy(
         block, allow, lifelines=lifelines, max_size=int(max_size) if max_size else None
     )

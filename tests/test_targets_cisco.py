@@ -119,14 +119,14 @@ def test_removal_rebuilds_each_line_and_splits_ranges_only_in_exclusive_groups()
     contents = parse_members(["range 2.2.2.2 2.2.2.5", "9.9.9.9 255.255.255.255"], prefix="")
     keep = frozenset({cidr("2.2.2.4/31")})
     remove = [cidr("2.2.2.2/31"), cidr("9.9.9.9")]
-    readd, taken = removal_lines(contents, remove, keep, ranges=True)
+    readd, taken = removal_lines(contents, remove, keep, users_lines=True)
     assert readd == [cidr("2.2.2.4/31")]
     assert [(IosDialect().line(member), cidrs) for member, cidrs in taken] == [
         ("range 2.2.2.2 2.2.2.5", frozenset({cidr("2.2.2.2/31"), cidr("2.2.2.4/31")})),
         ("9.9.9.9 255.255.255.255", frozenset({cidr("9.9.9.9")})),
     ]
-    readd, taken = removal_lines(contents, remove, keep, ranges=False)
-    assert readd == [] and [member.text() for member, _ in taken] == ["9.9.9.9 255.255.255.255"]
+    readd, taken = removal_lines(contents, remove, keep, users_lines=False)
+    assert readd == [] and taken == [], "a range and an X 255.255.255.255 are both the user's forms"
 
 
 def test_a_users_range_is_never_removed_with_the_tools_host():
@@ -136,14 +136,23 @@ def test_a_users_range_is_never_removed_with_the_tools_host():
         "range 10.0.0.1 10.0.0.2",
         "host 10.0.0.1",
     ]
-    assert contents.ranges == {cidr("10.0.0.1"), cidr("10.0.0.2")}
+    assert contents.held_by_user == {cidr("10.0.0.1"), cidr("10.0.0.2")}
     keep = contents.cidrs - {cidr("10.0.0.1")}
-    readd, taken = removal_lines(contents, [cidr("10.0.0.1")], keep, ranges=False)
+    readd, taken = removal_lines(contents, [cidr("10.0.0.1")], keep, users_lines=False)
     assert readd == [] and [m.text() for m, _ in taken] == ["host 10.0.0.1"]
     # Exclusive: every line holding the address goes in one pass, and only what nothing else holds comes back.
-    readd, taken = removal_lines(contents, [cidr("10.0.0.1")], keep, ranges=True)
+    readd, taken = removal_lines(contents, [cidr("10.0.0.1")], keep, users_lines=True)
     assert readd == [cidr("10.0.0.2")]
     assert [m.text() for m, _ in taken] == ["range 10.0.0.1 10.0.0.2", "host 10.0.0.1"]
+    # The ASA keeps `X 255.255.255.255` apart from `host X`; the tool only ever writes the second.
+    asa = AsaDialect().parse_group(
+        "TS",
+        "object-group network TS\n network-object 10.0.0.1 255.255.255.255\n network-object host 10.0.0.1",
+    )
+    assert asa.held_by_user == {cidr("10.0.0.1")}
+    _, taken = removal_lines(asa, [cidr("10.0.0.1")], frozenset(), users_lines=False)
+    assert [AsaDialect().line(m) for m, _ in taken] == ["network-object host 10.0.0.1"]
+    assert parse_members(["10.0.0.0 255.255.255.0", "host 10.0.1.1"], prefix="").held_by_user == frozenset()
 
 
 def test_only_exact_device_text_is_a_member():
@@ -163,7 +172,7 @@ def test_only_exact_device_text_is_a_member():
     lines = ["host 10.0.0.9", "10.1.0.0 255.255.0.0", "range 10.0.0.1 10.0.0.3", "host\t10.0.0.8"]
     contents = parse_members(lines, prefix="")
     assert contents.others == ("host\t10.0.0.8",)
-    _, taken = removal_lines(contents, contents.cidrs, frozenset(), ranges=True)
+    _, taken = removal_lines(contents, contents.cidrs, frozenset(), users_lines=True)
     assert sorted(member.text() for member, _ in taken) == sorted(lines[:3])
 
 

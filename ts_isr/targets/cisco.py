@@ -69,8 +69,9 @@ class Member:
 
     A line is a member only when :meth:`text` rebuilds it exactly, so a
     removal sent back to the device is made of parsed values, never of the
-    device's own text.  The tool writes ``host`` and ``mask`` lines; a
-    ``range`` is always a user's.
+    device's own text.  The tool writes ``host X`` for a single address and
+    ``X MASK`` for a wider network; any other line (a ``range``, an
+    ``X 255.255.255.255``) is a user's.
     """
 
     form: str  # "host", "mask" or "range"
@@ -84,6 +85,11 @@ class Member:
     @property
     def cidrs(self) -> tuple[Cidr, ...]:
         return tuple(range_to_cidrs(4, self.first, self.last))
+
+    @property
+    def in_tools_form(self) -> bool:
+        """Written the way the tool writes members (see :meth:`of`); only such a line can be its own."""
+        return self.form == "host" or (self.form == "mask" and self.first != self.last)
 
     def text(self) -> str:
         if self.form == "host":
@@ -130,11 +136,11 @@ class GroupContents:
         return frozenset(self.members)
 
     @property
-    def ranges(self) -> frozenset[Cidr]:
-        """The networks a ``range`` line covers: a user's line, so the tool removes them only in an
-        exclusive group."""
+    def held_by_user(self) -> frozenset[Cidr]:
+        """The networks a line in a form the tool never writes covers (a ``range``, an
+        ``X 255.255.255.255``): a user's line, so the tool removes them only in an exclusive group."""
         return frozenset(
-            cidr for cidr, members in self.members.items() if any(m.form == "range" for m in members)
+            cidr for cidr, members in self.members.items() if not all(m.in_tools_form for m in members)
         )
 
 
@@ -174,19 +180,20 @@ def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
 
 
 def removal_lines(
-    contents: GroupContents, remove: Iterable[Cidr], keep: frozenset[Cidr], *, ranges: bool
+    contents: GroupContents, remove: Iterable[Cidr], keep: frozenset[Cidr], *, users_lines: bool
 ) -> tuple[list[Cidr], list[tuple[Member, frozenset[Cidr]]]]:
     """The members whose removal takes ``remove`` out, each with the networks it takes.
 
-    Every line covering a network goes, so none is left behind to hold it.
-    A ``range`` goes only with ``ranges`` (exclusive groups); it covers
-    several networks, so those in ``keep`` that no other line still holds
-    come back first as single members (returned as additions, sent before).
+    Every line covering a network goes, so none is left behind to hold it;
+    a line in a form the tool never writes only with ``users_lines``
+    (exclusive groups).  A ``range`` covers several networks, so those in
+    ``keep`` that no other line still holds come back first as single
+    members (returned as additions, sent before).
     """
     taken: dict[Member, None] = {}
     for cidr in remove:
         for member in contents.members.get(cidr, ()):
-            if ranges or member.form != "range":
+            if users_lines or member.in_tools_form:
                 taken[member] = None
     still_held = {c for c, members in contents.members.items() if any(m not in taken for m in members)}
     gone = {cidr for member in taken for cidr in member.cidrs}
@@ -609,9 +616,8 @@ class CiscoTarget(Target):
         return self.contents[kind].cidrs
 
     def held_by_user(self, kind: str) -> frozenset[Cidr]:
-        """Networks a ``range`` line holds: the tool never writes one, so it is the user's to remove."""
-        contents = self.contents.get(kind, ABSENT)
-        return frozenset() if self.exclusive else contents.ranges
+        """Networks a line the tool never writes holds (a ``range``): the user's to remove."""
+        return frozenset() if self.exclusive else self.contents.get(kind, ABSENT).held_by_user
 
     def _read_group(self, group: str) -> GroupContents:
         prompt = self._priv_prompt()
@@ -641,7 +647,7 @@ class CiscoTarget(Target):
                 continue
             contents = self.contents.get(change.kind, ABSENT)
             readd, taken = removal_lines(
-                contents, change.remove, contents.cidrs - frozenset(change.remove), ranges=self.exclusive
+                contents, change.remove, contents.cidrs - frozenset(change.remove), users_lines=self.exclusive
             )
             adds = {self.dialect.member_line(cidr): cidr for cidr in (*change.add, *readd)}
             removals = [(f"no {self.dialect.line(member)}", cidrs) for member, cidrs in taken]

@@ -261,6 +261,9 @@ def test_ssh_failures_are_one_clear_line(tmp_path, knot, capsys):
             "HOST KEY HAS CHANGED" in out and fingerprint(other) in out and "run setup at a terminal" in out
         )
         assert run.known_hosts.read_text() == changed
+        run.known_hosts.write_bytes(b"# caf\xe9\n" + device.known_hosts_line().encode() + b"\n")
+        code, out = run()  # review item 13: not an internal error, nor "enable refused"
+        assert code == Exit.FAILED and "not UTF-8" in out and out.count("\n") == 1, out
         run.known_hosts.write_text("")
         code, out = run()
         assert code == Exit.FAILED and "unknown" in out and "--trust-host-key" in out

@@ -1,9 +1,9 @@
 """One upload run as pure decisions plus one orchestration function.
 
 Decisions (pure, tested without I/O): the plan with the never-empty
-placeholder, the shrink guard, what the tool owns after a change, and what
-still differs after a push.  :func:`synchronise` wires them to a Target and
-the ownership records.
+placeholder, the shrink guard, and what still differs after a push.
+:func:`synchronise` wires them to a Target, the ownership records and the
+unsaved marker (a change whose ``write memory`` failed is saved by the next run).
 
 Ownership: the tool removes only members it put in a group itself, recorded
 per device and group in ``state_dir`` (``exclusive_groups=yes`` lets it

@@ -47,6 +47,11 @@ def server_list(config: Any, key: str = "dns_server") -> list[str]:
     return [str(ipaddress.ip_address(str(item))) for item in items]
 
 
+def dns_settings(config: Any) -> tuple[list[str], int, float]:
+    """Servers, port and timeout for policy questions, read the same way by every DNS caller."""
+    return server_list(config), int(_value(config, "port", 53)), float(_value(config, "dns_timeout", 5.0))
+
+
 def maintain_servers(
     config: Any, servers: list[str], list_name: str, port: int, timeout: float, *, record: bool = True
 ) -> list[str]:
@@ -181,14 +186,12 @@ def fetch_policy(
     if not block_name:
         raise FetchError("no block_list in the config; set block_list=NAME.threatstop.local or run setup")
     allow_name = config.get("allow_list")
-    port = int(_value(config, "port", 53))
-    timeout = float(_value(config, "dns_timeout", 5.0))
+    servers, port, timeout = dns_settings(config)
     min_prefix = {4: int(_value(config, "min_prefix", 8)), 6: int(_value(config, "min_prefix6", 16))}
     max_size = config.get("max_policy_size")
     state_dir = config.get("state_dir")
     state_dir = Path(state_dir) if state_dir else None
 
-    servers = server_list(config)
     if not servers:
         raise FetchError("no dns_server in the config; set dns_server=192.124.129.42 or run setup")
     log.info("Updating DNS lists.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,12 +25,13 @@ import dns.rcode
 import dns.rdatatype
 
 from tests.support.tools import free_port, missing
+from ts_isr.tools import find_tool
 
 START_TIMEOUT = 30.0
 
 
 def _knot_binary(name: str) -> str:
-    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    path = find_tool(name)
     if path is None:
         missing("knot is not installed")
     return path

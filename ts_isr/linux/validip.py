@@ -17,14 +17,12 @@ import dns.rcode
 import dns.rdatatype
 
 from ts_isr.errors import ConfigError, FetchError
-from ts_isr.fetch import server_list
+from ts_isr.fetch import dns_settings
 
 
 def check_valid_ip(config: Any) -> None:
     """ConfigError when every server refuses this host; FetchError when none can be reached."""
-    servers = server_list(config)
-    port = int(config.get("port") or 53)
-    timeout = float(config.get("dns_timeout") or 5.0)
+    servers, port, timeout = dns_settings(config)
     query = dns.message.make_query(config.get("block_list"), dns.rdatatype.PTR)
     refused = []
     for server in servers:

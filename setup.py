@@ -9,6 +9,13 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["ts_isr", "ts_isr.*"]),
     package_data={"ts_isr": ["data/*"]},
+    # Templates stay at the top of the checkout; an install puts them in share/ts_isr (files.project_file).
+    data_files=[
+        ("share/ts_isr/syslog-ng", ["syslog-ng/threatstop.conf"]),
+        ("share/ts_isr/logrotate", ["logrotate/threatstop"]),
+        ("share/ts_isr/systemd", ["systemd/threatstop.service"]),
+        ("share/ts_isr", ["threatstop.conf.example"]),
+    ],
     install_requires=[
         "netmiko>=4.3",
         "dnspython>=2.6",
@@ -19,7 +26,7 @@ setup(
         "asyncssh>=2.14",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "trustme>=1.1", "ntc-templates>=4", "ruff>=0.6"],
+        "test": ["pytest>=8", "hypothesis>=6", "trustme>=1.1", "ntc-templates>=4", "ruff>=0.6", "wheel"],
     },
     entry_points={
         "console_scripts": [

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import site
+import sys
 import tempfile
 from pathlib import Path
 
@@ -21,3 +23,15 @@ def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+INSTALLED = (Path(sys.prefix) / "share" / "ts_isr", Path(site.USER_BASE or "~/.local") / "share" / "ts_isr")
+
+
+def project_file(relative: str) -> Path:
+    """A file the project ships (a template): in the checkout, else where ``pip install`` put it."""
+    for base in (CHECKOUT, *INSTALLED):
+        if (base / relative).is_file():
+            return base / relative
+    return CHECKOUT / relative

@@ -23,11 +23,10 @@ from string import Template
 from crontab import CronTab
 
 from ts_isr.errors import TsError
-from ts_isr.files import write_atomic
+from ts_isr.files import project_file, write_atomic
 from ts_isr.log import escape
 from ts_isr.tools import find_tool
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 SYSLOG_NG_SNIPPET = Path("etc/syslog-ng/conf.d/threatstop.conf")
 LOGROTATE_FILE = Path("etc/logrotate.d/threatstop")
 ROOT_CRONTAB = "crontab"
@@ -44,12 +43,12 @@ def config_string(value: str | os.PathLike) -> str:
 
 def render(template: str, values: Mapping[str, object]) -> str:
     """The template ``template`` (e.g. ``syslog-ng/threatstop.conf``) with its ``$names`` filled in."""
+    path = project_file(template)
     try:
-        text = (TEMPLATE_DIR / template).read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise TsError(
-            f"cannot read the template {TEMPLATE_DIR / template} ({exc.strerror}); "
-            "run setup from a complete ts_isr checkout"
+            f"cannot read the template {path} ({exc.strerror}); reinstall ts_isr or run it from a checkout"
         ) from None
     try:
         return Template(text).substitute(values)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from string import Template
 
+from ts_isr.files import project_file
 from ts_isr.linux.settings import Paths
 from ts_isr.linux.system import run_tool
 from ts_isr.log import log
@@ -29,7 +30,7 @@ from ts_isr.sysconf import (
 )
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-UNIT_TEMPLATE = Path(__file__).resolve().parent.parent.parent / "systemd" / "threatstop.service"
+UNIT_TEMPLATE = "systemd/threatstop.service"
 MODULES_LOAD_TEXT = (
     "# ThreatSTOP: filter bridged traffic with iptables (tsadmin add --load_br_netfilter)\nbr_netfilter\n"
 )
@@ -249,7 +250,7 @@ def unit_word(value: str | Path) -> str:
 def render_unit(paths: Paths, config_file: Path) -> str:
     """The unit's text, rendered (and refused) before anything is installed."""
     python, tsadmin = tsadmin_command()
-    return Template(UNIT_TEMPLATE.read_text(encoding="utf-8")).substitute(
+    return Template(project_file(UNIT_TEMPLATE).read_text(encoding="utf-8")).substitute(
         python=unit_word(python),
         tsadmin=unit_word(tsadmin),
         root=unit_word(paths.root),

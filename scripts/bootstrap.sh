@@ -3,12 +3,14 @@
 
 DEBIAN_PACKAGES=(
   python3-venv knot knot-dnsutils bind9-dnsutils ipset iptables iproute2 iputils-ping
-  syslog-ng-core logrotate cron stunnel4 procps curl gzip openssh-client git systemd util-linux
+  syslog-ng-core logrotate cron stunnel4 procps curl gzip openssh-client git systemd util-linux kmod
 )
 
+# install_debian_packages [PACKAGE...]: the named packages, or all the tests use.
 install_debian_packages() {
-  local missing=()
-  for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  local wanted=("$@") missing=()
+  [ ${#wanted[@]} -eq 0 ] && wanted=("${DEBIAN_PACKAGES[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

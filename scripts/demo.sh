@@ -3,5 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/bootstrap.sh
+install_debian_packages python3-venv
 make_venv ""
 exec .venv/bin/python -m ts_isr.demo "$@"

@@ -255,6 +255,12 @@ def test_max_members_refuses_further_members():
     assert list(cli.state.running["TS"]) == ["description kept", "host 192.0.2.1"]
 
 
+def test_max_members_does_not_count_a_description_added_later():
+    cli = session(max_members=2)
+    configure(cli, "TS", "host 192.0.2.1", "description late", "host 192.0.2.2", "host 192.0.2.3")
+    assert list(cli.state.running["TS"]) == ["description late", "host 192.0.2.1", "host 192.0.2.2"]
+
+
 def test_odd_prompt_is_rom_monitor():
     cli = session(enabled=False, odd_prompt=True)
     assert cli.prompt() == "rommon 1 > "

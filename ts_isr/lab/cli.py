@@ -677,12 +677,17 @@ class Session:
                 ]
             )
         limit = self.profile.max_members
-        if limit is not None and sum(not key.startswith("description") for key in members) >= limit:
+        if limit is not None and _entries(members) >= limit:
             if ios:
                 return Reply([f"% Object-group {self.group} has reached the maximum of {limit} entries", ""])
             return Reply([f"ERROR: Object-group {self.group} has reached the maximum of {limit} objects"])
         members[member] = None
         return Reply(changed=True)
+
+
+def _entries(members: dict[str, None]) -> int:
+    """The group's members but its description, which ``_member`` always keeps first: O(1) per add."""
+    return len(members) - next(iter(members), "").startswith("description")
 
 
 def _object_text(member: str) -> str:

@@ -16,6 +16,7 @@ import re
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,11 +222,7 @@ class LabSession(asyncssh.SSHServerSession):
         self._send(greeting + "\r\n" + self.cli.prompt())
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
-        delay = self.device.knobs.rtt_ms / 2000
-        if delay:
-            asyncio.get_running_loop().call_later(delay, self._arrive, data)
-        else:
-            self._arrive(data)
+        self._after_half_rtt(self._arrive, data)
 
     def eof_received(self) -> bool:
         self._close()
@@ -328,11 +325,15 @@ class LabSession(asyncssh.SSHServerSession):
         self.flush_pending = False
         data = "".join(self.outbuf).encode()
         self.outbuf.clear()
+        self._after_half_rtt(self._write, data)
+
+    def _after_half_rtt(self, action: Callable[[bytes], None], data: bytes) -> None:
+        """Each way of the round trip takes half of ``rtt_ms``: input on arrival, output on leaving."""
         delay = self.device.knobs.rtt_ms / 2000
         if delay:
-            asyncio.get_running_loop().call_later(delay, self._write, data)
+            asyncio.get_running_loop().call_later(delay, action, data)
         else:
-            self._write(data)
+            action(data)
 
     def _flush_now(self) -> None:
         """Before closing: whatever is queued goes out now, with no delay."""

@@ -5,11 +5,12 @@ The lab must be much faster than any client (at least 5,000 lines/s through netm
 baseline is the device alone: the same lines written in one go on a bare paramiko shell channel,
 timed until the prompt after the last line; netmiko's figures are given as ratios against it.
 
-    .venv/bin/python bench/lab_config_rate.py [LINES]
+    .venv/bin/python bench/bench_lab.py [--lines 30000]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -21,6 +22,8 @@ from netmiko import ConnectHandler
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.support.lab import LabDevice, lab_device
+
+TARGET_LINES_PER_S = 5000
 
 
 def member_lines(count: int, offset: int) -> list[str]:
@@ -66,7 +69,10 @@ def netmiko_seconds(device: LabDevice, lines: list[str], joined: bool) -> float:
 
 
 def main() -> int:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 30000
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=30000)
+    args, _ = parser.parse_known_args()  # scripts/bench.sh passes its arguments to every bench
+    count = args.lines
     with tempfile.TemporaryDirectory() as tmp, lab_device(Path(tmp), "ios") as device:
         bare = bare_channel_seconds(device, member_lines(count, 0))
         joined = netmiko_seconds(device, member_lines(count, count), joined=True)
@@ -80,7 +86,13 @@ def main() -> int:
     ):
         rate = count / seconds
         print(f"{label:42s} {count} lines {seconds:6.2f} s {rate:9,.0f} lines/s {seconds / bare:6.1f}x")
-    return 0
+    slowest = count / max(joined, listed)
+    met = slowest >= TARGET_LINES_PER_S
+    print(
+        f"targets {'met' if met else 'NOT met'}: through netmiko at least {slowest:,.0f} lines/s "
+        f"(target >= {TARGET_LINES_PER_S:,})"
+    )
+    return 0 if met else 1
 
 
 if __name__ == "__main__":

@@ -31,6 +31,13 @@ def test_subtract_matches_set_difference(block, allow):
     assert covered(result.ranges()) == covered(block) - covered(allow)
 
 
+@given(st.lists(v4_range, max_size=20), v4_range)
+def test_covers_matches_set_inclusion(ranges, probe):
+    """The shrink guard's question: is a whole old entry still in the new list?"""
+    start, end = probe
+    assert RangeSet.from_ranges(4, ranges).covers(start, end) == (covered([probe]) <= covered(ranges))
+
+
 @given(st.integers(0, 2**32 - 1), st.integers(0, 2**20))
 def test_range_to_cidrs_matches_ipaddress_summarize(start, span):
     end = min(start + span, 2**32 - 1)

@@ -131,9 +131,6 @@ class RangeSet:
     def __repr__(self) -> str:
         return f"RangeSet(family={self.family}, ranges={len(self)})"
 
-    def address_count(self) -> int:
-        return sum(e - s + 1 for s, e in self.ranges())
-
     def __contains__(self, address: int) -> bool:
         i = bisect_right(self._starts, address) - 1
         return i >= 0 and address <= self._ends[i]
@@ -142,8 +139,10 @@ class RangeSet:
         i = bisect_right(self._starts, end) - 1
         return i >= 0 and self._ends[i] >= start
 
-    def union(self, other: RangeSet) -> RangeSet:
-        return RangeSet.from_ranges(self.family, [*self.ranges(), *other.ranges()])
+    def covers(self, start: int, end: int) -> bool:
+        """Whether every address from ``start`` to ``end`` is in the set (ranges are merged)."""
+        i = bisect_right(self._starts, start) - 1
+        return i >= 0 and self._ends[i] >= end
 
     def subtract(self, other: RangeSet) -> RangeSet:
         """Self minus other: a hole costs a split, not an explosion.
@@ -187,9 +186,6 @@ class RangeSet:
             out_starts.extend(starts[i + 1 :])
             out_ends.extend(ends[i + 1 :])
         return RangeSet(self.family, out_starts, out_ends)
-
-    def intersect(self, other: RangeSet) -> RangeSet:
-        return self.subtract(self.subtract(other))
 
     def cidrs(self) -> Iterator[Cidr]:
         family, bits = self.family, BITS[self.family]

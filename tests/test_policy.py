@@ -41,7 +41,8 @@ def test_hostile_or_malformed_tokens_are_refused(token):
         ("1:198.51.100.0/24", "198.51.100.0/24"),
         ("0.0.0.0", "0.0.0.0/32"),
         ("2001:db8::1/64", "2001:db8::/64"),
-        ("2:2001:db8::/48", "2001:db8::/48"),
+        ("2:2001:db8:0:0:0:0:0:0/48", "2001:db8::/48"),  # 9 groups whole: the prefix is the only reading
+        ("2::1", "2::1/128"),  # ":1" is no address: the only reading is the whole
     ],
 )
 def test_valid_tokens_are_normalised(token, expected):
@@ -116,3 +117,24 @@ def test_print_form_is_sorted_by_address():
     policy, _ = build_policy(block.ranges(), allow.ranges())
     assert list(policy.lines()) == ["allow 192.0.2.1/32", "block 203.0.113.0/24"]
     assert policy.block == (Cidr(4, int(ipaddress.IPv4Address("203.0.113.0")), 24),)
+
+
+@pytest.mark.parametrize("token", ["2:1::/64", "2:2001:db8::/48", "2:db8::1"])
+def test_a_token_valid_with_and_without_the_2_prefix_is_refused(token):
+    """Review item 8: ``2:1::/64`` is 1::/64 or 2:1::/64; neither reading can be trusted."""
+    assert parse_token(token) is None
+    assert str(parse_token(token, family_prefix=False)) == str(ipaddress.ip_network(token, strict=False))
+
+
+def test_truncation_ranks_only_the_families_the_target_takes():
+    """Review item 2: IPv6 /32s must not take the slots of an IPv4-only device's entries."""
+    block = ListBuilder()
+    for token in ("192.0.2.1", "198.51.100.0/24", "2001:db8::/32", "2001:db9::/48"):
+        block.add_token(token)
+    policy, report = build_policy(block.ranges(), ListBuilder().ranges(), max_size=2, families={4})
+    assert [str(c) for c in policy.block if c.family == 4] == ["192.0.2.1/32", "198.51.100.0/24"]
+    assert [str(c) for c in policy.block if c.family == 6] == ["2001:db8::/32", "2001:db9::/48"]
+    assert report.block_truncated == 0
+    both, report = build_policy(block.ranges(), ListBuilder().ranges(), max_size=2)
+    assert [str(c) for c in both.block] == ["2001:db8::/32", "2001:db9::/48"]  # a dual-stack host
+    assert report.block_truncated == 2

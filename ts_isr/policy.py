@@ -11,13 +11,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ts_isr.ranges import BITS, Cidr, RangeSet
 
 _V4 = re.compile(r"(?:1:)?((?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3})(?:/(0|[1-9][0-9]?))?")
-_V6 = re.compile(r"(?:2:)?([0-9A-Fa-f:.]{2,45})(?:/(0|[1-9][0-9]{0,2}))?")
+_V6 = re.compile(r"([0-9A-Fa-f:.]{2,47})(?:/(0|[1-9][0-9]{0,2}))?")
 MAX_TOKEN = 64
 
 
@@ -42,30 +42,50 @@ def parse_v4(text: str) -> tuple[int, int] | None:
     return value & (((1 << prefixlen) - 1) << (32 - prefixlen)), prefixlen
 
 
-def parse_v6(text: str) -> tuple[int, int] | None:
-    """``x::y[/len]`` (optionally ``2:``-prefixed) as (network, prefixlen), host bits cleared."""
+def _v6_value(text: str) -> int | None:
+    try:
+        return int(ipaddress.IPv6Address(text))
+    except ValueError:
+        return None
+
+
+def parse_v6(text: str, *, family_prefix: bool = True) -> tuple[int, int] | None:
+    """``x::y[/len]`` (optionally ``2:``-prefixed) as (network, prefixlen), host bits cleared.
+
+    ``2:1::/64`` reads as ``1::/64`` with the prefix and as ``2:1::/64``
+    without: a token that is valid both ways is refused, as no reading of it
+    can be trusted.  ``family_prefix=False`` reads the plain form only (our own files).
+    """
     m = _V6.fullmatch(text)
     if not m or ":" not in m.group(1):
         return None
-    try:
-        address = ipaddress.IPv6Address(m.group(1))
-    except ValueError:
+    body = m.group(1)
+    readings = [_v6_value(body)]
+    if family_prefix and body.startswith("2:"):
+        readings.append(_v6_value(body[2:]))
+    valid = [value for value in readings if value is not None]
+    if len(valid) != 1:
         return None
     prefixlen = int(m.group(2)) if m.group(2) is not None else 128
     if prefixlen > 128:
         return None
-    return int(address) & (((1 << prefixlen) - 1) << (128 - prefixlen)), prefixlen
+    return valid[0] & (((1 << prefixlen) - 1) << (128 - prefixlen)), prefixlen
 
 
-def parse_token(text: str) -> Cidr | None:
-    """A TXT token (``a.b.c.d[/len]``, ``1:a.b.c.d/len``, IPv6 forms) or None."""
+def parse_token(text: str, *, family_prefix: bool = True) -> Cidr | None:
+    """A TXT token (``a.b.c.d[/len]``, ``1:a.b.c.d/len``, IPv6 forms) or None.
+
+    ``family_prefix=False`` accepts only the plain forms ``str(Cidr)`` writes.
+    """
     if len(text) > MAX_TOKEN:
         return None
-    for family, parse in ((4, parse_v4), (6, parse_v6)):
-        parsed = parse(text)
-        if parsed is not None:
-            return Cidr(family, *parsed)
-    return None
+    if not family_prefix and text.startswith("1:"):
+        return None
+    parsed4 = parse_v4(text)
+    if parsed4 is not None:
+        return Cidr(4, *parsed4)
+    parsed6 = parse_v6(text, family_prefix=family_prefix)
+    return None if parsed6 is None else Cidr(6, *parsed6)
 
 
 def _stores() -> dict[int, array | list[tuple[int, int]]]:
@@ -82,6 +102,7 @@ class ListBuilder:
     include: dict[int, array | list[tuple[int, int]]] = field(default_factory=_stores)
     exclude: dict[int, array | list[tuple[int, int]]] = field(default_factory=_stores)
     accepted: int = 0
+    excluded: int = 0  # of ``accepted``: exclusions, not results
     invalid: int = 0
     too_broad: int = 0
 
@@ -96,6 +117,7 @@ class ListBuilder:
         entry = (network << 32) | last if family == 4 else (network, last)
         if negated:
             self.exclude[family].append(entry)
+            self.excluded += 1
         elif prefixlen < self.min_prefix[family]:
             self.too_broad += 1
             return False
@@ -126,6 +148,8 @@ class ListBuilder:
         before = len(target)
         target.extend((n & mask) * 0x100000001 | host for n in networks)
         self.accepted += len(target) - before
+        if negated:
+            self.excluded += len(target) - before
 
     def add_v4_hosts(self, addresses: Iterable[int]) -> None:
         """Fast path for A records: each is a /32 already known to be valid."""
@@ -154,12 +178,6 @@ class Policy:
         tagged.sort()
         for cidr, kind in tagged:
             yield f"{kind} {cidr}"
-
-    def family(self, family: int) -> Policy:
-        return Policy(
-            tuple(c for c in self.block if c.family == family),
-            tuple(c for c in self.allow if c.family == family),
-        )
 
 
 @dataclass(frozen=True)
@@ -190,11 +208,15 @@ def build_policy(
     *,
     lifelines: Iterable[Cidr] = (),
     max_size: int | None = None,
+    families: Collection[int] = (4, 6),
 ) -> tuple[Policy, BuildReport]:
     """Block minus allow minus lifelines, aggregated, then truncated to the device's size.
 
     ``max_size`` bounds the block list; the allow list gets a fifth of it, as
-    the vendor's ts-iptables does.
+    the vendor's ts-iptables does.  Only the ``families`` the target takes
+    compete for those slots: an IPv6 /32 must not push out the IPv4 entries
+    of a device that never receives IPv6.  Entries of other families stay in
+    the policy as they are, so the target can say what it skipped.
     """
     lifeline_list = list(lifelines)
     spared = 0
@@ -208,7 +230,18 @@ def build_policy(
         allow_cidrs.extend(allow[family].cidrs())
     block_truncated = allow_truncated = 0
     if max_size is not None:
-        block_cidrs, block_truncated = keep_broadest(block_cidrs, max_size)
-        allow_cidrs, allow_truncated = keep_broadest(allow_cidrs, max(1, max_size // 5))
+        block_cidrs, block_truncated = _truncate(block_cidrs, max_size, families)
+        allow_cidrs, allow_truncated = _truncate(allow_cidrs, max(1, max_size // 5), families)
     policy = Policy(tuple(block_cidrs), tuple(allow_cidrs))
     return policy, BuildReport(spared, block_truncated, allow_truncated)
+
+
+def _truncate(cidrs: list[Cidr], limit: int, families: Collection[int]) -> tuple[list[Cidr], int]:
+    """:func:`keep_broadest` over the target's families; the others pass untouched."""
+    taken = [c for c in cidrs if c.family in families]
+    if len(taken) <= limit:
+        return cidrs, 0
+    kept, dropped = keep_broadest(taken, limit)
+    kept.extend(c for c in cidrs if c.family not in families)
+    kept.sort()
+    return kept, dropped

@@ -45,7 +45,7 @@ def parse(text: str) -> StoredPolicy:
     entries: dict[str, list[Cidr]] = {"block": [], "allow": []}
     for number, line in enumerate(lines[1:], start=2):
         kind, _, token = line.partition(" ")
-        cidr = parse_token(token)
+        cidr = parse_token(token, family_prefix=False)
         if kind not in entries or cidr is None:
             raise ValueError(f"line {number} is not 'block <cidr>' or 'allow <cidr>'")
         entries[kind].append(cidr)

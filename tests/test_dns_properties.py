@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import dns.message
+import dns.name
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
@@ -41,7 +42,13 @@ def response(rdtype: int, rdatas: Iterable[bytes]) -> dnsfetch.Response:
 
 def printed_entries(answers: dict[int, dnsfetch.Response]) -> list[str]:
     fetched = dnsfetch.FetchedList("part.test", ListBuilder(min_prefix=dict(MIN_PREFIX)))
-    dnsfetch.read_part(fetched, answers)
+    try:
+        dnsfetch.read_part(fetched, answers, dns.name.from_text("part.test"))
+    except dnsfetch.Malformed:
+        raise
+    except dnsfetch.ServerError as exc:
+        assert "has no data" in str(exc)
+        return []  # a part without data fails its list: nothing is printed
     policy, _ = build_policy(fetched.builder.ranges(), {4: RangeSet.empty(4), 6: RangeSet.empty(6)})
     return list(policy.lines())
 
@@ -104,7 +111,11 @@ def test_the_apl_fast_cut_agrees_with_the_item_by_item_reading(data: bytes) -> N
     except dnsfetch.Malformed:
         slow = None
     try:
-        fast = dnsfetch.apl_items(response(dnsfetch.APL, [data]))
+        fast = [
+            item
+            for record in dnsfetch.apl_rdatas(response(dnsfetch.APL, [data]))
+            for item in dnsfetch.cut_apl_items(record)
+        ]
     except dnsfetch.Malformed:
         fast = None
     assert fast == slow

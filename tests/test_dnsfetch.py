@@ -12,6 +12,7 @@ from tests.support.dnsproxy import DnsTcpProxy, SilentServer
 from tests.support.knot import KnotServer, make_zone_records
 from ts_isr import dnsfetch
 from ts_isr.errors import FetchError
+from ts_isr.fetch import learn_servers
 
 ZONE = "pol.test."
 BIG = [str(ipaddress.IPv4Address(0x0B000000 + 7 * i)) for i in range(4000)]
@@ -48,11 +49,14 @@ def records() -> str:
             "deep4": ["deep5.pol.test"],
             "deep5": ["p-a.pol.test"],
             "many": [f"big{i}.pol.test" for i in range(25)],
+            "nodata": ["p-a.pol.test", "p-ent.pol.test"],
+            "blank": ["p-a.pol.test", "p-blank.pol.test"],
         },
         a={
             "p-a": ["192.0.2.10", "192.0.2.11", "2001:db8::10"],
             "p-deep": ["198.51.100.200"],
             "p-stuck": ["192.0.2.99"],
+            "host.p-ent": ["192.0.2.98"],  # p-ent exists, with no data of its own
             "aonly": ["203.0.113.5", "203.0.113.6"],
             "bulk": BIG,
             **{
@@ -69,6 +73,8 @@ def records() -> str:
             "p-txt": ["100.64.0.0/16 100.65.0.1", "1:100.66.0.0/24"],
             "txtonly": ["192.0.2.128/25"],
             "hostile": HOSTILE_TXT,
+            "p-blank": [""],
+            "broadtxt": ["0.0.0.0/0 bogus 192.0.2.1 10.0.0.0/7"],
         },
     )
 
@@ -162,6 +168,8 @@ def test_hostile_txt_never_reaches_the_list(knot: KnotServer) -> None:
         ("refused", "REFUSED for part.elsewhere.invalid"),
         ("deep0", "deeper than 4 levels"),
         ("nosuchlist", "nosuchlist.pol.test does not exist (NXDOMAIN)"),
+        ("nodata", "part p-ent.pol.test has no data"),  # review item 5: likely mid-transfer
+        ("blank", "part p-blank.pol.test has no data"),  # a TXT of only "" holds nothing either
     ],
 )
 def test_any_failing_part_fails_the_whole_list(knot: KnotServer, name: str, reason: str) -> None:
@@ -181,27 +189,37 @@ def test_a_part_that_never_answers_fails_the_list_within_the_timeout(knot: KnotS
         assert time.monotonic() - started < 30
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on: the fallback port a test must not leave at 5353."""
+    with SilentServer() as closed:
+        return closed.port
+
+
 def test_dead_and_silent_servers_fail_over_to_the_next(knot: KnotServer) -> None:
     # 127.0.0.77 refuses at once; the silent one accepts and never answers.
     with SilentServer("127.0.0.66", knot.port):
-        fetched = fetch(knot, "aonly", servers=("127.0.0.77", "127.0.0.66", "127.0.0.1"), timeout=2)
+        fetched = fetch(
+            knot,
+            "aonly",
+            servers=("127.0.0.77", "127.0.0.66", "127.0.0.1"),
+            timeout=2,
+            fallback_port=closed_port(),
+        )
     assert networks(fetched["aonly.pol.test"]) == {"203.0.113.5/32", "203.0.113.6/32"}
     assert fetched["aonly.pol.test"].server == f"127.0.0.1 port {knot.port}"
 
 
 def test_every_server_dead_is_one_clear_line(knot: KnotServer) -> None:
     with pytest.raises(FetchError) as failure:
-        fetch(knot, "aonly", servers=("127.0.0.77", "127.0.0.78"), timeout=0.5)
+        fetch(knot, "aonly", servers=("127.0.0.77", "127.0.0.78"), timeout=0.5, fallback_port=closed_port())
     message = str(failure.value)
     assert "127.0.0.77 port" in message and "127.0.0.78 port" in message
     assert "\n" not in message
 
 
 def test_unreachable_port_falls_back_to_the_fallback_port(knot: KnotServer) -> None:
-    with SilentServer() as closed:
-        dead_port = closed.port
     fetched = dnsfetch.fetch_lists(
-        ["aonly.pol.test"], ["127.0.0.1"], port=dead_port, timeout=10, fallback_port=knot.port
+        ["aonly.pol.test"], ["127.0.0.1"], port=closed_port(), timeout=10, fallback_port=knot.port
     )
     assert fetched["aonly.pol.test"].server == f"127.0.0.1 port {knot.port}"
 
@@ -249,7 +267,8 @@ def test_bulk_answers_decode_like_dnspython(knot: KnotServer) -> None:
     for response in (apl, mixed_apl):
         assert [
             (item[1], item[2], item[3] > 0x7F, bytes(item[4:]).ljust(16 if item[1] == 2 else 4, b"\0"))
-            for item in dnsfetch.apl_items(response)
+            for data in dnsfetch.apl_rdatas(response)
+            for item in dnsfetch.cut_apl_items(data)
         ] == [
             (ref.family, ref.prefix, ref.negation, ipaddress.ip_address(ref.address).packed)
             for rdata in dns.message.from_wire(response.wire).answer[0]
@@ -257,3 +276,39 @@ def test_bulk_answers_decode_like_dnspython(knot: KnotServer) -> None:
         ]
     assert dnsfetch.txt_strings(txt) == [s for rdata in reference[16] for s in rdata.strings]
     assert dnsfetch.ptr_targets(ptr) == [r.target for r in reference[12]]
+
+
+def bad_ns_pointer(wire: bytes) -> bytes:
+    """The answer with its first NS target turned into a compression pointer past the message end."""
+    response = dnsfetch.parse_response(wire)
+    for _, rtype, _, start, _ in dnsfetch._walk(wire, response.answer_offset, response.counts[1]):
+        if rtype == dnsfetch.NS:
+            return wire[:start] + b"\xff\xff" + wire[start + 2 :]
+    return wire
+
+
+def test_an_unreadable_name_server_answer_fails_over_and_keeps_dns_server(knot: KnotServer) -> None:
+    """Review item 3: a bad pointer in an NS answer fails that server only, never the run."""
+    with DnsTcpProxy(("127.0.0.1", knot.port), host="127.0.0.5", port=knot.port, rewrite=bad_ns_pointer):
+        zone, addresses = dnsfetch.learn_name_servers(
+            ["127.0.0.5", "127.0.0.1"], "aonly.pol.test", port=knot.port
+        )
+        assert zone == dns.name.from_text(ZONE)
+        assert [str(a) for a in addresses] == ["127.0.0.1"]
+        with pytest.raises(FetchError, match=r"127\.0\.0\.5 port \d+: unreadable answer \(BadPointer"):
+            dnsfetch.learn_name_servers(["127.0.0.5"], "aonly.pol.test", port=knot.port)
+        assert learn_servers(["127.0.0.5"], "aonly.pol.test", knot.port, 5.0) is None
+
+
+def test_one_server_gets_seconds_not_minutes() -> None:
+    """Review item 6: a server trickling one answer inside each timeout is cut off after 30 s."""
+    assert dnsfetch.server_deadline(5.0) == 30.0
+    assert dnsfetch.server_deadline(10.0) == 60.0  # a long dns_timeout is the user's choice
+
+
+def test_samples_show_invalid_entries_and_results_leave_out_exclusions(knot: KnotServer) -> None:
+    """Review item 21: a too-broad entry is counted as such, not shown as invalid; !items are no results."""
+    broad = fetch(knot, "broadtxt")["broadtxt.pol.test"]
+    assert broad.dropped_samples == ["bogus"]
+    assert (broad.builder.invalid, broad.builder.too_broad, broad.results) == (1, 2, 1)
+    assert fetch(knot, "aplonly")["aplonly.pol.test"].results == 1  # 1:203.0.113.0/25, not its !/28

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import stat
 from collections.abc import Iterator
@@ -11,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.dnsproxy import DnsTcpProxy
 from tests.support.knot import KnotServer, make_zone_records
-from ts_isr.config import load_config
+from ts_isr.config import Config, load_config
 from ts_isr.errors import FetchError
 from ts_isr.fetch import fetch_policy
+from ts_isr.linux.settings import LINUX_KEYS
 from ts_isr.log import log
 from ts_isr.policy import Policy, parse_token
 from ts_isr.policystore import FILE_NAME, load_last_good, save_last_good
@@ -112,7 +113,7 @@ def test_fetch_logs_the_seed_lines_spares_lifelines_and_keeps_the_last_good(
         "Received 2 allow results.",
         f"Getting block list {BLOCK}",
         "Received 2 block lists to process.",
-        "Received 6 block results.",
+        "Received 5 block results.",  # 4 hosts and a /24; its !/25 is an exclusion, not a result
     ]
     assert any("lifelines" in w and "2 of" in w for w in lines.at(logging.WARNING))
     stored = load_last_good(tmp_path / "state")
@@ -181,27 +182,23 @@ def test_the_block_list_is_truncated_to_max_policy_size_with_a_warning(
     assert any("truncated to max_policy_size=1: dropped 1" in w for w in lines.at(logging.WARNING))
 
 
-class TsadminConfig:
-    """A config of another schema: only ``get`` and the shared key names."""
-
-    def __init__(self, values: dict[str, object]) -> None:
-        self.values = values
-
-    def get(self, name: str, default: object = None) -> object:
-        return self.values.get(name, default)
+def tsadmin_config(tmp_path: Path, knot: KnotServer, **values: object) -> Config:
+    """A real tsadmin config file (its own schema, LINUX_KEYS), read the way tsadmin reads it."""
+    values = {"dns_server": "127.0.0.1", "port": knot.port, "block_list": BLOCK, **values}
+    path = tmp_path / "tsadmin.conf"
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    path.chmod(0o600)
+    return load_config(path, LINUX_KEYS)
 
 
 def test_a_tsadmin_config_works_through_get(tmp_path: Path, knot: KnotServer) -> None:
-    config = TsadminConfig(
-        {
-            "dns_server": "127.0.0.1",
-            "port": knot.port,
-            "block_list": BLOCK,
-            "allow_list": ALLOW,
-            "max_policy_size": 30000,
-            "state_dir": tmp_path / "tsstate",
-            "min_prefix": 8,
-        }
+    config = tsadmin_config(
+        tmp_path,
+        knot,
+        allow_list=ALLOW,
+        max_policy_size=30000,
+        state_dir=tmp_path / "tsstate",
+        min_prefix=8,
     )
     policy = fetch_policy(config)
     assert "block 192.0.2.10/32" in set(policy.lines())  # no device key: not a lifeline here
@@ -226,9 +223,8 @@ def test_the_store_round_trips_and_refuses_damage(tmp_path: Path) -> None:
 def test_min_prefix_zero_is_honoured_not_replaced_by_the_default(tmp_path: Path, knot: KnotServer) -> None:
     knot.add_zone(ZONE, make_zone_records(apl={"blk": ["1:128.0.0.0/2"]}))
     knot.reload()
-    config = {"dns_server": "127.0.0.1", "port": knot.port, "block_list": BLOCK}
-    assert fetch_policy(TsadminConfig({**config, "min_prefix": 0})).block == (Cidr(4, 0x80000000, 2),)
-    assert fetch_policy(TsadminConfig(config), force=True).block == ()  # /2 is broader than the default /8
+    assert fetch_policy(tsadmin_config(tmp_path, knot, min_prefix=0)).block == (Cidr(4, 0x80000000, 2),)
+    assert fetch_policy(tsadmin_config(tmp_path, knot), force=True).block == ()  # /2 is broader than /8
 
 
 def test_without_record_nothing_on_disk_changes(tmp_path: Path, knot: KnotServer, lines: Lines) -> None:
@@ -248,17 +244,75 @@ def test_the_configuration_service_and_an_address_log_host_are_lifelines(
     tmp_path: Path, knot: KnotServer, lines: Lines
 ) -> None:
     """Review item 7b: the block list covers the log host and the configuration service; both are spared."""
-    values = {
-        "dns_server": "127.0.0.1",
-        "port": knot.port,
-        "block_list": BLOCK,
-        "min_prefix": 8,
-        "autoconf_server": [ipaddress.ip_address("192.0.2.2")],
-        "url": "https://192.0.2.1:8443/logupload",
-    }
-    blocked = set(fetch_policy(TsadminConfig(values), record=False).lines())
+    values = {"min_prefix": 8, "autoconf_server": "192.0.2.2", "url": "https://192.0.2.1:8443/logupload"}
+    blocked = set(fetch_policy(tsadmin_config(tmp_path, knot, **values), record=False).lines())
     assert "block 192.0.2.10/32" in blocked
     assert "block 192.0.2.1/32" not in blocked and "block 192.0.2.2/32" not in blocked
     assert any("configuration service, log host" in w for w in lines.at(logging.WARNING))
-    by_name = fetch_policy(TsadminConfig(values | {"url": "https://logs.threatstop.com/x"}), record=False)
+    by_name = fetch_policy(
+        tsadmin_config(tmp_path, knot, **values | {"url": "https://logs.threatstop.com/x"}), record=False
+    )
     assert "block 192.0.2.1/32" in set(by_name.lines()), "a name is not looked up"
+
+
+def test_a_damaged_last_good_policy_does_not_let_an_empty_list_through(
+    tmp_path: Path, knot: KnotServer
+) -> None:
+    """Review item 1: a last good file that cannot be read counts as a non-empty one."""
+    path = write_config(tmp_path, knot)
+    fetch_policy(load_config(path))
+    stored = tmp_path / "state" / FILE_NAME
+    damaged = stored.read_text() + "block garbage\n"
+    stored.write_text(damaged)
+    knot.add_zone(ZONE, make_zone_records(a={"blk": ["192.0.2.10"], "alw": ["198.51.100.7"]}))
+    knot.reload()
+    with pytest.raises(FetchError, match=r"came back empty and the last good policy cannot be read.*--force"):
+        fetch_policy(load_config(path))
+    assert stored.read_text() == damaged, "nothing is overwritten"
+    assert fetch_policy(load_config(path), force=True).block == ()
+    assert load_last_good(tmp_path / "state").policy.block == ()
+
+
+def test_a_block_list_that_shrinks_past_max_shrink_is_refused_on_tsadmin_too(
+    tmp_path: Path, knot: KnotServer
+) -> None:
+    """Review item 7: max_shrink guards every target at the fetch, not only the Cisco group."""
+    first = fetch_policy(tsadmin_config(tmp_path, knot))
+    assert len(first.block) == 5  # no allow list, no device: 4 hosts and the /25
+    knot.add_zone(ZONE, make_zone_records(a={"blk": ["192.0.2.1", "192.0.2.2", "192.0.2.99"]}))
+    knot.reload()
+    with pytest.raises(
+        FetchError, match=r"lost 3 of the last good one's 5 entries \(60%, more than max_shrink=50%\)"
+    ):
+        fetch_policy(tsadmin_config(tmp_path, knot))
+    assert load_last_good(tmp_path / "state").policy == first
+    shrunk = fetch_policy(tsadmin_config(tmp_path, knot, max_shrink="0.6"))
+    assert [str(c) for c in shrunk.block] == ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.99/32"]
+
+
+def test_the_same_addresses_aggregated_differently_are_no_shrink(tmp_path: Path, knot: KnotServer) -> None:
+    hosts = [f"192.0.2.{n}" for n in range(64, 128)]
+    knot.add_zone(ZONE, make_zone_records(a={"blk": hosts[::2]}))
+    knot.reload()
+    assert len(fetch_policy(tsadmin_config(tmp_path, knot)).block) == 32
+    knot.add_zone(ZONE, make_zone_records(a={"blk": hosts}))
+    knot.reload()
+    assert [str(c) for c in fetch_policy(tsadmin_config(tmp_path, knot)).block] == ["192.0.2.64/26"]
+
+
+def test_new_name_servers_that_fail_the_fetch_leave_the_old_ones(
+    tmp_path: Path, knot: KnotServer, lines: Lines
+) -> None:
+    """Review item 4: the new set is tried first, the old one behind it; saved only if it served."""
+    knot.add_zone(ZONE, policy_zone(["192.0.2.1"]), ns=("127.0.0.3",))
+    knot.reload()
+    path = write_config(tmp_path, knot, dns_timeout="2")
+    before = path.read_text()
+    # 127.0.0.3 answers the zone's SOA, so it is adopted, but never gives a list part.
+    with DnsTcpProxy(
+        ("127.0.0.1", knot.port), host="127.0.0.3", port=knot.port, stall_names=["b1.acct.threatstop.local"]
+    ):
+        policy = fetch_policy(load_config(path))
+    assert "block 192.0.2.1/32" in set(policy.lines())
+    assert path.read_text() == before
+    assert any("lists came from 127.0.0.1; dns_server is kept" in w for w in lines.at(logging.WARNING))

@@ -45,7 +45,6 @@ import dns.exception
 import dns.message
 import dns.name
 import dns.rcode
-import dns.rdataclass
 import dns.rdatatype
 
 from ts_isr.errors import FetchError
@@ -61,8 +60,10 @@ FALLBACK_PORT = 5353
 # Questions in flight on one connection: enough to fill a long pipe, few enough
 # that our queries always fit the server's receive buffer (no send/recv deadlock).
 WINDOW = 64
-# Hard bound for one server, whatever it trickles: a dead or stuck server costs seconds.
-SERVER_DEADLINE = 120.0
+# Hard bound for one server, whatever it trickles: a server that sends one answer
+# just inside each timeout costs seconds, not minutes, before the next is tried.
+MIN_SERVER_DEADLINE = 30.0
+DEADLINE_TIMEOUTS = 6
 DROPPED_SAMPLES = 5
 MAX_FRUITLESS_CONNECTIONS = 3
 
@@ -291,10 +292,6 @@ def cut_apl_items(data: bytes) -> list[bytes]:
     return found if sum(map(len, found)) == len(data) else _apl_items_one_by_one(data)
 
 
-def apl_items(response: Response) -> list[bytes]:
-    return [item for data in apl_rdatas(response) for item in cut_apl_items(data)]
-
-
 _HIGH_BIT_OFF = bytes(byte & 0x7F for byte in range(256))
 Columns = tuple[array, bytes, bytes]  # addresses, prefix lengths, N|length bytes
 
@@ -382,12 +379,18 @@ def txt_tokens(strings: Sequence[bytes]) -> Iterator[bytes]:
 # --- Transport --------------------------------------------------------------------------------
 
 
+def server_deadline(timeout: float) -> float:
+    """How long one server may take for all its answers: 30 s, more only with a long ``dns_timeout``."""
+    return max(MIN_SERVER_DEADLINE, DEADLINE_TIMEOUTS * timeout)
+
+
 class DnsConnection:
     """One TCP connection to one server, questions pipelined on it (RFC 7766, 6.2.1.1)."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self.host, self.port, self.timeout = host, port, timeout
-        self.deadline = time.monotonic() + SERVER_DEADLINE
+        self.deadline_seconds = server_deadline(timeout)
+        self.deadline = time.monotonic() + self.deadline_seconds
         self._sock, self._reader = self._open()
 
     def _open(self) -> tuple[socket.socket, BinaryIO]:
@@ -409,7 +412,7 @@ class DnsConnection:
     def _read_exact(self, size: int) -> bytes:
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
-            raise ServerError(f"no whole answer within {SERVER_DEADLINE:.0f}s")
+            raise ServerError(f"no whole answer within {self.deadline_seconds:.0f}s")
         self._sock.settimeout(min(self.timeout, remaining))
         if _QUICKACK is not None:
             # Acknowledge at once: a server that sends small answers with Nagle's
@@ -532,14 +535,14 @@ class FetchedList:
     name: str
     builder: ListBuilder
     parts: int = 0
-    empty_parts: int = 0
     loops: int = 0
     server: str = ""
+    host: str = ""
     dropped_samples: list[str] = field(default_factory=list)
 
     @property
     def results(self) -> int:
-        return self.builder.accepted
+        return self.builder.accepted - self.builder.excluded
 
 
 def _note_dropped(fetched: FetchedList, text: str) -> None:
@@ -559,14 +562,15 @@ def add_apl_items(fetched: FetchedList, items: list[bytes]) -> None:
     from_bytes = int.from_bytes
     for item in items:
         size = len(item)
+        invalid = builder.invalid
         if item[0] == 0 and item[1] == 1 and size <= 8:
-            if add(4, from_bytes(item[4:]) << (64 - 8 * size), item[2], item[3] > 0x7F):
-                continue
+            add(4, from_bytes(item[4:]) << (64 - 8 * size), item[2], item[3] > 0x7F)
         elif item[0] == 0 and item[1] == 2 and size <= 20:
-            if add(6, from_bytes(item[4:]) << (160 - 8 * size), item[2], item[3] > 0x7F):
-                continue
+            add(6, from_bytes(item[4:]) << (160 - 8 * size), item[2], item[3] > 0x7F)
         else:
             builder.invalid += 1
+        if builder.invalid == invalid:
+            continue
         family, negation = (item[0] << 8) | item[1], "!" if item[3] > 0x7F else ""
         _note_dropped(fetched, f"APL item {negation}{family}:/{item[2]} of {size - 4} address bytes")
 
@@ -580,19 +584,24 @@ def add_apl_v4(fetched: FetchedList, addresses: array, prefixes: bytes, flags: b
         if prefixlen == 32 and not negated:
             builder.add_v4_hosts(addresses)  # hosts, exactly as A records give them
             return
-        accepted = builder.accepted
+        invalid = builder.invalid
         builder.add_v4_networks(addresses, prefixlen, negated)
-        if builder.accepted == accepted:
+        if builder.invalid > invalid:
             _note_dropped(fetched, f"{count} APL items {'!' if negated else ''}1:/{prefixlen}")
         return
     add = builder.add
     for address, prefixlen, flag in zip(addresses, prefixes, flags):
-        if not add(4, address, prefixlen, flag > 0x7F):
+        invalid = builder.invalid
+        if not add(4, address, prefixlen, flag > 0x7F) and builder.invalid > invalid:
             _note_dropped(fetched, f"APL item {'!' if flag > 0x7F else ''}1:/{prefixlen}")
 
 
-def read_part(fetched: FetchedList, answers: dict[int, Response]) -> None:
-    """One part's data into its list, by the reading's order: APL, else A/AAAA, else TXT."""
+def read_part(fetched: FetchedList, answers: dict[int, Response], name: dns.name.Name) -> None:
+    """One part's data into its list, by the reading's order: APL, else A/AAAA, else TXT.
+
+    A part with no data at all (no records, or TXT with only empty strings)
+    is likelier a server mid-transfer than a policy: it fails this server.
+    """
     builder = fetched.builder
     records = apl_rdatas(answers[APL])
     if records:
@@ -608,18 +617,23 @@ def read_part(fetched: FetchedList, answers: dict[int, Response]) -> None:
         for address in hosts6:
             builder.add(6, address, 128)
         return
-    strings = txt_strings(answers[TXT])
-    for token in txt_tokens(strings):
+    tokens = 0
+    for token in txt_tokens(txt_strings(answers[TXT])):
+        tokens += 1
         try:
             text = token.decode("ascii")
         except UnicodeDecodeError:
             builder.invalid += 1
             _note_dropped(fetched, token.decode("latin-1"))
             continue
-        if not builder.add_token(text):
+        invalid = builder.invalid
+        if not builder.add_token(text) and builder.invalid > invalid:
             _note_dropped(fetched, text)
-    if not strings:
-        fetched.empty_parts += 1
+    if not tokens:
+        raise ServerError(
+            f"part {name.to_text(omit_final_dot=True)} has no data (no APL, A, AAAA or TXT entries); "
+            "the server may be part way through a zone transfer"
+        )
 
 
 def fetch_from(
@@ -648,7 +662,7 @@ def fetch_from(
                 fetched.parts += 1
                 if fetched.parts > MAX_PARTS:
                     raise ServerError(f"list {list_name} has more than {MAX_PARTS} parts")
-                read_part(fetched, answers)
+                read_part(fetched, answers, name)
                 continue
             if len(path) >= MAX_DEPTH:
                 raise ServerError(f"list {list_name} points deeper than {MAX_DEPTH} levels at {name}")
@@ -662,7 +676,7 @@ def fetch_from(
         frontier = next_frontier
     server = f"{connection.host} port {connection.port}"
     for fetched in lists.values():
-        fetched.server = server
+        fetched.server, fetched.host = server, connection.host
     return lists
 
 
@@ -690,11 +704,19 @@ def fetch_lists(
 # --- Name server upkeep ----------------------------------------------------------------------
 
 
+def full_message(response: Response) -> dns.message.Message:
+    """dnspython's reading of a small answer (SOA, NS, addresses); a bad one fails this server only."""
+    try:
+        return dns.message.from_wire(response.wire)
+    except dns.exception.DNSException as exc:
+        raise Malformed(f"unreadable answer ({type(exc).__name__}: {exc})") from None
+
+
 def zone_of(connection: DnsConnection, name: dns.name.Name) -> dns.name.Name:
     """The zone holding ``name``: the owner of the SOA that answers (apex) or is in authority (below)."""
     (response,) = connection.exchange([(name, SOA)])
     check_rcode(response, name, SOA)
-    message = dns.message.from_wire(response.wire)
+    message = full_message(response)
     for rrset in (*message.answer, *message.authority):
         if rrset.rdtype == SOA:
             return rrset.name
@@ -710,7 +732,7 @@ def name_servers_from(connection: DnsConnection, list_name: str) -> tuple[dns.na
     zone = zone_of(connection, dns.name.from_text(list_name))
     (response,) = connection.exchange([(zone, NS)])
     check_rcode(response, zone, NS)
-    message = dns.message.from_wire(response.wire)
+    message = full_message(response)
     targets = [rdata.target for rrset in message.answer if rrset.rdtype == NS for rdata in rrset]
     if not targets:
         raise ServerError(f"no NS records for {zone.to_text(omit_final_dot=True)}")
@@ -732,7 +754,7 @@ def name_servers_from(connection: DnsConnection, list_name: str) -> tuple[dns.na
 
 
 def _address_rdatas(response: Response) -> Iterator[object]:
-    message = dns.message.from_wire(response.wire)
+    message = full_message(response)
     for rrset in message.answer:
         if rrset.rdtype in (A, AAAA):
             yield from rrset

@@ -7,14 +7,16 @@ are taken with ``config.get`` so the Cisco and the tsadmin configs both work.
 Name server upkeep (the seed's "Testing / Comparing / Updating" lines): the
 policy zone is the owner of the SOA that the block list's name falls under;
 its NS records and their addresses (glue, else asked by name) are the current
-servers.  They replace ``dns_server`` only when the set differs and at least
-one of the new servers answers the zone; otherwise the config is kept.
+servers.  When the set differs and at least one of the new servers answers
+the zone, the lists are fetched from the new servers first, the configured
+ones behind them; the new set replaces ``dns_server`` only once one of them
+has served the lists and the policy passed its checks.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -52,23 +54,22 @@ def dns_settings(config: Any) -> tuple[list[str], int, float]:
     return server_list(config), int(_value(config, "port", 53)), float(_value(config, "dns_timeout", 5.0))
 
 
-def maintain_servers(
-    config: Any, servers: list[str], list_name: str, port: int, timeout: float, *, record: bool = True
-) -> list[str]:
-    """The servers to fetch from: the policy zone's current NS set when it changed and answers.
+def learn_servers(servers: list[str], list_name: str, port: int, timeout: float) -> list[str] | None:
+    """The policy zone's current NS set when it differs from ``servers`` and at least one answers; else None.
 
-    With ``record`` the new set is also written to the config's ``dns_server``.
+    Nothing is saved here: a new set is only written to the config once it
+    has served the lists (see :func:`fetch_policy`).
     """
     log.info(f"Testing [{', '.join(servers)}] servers.")
     try:
         zone, learned = learn_name_servers(servers, list_name, port=port, timeout=timeout)
     except FetchError as exc:
         log.warning(f"cannot learn the policy's name servers, keeping dns_server as it is: {exc}")
-        return servers
+        return None
     log.info("Comparing DNS lists.")
     learned_text = [str(address) for address in learned]
     if not learned_text or set(learned_text) == set(servers):
-        return servers
+        return None
     kept = [server for server in servers if server in learned_text]
     added = [
         server
@@ -80,11 +81,12 @@ def maintain_servers(
             f"the name servers of {zone.to_text(omit_final_dot=True)} are now "
             f"[{', '.join(learned_text)}] but none of them answers; keeping dns_server as it is"
         )
-        return servers
-    new = kept + added
-    if not record:
-        log.info(f"The policy's name servers are now [{', '.join(new)}]; the config is left as it is.")
-        return new
+        return None
+    return kept + added
+
+
+def record_servers(config: Any, new: list[str]) -> None:
+    """Write ``new`` to the config's ``dns_server``; a failure to save is a warning, the fetch stands."""
     log.info("Updating configuration file with new DNS servers list.")
     path = getattr(config, "path", None)
     try:
@@ -93,7 +95,6 @@ def maintain_servers(
         save_config(Path(path), {"dns_server": new})
     except (OSError, TsError) as exc:
         log.warning(f"cannot save the new dns_server list [{', '.join(new)}] to {path}: {exc}")
-    return new
 
 
 def url_address(url: Any) -> Cidr | None:
@@ -129,8 +130,6 @@ def _log_list(kind: str, fetched: FetchedList) -> None:
             f"{kind} list: dropped {builder.too_broad} entries broader than "
             f"/{builder.min_prefix[4]} (IPv4) or /{builder.min_prefix[6]} (IPv6); see min_prefix"
         )
-    if fetched.empty_parts:
-        log.warning(f"{kind} list: {fetched.empty_parts} parts had no entries")
     if fetched.loops:
         log.warning(f"{kind} list: its index points back at itself {fetched.loops} times; ignored")
 
@@ -153,34 +152,86 @@ def _log_report(report: BuildReport, max_size: int | None) -> None:
         )
 
 
-def _last_good(state_dir: Path | None) -> StoredPolicy | None:
+def _last_good(state_dir: Path | None) -> tuple[StoredPolicy | None, str | None]:
+    """The last good policy, and why it cannot be read when it is damaged."""
     if state_dir is None:
-        return None
+        return None, None
     try:
-        return load_last_good(state_dir)
+        return load_last_good(state_dir), None
     except FetchError as exc:
         log.warning(str(exc))
-        return None
+        return None, str(exc)
 
 
-def check_not_emptied(policy: Policy, previous: StoredPolicy | None, block_name: str, force: bool) -> None:
-    """An empty block list after a non-empty one is far likelier a fault than a policy: refuse it."""
-    if policy.block or force or previous is None or not previous.policy.block:
+def lost_entries(
+    previous: Iterable[Cidr], current: Iterable[Cidr], families: Collection[int]
+) -> tuple[int, int]:
+    """(entries of ``previous`` in ``families`` that ``current`` no longer covers, all of them).
+
+    Coverage, not equality: the same addresses aggregated differently are not a loss.
+    """
+    now = list(current)
+    covered = {family: RangeSet.from_cidrs(now, family) for family in families}
+    old = [c for c in previous if c.family in covered]
+    return sum(1 for c in old if not covered[c.family].covers(c.network, c.last)), len(old)
+
+
+def check_against_last_good(
+    policy: Policy,
+    previous: StoredPolicy | None,
+    damage: str | None,
+    *,
+    block_name: str,
+    families: Collection[int],
+    max_shrink: float,
+    force: bool,
+) -> None:
+    """An emptied or much shrunk block list is far likelier a fault than a policy: refuse it.
+
+    A last good policy that cannot be read counts as a non-empty one: a
+    damaged file must not let an empty list through.
+    """
+    if force:
         return
-    raise FetchError(
-        f"the block list {block_name} came back empty but the last good one "
-        f"({previous.fetched_at:%Y-%m-%d %H:%M} UTC) had {len(previous.policy.block)} entries; "
-        "nothing applied. If the policy really is empty now, run again with --force"
-    )
+    current = [c for c in policy.block if c.family in families]
+    if damage is not None:
+        if not current:
+            raise FetchError(
+                f"the block list {block_name} came back empty and the last good policy cannot be read "
+                "to compare; nothing applied. If the policy really is empty now, run again with --force"
+            )
+        return
+    if previous is None:
+        return
+    lost, before = lost_entries(previous.policy.block, current, families)
+    if before and not current:
+        raise FetchError(
+            f"the block list {block_name} came back empty but the last good one "
+            f"({previous.fetched_at:%Y-%m-%d %H:%M} UTC) had {before} entries; "
+            "nothing applied. If the policy really is empty now, run again with --force"
+        )
+    if before and lost / before > max_shrink:
+        raise FetchError(
+            f"the block list {block_name} lost {lost} of the last good one's {before} entries "
+            f"({lost / before:.0%}, more than max_shrink={max_shrink:.0%}); nothing applied. "
+            "If the policy really shrank, run again with --force"
+        )
 
 
 def fetch_policy(
-    config: Any, *, force: bool = False, lifelines_extra: Iterable[Cidr] = (), record: bool = True
+    config: Any,
+    *,
+    force: bool = False,
+    lifelines_extra: Iterable[Cidr] = (),
+    record: bool = True,
+    families: Collection[int] = (4, 6),
 ) -> Policy:
     """Fetch both lists whole and build the policy; FetchError (one line) on any failure.
 
-    ``record=False`` (a dry run, --print-policy) changes nothing on disk: neither
-    the last good policy nor a new ``dns_server`` list is saved.
+    ``families`` are the address families the target takes: only they count
+    for truncation and the shrink guard.  ``record=False`` (a dry run,
+    --print-policy) changes nothing on disk: neither the last good policy nor
+    a new ``dns_server`` list is saved.
     """
     block_name = config.get("block_list")
     if not block_name:
@@ -189,16 +240,20 @@ def fetch_policy(
     servers, port, timeout = dns_settings(config)
     min_prefix = {4: int(_value(config, "min_prefix", 8)), 6: int(_value(config, "min_prefix6", 16))}
     max_size = config.get("max_policy_size")
+    max_shrink = float(_value(config, "max_shrink", 0.5))
     state_dir = config.get("state_dir")
     state_dir = Path(state_dir) if state_dir else None
 
     if not servers:
         raise FetchError("no dns_server in the config; set dns_server=192.124.129.42 or run setup")
     log.info("Updating DNS lists.")
-    servers = maintain_servers(config, servers, block_name, port, timeout, record=record)
+    learned = learn_servers(servers, block_name, port, timeout)
+    # The new servers first, the configured ones behind them: if the new ones fail, nothing is lost.
+    candidates = servers if learned is None else [*learned, *(s for s in servers if s not in learned)]
     log.info("Building allow/deny lists.")
     names = list(dict.fromkeys(name for name in (allow_name, block_name) if name))
-    fetched = fetch_lists(names, servers, port=port, timeout=timeout, min_prefix=min_prefix)
+    fetched = fetch_lists(names, candidates, port=port, timeout=timeout, min_prefix=min_prefix)
+    served_by = fetched[block_name].host
     empty = {4: RangeSet.empty(4), 6: RangeSet.empty(6)}
     allow = empty
     if allow_name:
@@ -208,12 +263,21 @@ def fetch_policy(
     block = fetched[block_name].builder.ranges()
     del fetched
 
-    lifelines = lifelines_of(config, servers) + list(lifelines_extra)
+    lifelines = lifelines_of(config, candidates) + list(lifelines_extra)
     policy, report = build_policy(
-        block, allow, lifelines=lifelines, max_size=int(max_size) if max_size else None
+        block, allow, lifelines=lifelines, max_size=int(max_size) if max_size else None, families=families
     )
     _log_report(report, max_size)
-    check_not_emptied(policy, _last_good(state_dir), block_name, force)
+    previous, damage = _last_good(state_dir)
+    check_against_last_good(
+        policy,
+        previous,
+        damage,
+        block_name=block_name,
+        families=families,
+        max_shrink=max_shrink,
+        force=force,
+    )
     if not policy.block:
         log.warning(f"the block list {block_name} is empty: nothing will be blocked")
     if state_dir is not None and record:
@@ -224,4 +288,20 @@ def fetch_policy(
                 f"cannot keep the last good policy in {state_dir} ({exc.strerror}); "
                 "fix state_dir or its permissions"
             ) from None
+    _settle_servers(config, learned, served_by, record)
     return policy
+
+
+def _settle_servers(config: Any, learned: list[str] | None, served_by: str, record: bool) -> None:
+    """Adopt the learned servers only when one of them served the lists."""
+    if learned is None:
+        return
+    if served_by not in learned:
+        log.warning(
+            f"the policy's name servers are now [{', '.join(learned)}] but the lists came from "
+            f"{served_by}; dns_server is kept as it is"
+        )
+    elif record:
+        record_servers(config, learned)
+    else:
+        log.info(f"The policy's name servers are now [{', '.join(learned)}]; the config is left as it is.")

@@ -3,7 +3,8 @@
 It forwards whole DNS messages between client and server and can: delay
 every message each way (a distant server), swallow the questions for some
 names (a part that times out), close the connection after a number of
-answers (a server that hangs up), and count connections (pipelining checks).
+answers (a server that hangs up), rewrite answers (a server that sends
+damaged ones), and count connections (pipelining checks).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import dns.name
@@ -50,7 +51,7 @@ def _question_name(wire: bytes) -> dns.name.Name:
 
 
 class DnsTcpProxy:
-    """Listens on 127.0.0.1 (port chosen by the kernel) and forwards to ``upstream``."""
+    """Listens on ``host`` (127.0.0.1; ``port`` 0: chosen by the kernel) and forwards to ``upstream``."""
 
     def __init__(
         self,
@@ -60,13 +61,16 @@ class DnsTcpProxy:
         stall_names: Iterable[str] = (),
         close_after: int | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
+        rewrite: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.upstream = upstream
         self.delay = one_way_delay
         self.stall = {dns.name.from_text(name) for name in stall_names}
         self.close_after = close_after
+        self.rewrite = rewrite
         self.connections = 0
-        self._listener = socket.create_server((host, 0))
+        self._listener = socket.create_server((host, port))
         self.host = host
         self.port = self._listener.getsockname()[1]
         self._stopping = threading.Event()
@@ -118,6 +122,8 @@ class DnsTcpProxy:
                     break
                 if questions and _question_name(message) in self.stall:
                     continue
+                if not questions and self.rewrite is not None:
+                    message = self.rewrite(message)
                 outbox.put((time.monotonic() + self.delay, message))
                 answers += 0 if questions else 1
                 if self.close_after is not None and not questions and answers >= self.close_after:

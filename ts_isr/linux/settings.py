@@ -92,6 +92,10 @@ LINUX_KEYS = schema(
     ),
     _cisco("min_prefix"),
     _cisco("min_prefix6"),
+    _cisco(
+        "max_shrink",
+        help="Refuse (unless --force) a block list that loses more than this fraction of the last good one.",
+    ),
     _cisco("dns_timeout"),
     Key(
         "autoconf_server",

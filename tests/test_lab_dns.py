@@ -15,12 +15,13 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.zone
 import pytest
 
 from tests.support.knot import KnotServer
 from ts_isr import dnsfetch
 from ts_isr.lab import sample_zone
-from ts_isr.lab.dns import PolicyDnsServer, ZoneError
+from ts_isr.lab.dns import PolicyDnsServer, ZoneError, answer
 
 LISTS = [sample_zone.ALLOW_LIST, sample_zone.BLOCK_LIST]
 
@@ -76,6 +77,24 @@ def test_answers_like_an_authoritative_server() -> None:
     assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer and nodata.authority
     assert missing.rcode() == dns.rcode.NXDOMAIN
     assert outside.rcode() == dns.rcode.REFUSED
+
+
+def test_an_empty_non_terminal_is_nodata_as_knot_answers_it(tmp_path: Path) -> None:
+    """Review item 23: ``sub`` exists because ``host.sub`` does; only its records are missing."""
+    origin = "ent.test."
+    records = "host.sub A 192.0.2.1\n"
+    knot = KnotServer(tmp_path)
+    knot.add_zone(origin, records)
+    zone = dns.zone.from_text(
+        f"$ORIGIN {origin}\n@ SOA ns1 hostmaster 1 3600 600 86400 300\n@ NS ns1\nns1 A 127.0.0.1\n{records}",
+        relativize=False,
+    )
+    with knot:
+        for name in (f"sub.{origin}", f"nope.sub.{origin}"):
+            query = dns.message.make_query(name, "A")
+            reference = dns.query.tcp(query, "127.0.0.1", port=knot.port, timeout=5)
+            ours = answer(zone, query)
+            assert (ours.rcode(), ours.answer) == (reference.rcode(), reference.answer), name
 
 
 def test_a_broken_zone_file_is_one_clear_error(tmp_path: Path) -> None:

@@ -66,6 +66,11 @@ def _glue(zone: dns.zone.Zone, rrset: dns.rrset.RRset) -> list[dns.rrset.RRset]:
     return out
 
 
+def _has_descendant(zone: dns.zone.Zone, name: dns.name.Name) -> bool:
+    """An empty non-terminal (names below it, no records of its own) exists: NODATA, as Knot says."""
+    return any(owner != name and owner.is_subdomain(name) for owner in zone.nodes)
+
+
 def answer(zone: dns.zone.Zone, query: dns.message.Message) -> dns.message.Message:
     """The authoritative answer to one query: pure, so it is tested without sockets."""
     response = dns.message.make_response(query)
@@ -78,11 +83,11 @@ def answer(zone: dns.zone.Zone, query: dns.message.Message) -> dns.message.Messa
         return response
     response.flags |= dns.flags.AA
     node = zone.get_node(question.name)
-    if node is None:
+    if node is None and not _has_descendant(zone, question.name):
         response.set_rcode(dns.rcode.NXDOMAIN)
         response.authority.append(_soa_authority(zone))
         return response
-    rdataset = node.get_rdataset(dns.rdataclass.IN, question.rdtype)
+    rdataset = None if node is None else node.get_rdataset(dns.rdataclass.IN, question.rdtype)
     if rdataset is None:
         response.authority.append(_soa_authority(zone))
         return response

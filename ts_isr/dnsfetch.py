@@ -15,8 +15,9 @@ real capture shows otherwise:
 3. Every entry goes through :class:`ts_isr.policy.ListBuilder` as integers;
    anything else is counted, logged (escaped) and dropped.
 4. A list is fetched whole from one server.  Any part that fails (timeout,
-   SERVFAIL, NXDOMAIN, REFUSED, a referral, a malformed answer) fails the list
-   at that server; the next server is tried; when all fail, :class:`FetchError`.
+   SERVFAIL, NXDOMAIN, REFUSED, a referral, a malformed answer, no data at
+   all) fails the list at that server; the next server is tried; when all
+   fail, :class:`FetchError`.  One server gets at most :func:`server_deadline`.
 
 Transport: TCP only (answers are up to 64 KiB).  All questions of one level
 of the index go down one connection at once, as RFC 7766 allows, so a distant

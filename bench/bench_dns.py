@@ -4,7 +4,9 @@
    (the same hosts as /32 items, and 100,000 /24 networks): fetch + build
    (ts_isr.dnsfetch, ts_isr.policy) against ``dig +tcp +keepopen`` asking the
    same names on one connection, the two run turn about and the ratio taken
-   per pair.  Targets: <= 1.5x dig (A), <= 2x (APL).
+   per pair.  Ours is a call inside a running process (upload_rules is running
+   when it fetches), so dig's own start-up (``dig -v``, timed in the same
+   turn) is taken off dig's time.  Targets: <= 1.5x dig (A), <= 2x (APL).
 2. The same behind a TCP proxy (its own process) that delays every message
    20 ms each way (a server 40 ms away): pipelining keeps us near one round
    trip per index level where dig pays one per name.
@@ -93,21 +95,24 @@ def dig(list_name: str, rtype: str, port: int, dig_path: str) -> None:
     )
 
 
-def paired_times(
-    ours: Callable[[], object], theirs: Callable[[], object], repeat: int
-) -> list[tuple[float, float]]:
-    """Both measured turn about, so a load spike from other processes hits both alike."""
-    ours()  # warm: caches, Knot's first answers
-    theirs()
-    pairs = []
+def dig_startup(dig_path: str) -> None:
+    """dig's start-up alone: it prints its version and exits."""
+    subprocess.run([dig_path, "-v"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def turns(actions: tuple[Callable[[], object], ...], repeat: int) -> list[tuple[float, ...]]:
+    """All measured turn about, so a load spike from other processes hits them alike."""
+    for action in actions:  # warm: caches, Knot's first answers
+        action()
+    rows = []
     for _ in range(repeat):
         times = []
-        for action in (ours, theirs):
+        for action in actions:
             started = time.perf_counter()
             action()
             times.append(time.perf_counter() - started)
-        pairs.append((times[0], times[1]))
-    return pairs
+        rows.append(tuple(times))
+    return rows
 
 
 def distant(upstream_port: int) -> tuple[subprocess.Popen[str], int]:
@@ -121,30 +126,36 @@ def distant(upstream_port: int) -> tuple[subprocess.Popen[str], int]:
     return process, int(process.stdout.readline())
 
 
-def speed(knot: KnotServer, dig_path: str, repeat: int) -> None:
+def speed(knot: KnotServer, dig_path: str, repeat: int) -> bool:
+    """Prints every layout's ratio near and far; whether every one met its target."""
+    missed = False
     print(f"{PARTS} parts x {PER_PART} entries = {PARTS * PER_PART} entries, median of {repeat} runs")
     for label in ("loopback", "40 ms RTT (proxy, 20 ms each way)"):
         proxy, port = distant(knot.port) if label != "loopback" else (None, knot.port)
         try:
             for rtype, list_name, target in LAYOUTS:
-                pairs = paired_times(
-                    lambda n=list_name, p=port: fetch_and_build(n, p),
-                    lambda n=list_name, r=rtype, p=port: dig(n, r, p, dig_path),
+                rows = turns(
+                    (
+                        lambda n=list_name, p=port: fetch_and_build(n, p),
+                        lambda n=list_name, r=rtype, p=port: dig(n, r, p, dig_path),
+                        lambda: dig_startup(dig_path),
+                    ),
                     repeat,
                 )
-                ours = statistics.median(t for t, _ in pairs)
-                theirs = statistics.median(t for _, t in pairs)
-                ratio = statistics.median(a / b for a, b in pairs)
+                ours, theirs, startup = (statistics.median(row[i] for row in rows) for i in range(3))
+                ratio = statistics.median(a / (b - c) for a, b, c in rows)
                 verdict = "ok" if ratio <= target else "MISSED"
+                missed |= ratio > target
                 print(
-                    f"  {label} {list_name:8} {rtype:3}: fetch+build {ours * 1000:7.1f} ms, "
-                    f"dig {theirs * 1000:7.1f} ms, ratio {ratio:4.2f} "
-                    f"(median of paired runs; target <= {target}) {verdict}"
+                    f"  {label} {list_name:8} {rtype:3}: fetch+build {ours * 1000:7.1f} ms (in-process), "
+                    f"dig {theirs * 1000:7.1f} ms less its start-up {startup * 1000:5.1f} ms, "
+                    f"ratio {ratio:4.2f} (median per turn; target <= {target}) {verdict}"
                 )
         finally:
             if proxy is not None:
                 proxy.terminate()
                 proxy.wait(timeout=30)
+    return not missed
 
 
 MEMORY_CHILD = """
@@ -165,7 +176,7 @@ print(next(line.split()[1] for line in status.splitlines() if line.startswith("V
 """
 
 
-def memory(tmp: Path, entries: int) -> None:
+def memory(tmp: Path, entries: int) -> bool:
     parts = entries // PER_PART
     knot = KnotServer(tmp / "mem")
     knot.add_zone(ZONE, layout("big", "A", addresses(entries, 2), parts))
@@ -183,6 +194,7 @@ def memory(tmp: Path, entries: int) -> None:
         f"peak RSS {peak / 1024:.0f} MB (interpreter and imports alone {baseline / 1024:.0f} MB; "
         f"ratio {peak / baseline:.1f}x) target <= 200 MB {'ok' if peak / 1024 <= 200 else 'MISSED'}"
     )
+    return peak / 1024 <= 200
 
 
 def main() -> int:
@@ -202,9 +214,10 @@ def main() -> int:
         zone += layout("listapl", "APL", [f"{host}/32" for host in hosts], PARTS)
         knot.add_zone(ZONE, zone + layout("listnets", "APL", nets, PARTS))
         with knot:
-            speed(knot, dig_path, args.repeat)
-        memory(Path(tmp), args.memory_entries)
-    return 0
+            fast = speed(knot, dig_path, args.repeat)
+        small = memory(Path(tmp), args.memory_entries)
+    print("targets met" if fast and small else "targets NOT met")
+    return 0 if fast and small else 1
 
 
 if __name__ == "__main__":

@@ -170,9 +170,11 @@ def lost_entries(
 
     Coverage, not equality: the same addresses aggregated differently are not a loss.
     """
-    now = list(current)
+    now = [c for c in current if c.family in families]
+    old = [c for c in previous if c.family in families]
+    if old == now:
+        return 0, len(old)  # the usual cron run: nothing changed, no per-entry look-up
     covered = {family: RangeSet.from_cidrs(now, family) for family in families}
-    old = [c for c in previous if c.family in covered]
     return sum(1 for c in old if not covered[c.family].covers(c.network, c.last)), len(old)
 
 

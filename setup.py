@@ -26,7 +26,15 @@ setup(
         "asyncssh>=2.14",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "trustme>=1.1", "ntc-templates>=4", "ruff>=0.6", "wheel"],
+        "test": [
+            "pytest>=8",
+            "hypothesis>=6",
+            "trustme>=1.1",
+            "ntc-templates>=4",
+            "ruff>=0.6",
+            "wheel",
+            "pytest-timeout>=2",
+        ],
     },
     entry_points={
         "console_scripts": [

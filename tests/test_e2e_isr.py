@@ -200,7 +200,7 @@ def test_a_users_days_with_the_isr_appliance(tmp_path: Path) -> None:
                 assert hourly.returncode == 1, hourly.stdout + hourly.stderr
                 assert len(server.uploads) == 1
                 hourly = run_cron_job(crontab, f"ts_isr loguploadclient {conf}", tmp_path)
-                assert hourly.returncode == 0, hourly.stdout + hourly.stderr
+                assert hourly.returncode == 0, hourly.stdout + hourly.stderr + "".join(server.errors)
                 assert Counter(messages(server.received().decode())) == Counter(firewall_log.sent)
                 assert not filed(logfile), "uploaded files leave the log directory"
 

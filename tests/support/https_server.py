@@ -15,7 +15,9 @@ import select
 import socket
 import ssl
 import struct
+import sys
 import threading
+import traceback
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -76,6 +78,8 @@ class LogServer:
         self.delay = delay
         self.uploads: list[Upload] = []
         self.attempts = 0
+        #: Unexpected failures of the server itself (not the handshakes and resets tests provoke).
+        self.errors: list[str] = []
         self._failures: list[Failure | None] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -137,7 +141,12 @@ class _Server(ThreadingHTTPServer):
         super().finish_request(tls, client_address)
 
     def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
-        """Refused handshakes and resets are what the tests provoke: not worth a traceback."""
+        """Refused handshakes and resets are what the tests provoke: not worth a traceback.
+
+        Anything else is the server's own failure: kept, so that a test can show it."""
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ssl.SSLError, ConnectionError, TimeoutError)):
+            self.owner.errors.append("".join(traceback.format_exception(exc)))
 
 
 class _Handler(BaseHTTPRequestHandler):

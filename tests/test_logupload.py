@@ -26,6 +26,7 @@ from ts_isr.logupload import (
     CHUNK,
     FIELDS,
     FILE_FIELD,
+    KEEPALIVE_TRUST,
     Destination,
     Device,
     LogSpool,
@@ -415,3 +416,17 @@ def test_open_flags_tell_writers_from_readers():
     assert opened_for_writing("pos:\t0\nflags:\t0100001\nmnt_id:\t29\n")
     assert opened_for_writing("pos:\t0\nflags:\t02100002\n")
     assert not opened_for_writing("pos:\t0\nflags:\t0100000\nmnt_id:\t29\n")
+
+
+def test_a_connection_left_idle_is_not_reused_for_the_next_file(logfile, tmp_path):
+    """A server drops an idle keep-alive connection just as a request arrives on it (seen once in CI,
+    where waiting for syslog-ng to close a file left the connection idle): the next file must go on a
+    fresh connection, not fail on the stale one."""
+    with LogServer(tmp_path / "server", keepalive=1.0) as server, uploader_for(server) as uploader:
+        spool = spool_for(logfile, tmp_path)
+        logfile.write_bytes(numbered(0, 10))
+        upload_logs(spool, uploader)
+        time.sleep(KEEPALIVE_TRUST + 0.5)  # longer than the server keeps it and than the client trusts it
+        logfile.write_bytes(numbered(10, 20))
+        upload_logs(spool, uploader)
+        assert server.received() == numbered(0, 20)

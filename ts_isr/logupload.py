@@ -571,6 +571,12 @@ def default_ca_bundle() -> str | bool:
     return system if system and os.path.isfile(system) else True
 
 
+#: Seconds a kept-alive connection is trusted after its last answer.  A server may close an idle
+#: connection just as the next request goes out on it (Apache does after 5 s); past this the next
+#: part goes on a fresh connection, never on one that may be gone.
+KEEPALIVE_TRUST = 2.0
+
+
 class Uploader:
     """Sends parts over one HTTPS session; each ``send`` returns only once the server confirmed."""
 
@@ -587,6 +593,7 @@ class Uploader:
         self.host = urlsplit(destination.url).hostname or destination.url
         self.verify = str(destination.ca_bundle) if destination.ca_bundle else default_ca_bundle()
         self.session = requests.Session()
+        self._answered_at: float | None = None
         # Per request, so that the config's proxy wins over https_proxy (requests lets the
         # environment override a session's proxies); without one, the environment's applies.
         self.proxies = {"https": destination.proxy} if destination.proxy else {}
@@ -606,10 +613,13 @@ class Uploader:
         """Post one packed part; returns only once the server confirmed it with a 2xx."""
         part = packed.part
         packed.data.seek(0)
+        if self._answered_at is not None and time.monotonic() - self._answered_at > KEEPALIVE_TRUST:
+            self.session.close()  # drops idle pooled connections; the session opens a new one
         body = MultipartBody(
             form_fields(self.device, part, packed.sha256), part_file_name(part), packed.data, packed.size
         )
         with self._post(body, part) as response:
+            self._answered_at = time.monotonic()
             if not 200 <= response.status_code < 300:
                 raise UploadError(self._refusal(response, part))
 

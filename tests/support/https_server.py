@@ -17,6 +17,7 @@ import ssl
 import struct
 import sys
 import threading
+import time
 import traceback
 import zlib
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class LogServer:
         keep_data: bool = True,
         hang_seconds: float = 60.0,
         delay: float = 0.0,
+        keepalive: float | None = None,
     ) -> None:
         self.ca = ca or trustme.CA()
         directory.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,9 @@ class LogServer:
         self.keep_data = keep_data
         self.hang_seconds = hang_seconds
         self.delay = delay
+        #: A request arriving on a connection idle longer than this is reset, as a server does
+        #: whose keep-alive timer fires while the request is on its way (Apache's default is 5 s).
+        self.keepalive = keepalive
         self.uploads: list[Upload] = []
         self.attempts = 0
         #: Unexpected failures of the server itself (not the handshakes and resets tests provoke).
@@ -158,12 +163,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         owner = self.server.owner
+        idle_since = getattr(self, "answered_at", None)
+        if owner.keepalive is not None and idle_since and time.monotonic() - idle_since > owner.keepalive:
+            self._reset()
+            return
         failure = owner._next()
         if failure is Failure.RESET:
             self.rfile.read(min(1024, int(self.headers.get("Content-Length") or 1024)))
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+            self._reset()
             return
         body = self._body()
         if failure is Failure.HANG:
@@ -198,6 +205,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(text)))
         self.end_headers()
         self.wfile.write(text)
+        self.answered_at = time.monotonic()
+
+    def _reset(self) -> None:
+        """Drop the connection with a TCP reset, the client's request unanswered."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
 
     def _body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

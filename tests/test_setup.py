@@ -17,6 +17,7 @@ import pexpect
 import pytest
 from crontab import CronTab
 
+from tests.support.asserts import assert_in_order
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import LabDevice, lab_device
 from tests.support.syslog_ng import SyslogNg, device_says
@@ -352,8 +353,7 @@ def test_silent_setup_takes_passwords_from_stdin_never_argv_and_says_nothing(wor
         "Setting up cron entries for automatic execution.",
         "Running upload rules script for the first time...",
     ]
-    positions = [said.find(line) for line in seed_order]
-    assert -1 not in positions and positions == sorted(positions), list(zip(seed_order, positions))
+    assert_in_order(said, seed_order)
     assert read_values(world.config)["enable_pw"] == dev.secret
     assert "host 192.0.2.10" in dev.running()["threatstop-block"]
 

@@ -17,7 +17,6 @@ import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import dns.message
 import dns.query
@@ -281,10 +280,5 @@ class KnotServer:
     def __enter__(self) -> KnotServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()

@@ -18,7 +18,6 @@ import struct
 import sys
 import threading
 from pathlib import Path
-from types import TracebackType
 
 import dns.exception
 import dns.flags
@@ -218,12 +217,7 @@ class PolicyDnsServer:
     def __enter__(self) -> PolicyDnsServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
 

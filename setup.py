@@ -24,6 +24,7 @@ setup(
         "configobj>=5.0.8",
         "pexpect>=4.8",
         "asyncssh>=2.14",
+        "prometheus-client>=0.16",
     ],
     extras_require={
         "test": [

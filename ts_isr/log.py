@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -44,20 +45,43 @@ class PrivateFileHandler(logging.FileHandler):
 
 
 class SecretMask(logging.Filter):
-    """Replaces every registered secret in every record, whatever handler it goes to."""
+    """Replaces every registered secret in every record that reaches a handler.
+
+    A secret is masked where it stands as a value of its own: not inside a
+    longer word, so that a short enable password such as ``en`` leaves
+    "current" alone while "enable en" and "password=en" are masked.  The
+    filter sits on the handlers, not on a logger: Python runs a logger's
+    filters only for records logged on that very logger, and a child logger's
+    records (``ts_isr.fleet``) would pass unmasked.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+
+    def add(self, *secrets: str) -> None:
+        self.secrets.update(secrets)
+        longest_first = sorted(self.secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(_standalone(secret) for secret in longest_first))
+
+    def mask(self, text: str) -> str:
+        return text if self._pattern is None else self._pattern.sub(MASK, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            message = message.replace(secret, MASK)
-        record.msg, record.args = message, None
+        record.msg, record.args = self.mask(record.getMessage()), None
         return True
 
 
+def _standalone(secret: str) -> str:
+    """``secret`` not inside a longer word: an edge that is a word character must meet a non-word
+    one (a secret such as ``!x`` is masked wherever it stands, ``en`` not in "current")."""
+    before = r"(?<![A-Za-z0-9_])" if _WORD.match(secret[0]) else ""
+    after = r"(?![A-Za-z0-9_])" if _WORD.match(secret[-1]) else ""
+    return before + re.escape(secret) + after
+
+
+_WORD = re.compile(r"[A-Za-z0-9_]")
 _mask = SecretMask()
 
 
@@ -65,7 +89,7 @@ def add_secret(secret: str | None) -> None:
     """Register a value that must never appear in any log line, nor in its escaped form (device
     text is escaped before it is logged, so ``p\\wé`` reaches the log as ``p\\\\w\\xe9``)."""
     if secret:
-        _mask.secrets.update({secret, escape(secret, limit=sys.maxsize)})
+        _mask.add(secret, escape(secret, limit=sys.maxsize))
 
 
 def escape(text: str, limit: int = 300) -> str:
@@ -77,8 +101,6 @@ def escape(text: str, limit: int = 300) -> str:
 def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | None = None) -> None:
     """Full detail to ``logfile``; the terminal gets INFO (or only warnings when not a TTY, for cron)."""
     log.handlers.clear()
-    log.filters.clear()
-    log.addFilter(_mask)
     log.setLevel(logging.DEBUG)
     log.propagate = False
     if quiet is None:
@@ -86,10 +108,12 @@ def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | 
     console = logging.StreamHandler(sys.stdout)
     console.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     console.setFormatter(SeedFormatter(with_time=False))
+    console.addFilter(_mask)
     log.addHandler(console)
     if logfile is not None:
         logfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         handler = PrivateFileHandler(logfile, encoding="utf-8")
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(SeedFormatter(with_time=True))
+        handler.addFilter(_mask)
         log.addHandler(handler)

@@ -102,7 +102,7 @@ class Run:
         if changes:
             self.write(**changes)
         self.capsys.readouterr()
-        code = main(["--config", str(self.config), *flags])
+        code = main(["--config", str(self.config), "--detailed-exitcodes", *flags])
         return code, self.capsys.readouterr().out
 
     def group(self, name: str = "threatstop-block") -> set[str]:
@@ -114,6 +114,18 @@ class Run:
 
     def configured(self) -> bool:
         return "configure terminal" in self.device.commands()
+
+
+def test_a_run_that_changed_the_device_exits_0_unless_detailed_exit_codes_are_asked_for(
+    tmp_path, knot, capsys
+):
+    with lab_device(tmp_path, platform="ios") as device:
+        run = Run(tmp_path, knot, device, capsys)
+        assert main(["--config", str(run.config)]) == 0
+        assert run.configured() and run.group() == expected_members("ios", BLOCK1)
+        run.write(block_list=f"small.{ZONE}", max_shrink="1.0")
+        assert main(["--config", str(run.config)]) == 0
+        assert run("--force")[0] == Exit.UNCHANGED
 
 
 @pytest.mark.parametrize("platform", ["ios", "asa"])

@@ -42,7 +42,8 @@ def test_body_exit_code_is_returned(tmp_path):
         log.info("hello")
         return Exit.CHANGED
 
-    assert run_command(body, logfile=logfile, quiet=True) == Exit.CHANGED
+    assert run_command(body, logfile=logfile, quiet=True, detailed=True) == Exit.CHANGED
+    assert run_command(body, logfile=logfile, quiet=True) == Exit.UNCHANGED  # changed is a success
     assert "[INFO ] : hello" in logfile.read_text()
 
 

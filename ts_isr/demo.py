@@ -90,6 +90,7 @@ def upload_rules(config: Path, *flags: str) -> int:
     """One run as cron does it; then the lines it logged (tsoutput.log), without the DEBUG detail."""
     tsoutput = config.parent / "tsoutput.log"
     start = tsoutput.stat().st_size if tsoutput.exists() else 0
+    flags = ("--detailed-exitcodes", *flags)  # the demo tells "changed" apart
     print(f"\n$ upload_rules --config {config.name} {' '.join(flags)}".rstrip())
     argv = [sys.executable, "-m", "ts_isr.commands.upload_rules", "--config", str(config), *flags]
     done = subprocess.run(argv, capture_output=True, text=True)

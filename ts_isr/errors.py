@@ -6,7 +6,12 @@ from enum import IntEnum
 
 
 class Exit(IntEnum):
-    """Exit codes shared by every command (documented in README.md)."""
+    """Exit codes shared by every command (documented in README.md).
+
+    A body returns CHANGED when it changed something; the process exits 0
+    for it, as systemd, Ansible and ``cmd && next`` expect of a success,
+    unless ``--detailed-exitcodes`` (Puppet's convention) asks for 4.
+    """
 
     UNCHANGED = 0
     FAILED = 1

@@ -21,8 +21,10 @@ from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.log import add_secret, log, setup_logging
 
 EXIT_CODES_HELP = (
-    "exit codes: 0 nothing changed, 1 failed, 2 config error, 3 another run holds the lock, 4 changed"
+    "exit codes: 0 success, 1 failed, 2 config error, 3 another run holds the lock; "
+    "with --detailed-exitcodes, 0 nothing changed and 4 changed"
 )
+DETAILED_HELP = "exit 4 when something changed (else 0 for any success)"
 
 
 def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -30,7 +32,14 @@ def command_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=description, epilog=EXIT_CODES_HELP)
     parser.add_argument("--config", metavar="PATH", help=f"config file; search order: {SEARCH_ORDER_HELP}")
     parser.add_argument("--verbose", action="store_true", help="show every detail on the terminal too")
+    parser.add_argument("--detailed-exitcodes", action="store_true", help=DETAILED_HELP)
     return parser
+
+
+def exit_status(code: Exit, detailed: bool) -> int:
+    """The process's exit status for a body's result: "changed" is a success like any other,
+    and only ``--detailed-exitcodes`` tells it apart."""
+    return int(Exit.UNCHANGED if code == Exit.CHANGED and not detailed else code)
 
 
 def command_dir() -> Path:
@@ -62,7 +71,12 @@ def use_logfile(logfile: Path, *, verbose: bool = False, quiet: bool | None = No
 
 
 def run_command(
-    body: Callable[[], Exit], *, logfile: Path | None = None, verbose: bool = False, quiet: bool | None = None
+    body: Callable[[], Exit],
+    *,
+    logfile: Path | None = None,
+    verbose: bool = False,
+    quiet: bool | None = None,
+    detailed: bool = False,
 ) -> int:
     """Run ``body`` with the log set up; turn every failure into one ``[ERROR]`` line and its exit code.
 
@@ -76,7 +90,7 @@ def run_command(
         print(f"[ERROR] : cannot write the log {logfile}: {exc.strerror}; fix its directory's permissions")
         return Exit.FAILED
     try:
-        return int(body())
+        return exit_status(body(), detailed)
     except TsError as exc:
         log.error(str(exc))
         return int(exc.exit_code)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ts_isr import __version__
 from ts_isr.autoconf import fetch_settings
-from ts_isr.commands.common import EXIT_CODES_HELP, run_command
+from ts_isr.commands.common import DETAILED_HELP, EXIT_CODES_HELP, run_command
 from ts_isr.config import Config, Invalid, Schema, load_config, read_values, save_config, validate
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import as_cidr, fetch_policy
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common.add_argument("--root", metavar="DIR", default="/", help="treat DIR as / (tests, packaging)")
     common.add_argument("--verbose", action="store_true", help="show every detail on the terminal too")
+    common.add_argument("--detailed-exitcodes", action="store_true", help=DETAILED_HELP)
     parser = argparse.ArgumentParser(
         prog="tsadmin",
         description="ThreatSTOP IP Defense for Linux.",
@@ -120,7 +121,11 @@ def main(argv: list[str] | None = None) -> int:
     quiet = True if getattr(args, "silent", False) else None
     body = COMMANDS[args.command]
     return run_command(
-        lambda: _checked(body, args, paths), logfile=logfile, verbose=args.verbose, quiet=quiet
+        lambda: _checked(body, args, paths),
+        logfile=logfile,
+        verbose=args.verbose,
+        quiet=quiet,
+        detailed=args.detailed_exitcodes,
     )
 
 

@@ -1,8 +1,9 @@
 """upload_rules: keep the device's object-groups in step with the ThreatSTOP policy (run from cron).
 
 The seed's sequence and log lines; the decisions are in :mod:`ts_isr.sync`,
-the device in :mod:`ts_isr.targets.cisco`.  Exit codes: 0 nothing changed,
-4 changed (a dry run: would change), 1 failed, 2 config error, 3 locked.
+the device in :mod:`ts_isr.targets.cisco`.  Exit codes: 0 success (with
+``--detailed-exitcodes``: 0 nothing changed, 4 changed or, in a dry run,
+would change), 1 failed, 2 config error, 3 locked.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info(f"Finished on {datetime.now():%a %b %d %H:%M:%S %Y} after {took}")
         return result
 
-    return run_command(body, verbose=args.verbose)
+    return run_command(body, verbose=args.verbose, detailed=args.detailed_exitcodes)
 
 
 if __name__ == "__main__":

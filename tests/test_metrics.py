@@ -5,32 +5,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 from tests.support.node_exporter import NodeExporter
-from ts_isr.files import UnsafePath
-from ts_isr.metrics import (
-    RunMetrics,
-    _read_previous,
-    metrics_path,
-    previous_success,
-    render,
-    write_run_metrics,
-)
+from ts_isr.metrics import metrics_path, write_run_metrics
+from ts_isr.runrecord import RunRecord
 
 
-def run(success: bool, started: float = 1_700_000_000.0, **more: object) -> RunMetrics:
-    return RunMetrics("upload_rules", "192.0.2.1", started, 2.5, success, **more)
+def run(
+    success: bool, started: float = 1_700_000_000.0, previous: RunRecord | None = None, **more
+) -> RunRecord:
+    record = RunRecord("upload_rules", "192.0.2.1", started, **more)
+    record.finish("changed" if success else "failed", started + 2.5, previous)
+    return record
 
 
 def test_a_run_reaches_node_exporter_with_every_label(tmp_path: Path) -> None:
     folder = tmp_path / "textfile"
     done = run(
         True,
-        policy_entries={("block", "4"): 120, ("block", "6"): 3},
-        dropped_entries={("block", "truncated"): 7},
+        policy_entries={"block": {"4": 120, "6": 3}},
+        dropped_entries={"block": {"truncated": 7}},
         device_entries={"block": 121},
-        changes={("block", "add"): 5, ("block", "remove"): 2},
+        changes={"block": {"add": 5, "remove": 2}},
         blocked_packets={"in": 4},
         log_pending_bytes=0,
     )
@@ -50,8 +45,9 @@ def test_a_run_reaches_node_exporter_with_every_label(tmp_path: Path) -> None:
 
 def test_a_failed_run_keeps_the_last_success(tmp_path: Path) -> None:
     folder = tmp_path / "textfile"
-    write_run_metrics(folder, run(True, started=1000.0))
-    write_run_metrics(folder, run(False, started=2000.0))
+    good = run(True, started=1000.0)
+    write_run_metrics(folder, good)
+    write_run_metrics(folder, run(False, started=2000.0, previous=good))
     with NodeExporter(folder) as exporter:
         who = {"command": "upload_rules", "device": "192.0.2.1"}
         assert exporter.value("ts_isr_last_run_success", **who) == 0
@@ -61,8 +57,9 @@ def test_a_failed_run_keeps_the_last_success(tmp_path: Path) -> None:
 
 def test_two_commands_and_devices_never_collide(tmp_path: Path) -> None:
     folder = tmp_path / "textfile"
-    write_run_metrics(folder, run(True, policy_entries={("block", "4"): 1}))
-    other = RunMetrics("tsadmin_update", "host-1", 5.0, 1.0, True, policy_entries={("block", "4"): 2})
+    write_run_metrics(folder, run(True, policy_entries={"block": {"4": 1}}))
+    other = RunRecord("tsadmin_update", "host-1", 5.0, policy_entries={"block": {"4": 2}})
+    other.finish("unchanged", 6.0, None)
     write_run_metrics(folder, other)
     with NodeExporter(folder) as exporter:
         assert exporter.textfile_errors() == 0
@@ -72,11 +69,6 @@ def test_two_commands_and_devices_never_collide(tmp_path: Path) -> None:
             )
             == 2
         )
-
-
-def test_a_first_failure_has_no_success_time() -> None:
-    assert previous_success(render(run(False), None)) is None
-    assert previous_success("garbage {{{") is None
 
 
 def test_the_file_name_keeps_only_safe_characters(tmp_path: Path) -> None:
@@ -91,13 +83,12 @@ def test_a_folder_others_can_write_is_refused_and_the_run_goes_on(tmp_path: Path
     assert list(folder.iterdir()) == []
 
 
-def test_a_planted_link_is_not_followed(tmp_path: Path) -> None:
+def test_a_planted_link_is_replaced_never_written_through(tmp_path: Path) -> None:
     folder = tmp_path / "textfile"
     folder.mkdir()
     victim = tmp_path / "victim"
     victim.write_text("root's file\n")
     os.symlink(victim, metrics_path(folder, "upload_rules", "192.0.2.1"))
-    with pytest.raises(UnsafePath):
-        _read_previous(metrics_path(folder, "upload_rules", "192.0.2.1"))
-    assert write_run_metrics(folder, run(False)) is None
+    assert write_run_metrics(folder, run(False)) is not None
     assert victim.read_text() == "root's file\n"
+    assert not metrics_path(folder, "upload_rules", "192.0.2.1").is_symlink()

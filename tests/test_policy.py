@@ -71,6 +71,7 @@ def test_lifelines_are_never_blocked():
     lifeline = parse_token("192.124.129.42")
     policy, report = build_policy(block.ranges(), ListBuilder().ranges(), lifelines=[lifeline])
     assert report.lifelines_spared == 1
+    assert report.spared == ((lifeline, parse_token("192.124.129.0/24")),)
     assert all(not (c.network <= lifeline.network <= c.last) for c in policy.block)
 
 

@@ -49,6 +49,19 @@ def test_range_to_cidrs_matches_ipaddress_summarize(start, span):
     assert ours == theirs
 
 
+@given(st.lists(v4_range, max_size=20), v4_range)
+def test_first_common_and_cidr_containing_match_the_addresses(ranges, probe):
+    """--search's questions: the lowest shared address, and the list entry that holds it."""
+    merged = RangeSet.from_ranges(4, ranges)
+    shared = covered([probe]) & covered(ranges)
+    first = merged.first_common(*probe)
+    assert first == (min(shared) if shared else None)
+    if first is not None:
+        cidr = merged.cidr_containing(first)
+        assert cidr in list(merged.cidrs()) and cidr.network <= first <= cidr.last
+    assert merged.cidr_containing(probe[0]) is None or probe[0] in merged
+
+
 def test_a_host_hole_in_a_slash_8_costs_about_24_entries():
     block = RangeSet.from_ranges(4, [(10 << 24, (11 << 24) - 1)])
     hole = RangeSet.from_ranges(4, [((10 << 24) + 12345, (10 << 24) + 12345)])

@@ -182,11 +182,19 @@ class Policy:
 
 @dataclass(frozen=True)
 class BuildReport:
-    """What building a policy dropped, for the log: never fail silently."""
+    """What building a policy dropped, for the log and ``--search``: never fail silently.
 
-    lifelines_spared: int
+    ``spared`` pairs each lifeline the block list covered with the block
+    entry that listed it.
+    """
+
+    spared: tuple[tuple[Cidr, Cidr], ...]
     block_truncated: int
     allow_truncated: int
+
+    @property
+    def lifelines_spared(self) -> int:
+        return len(self.spared)
 
 
 def keep_broadest(cidrs: list[Cidr], limit: int) -> tuple[list[Cidr], int]:
@@ -219,13 +227,13 @@ def build_policy(
     the policy as they are, so the target can say what it skipped.
     """
     lifeline_list = list(lifelines)
-    spared = 0
+    spared: list[tuple[Cidr, Cidr]] = []
     block_cidrs: list[Cidr] = []
     allow_cidrs: list[Cidr] = []
     for family in (4, 6):
         remaining = block[family].subtract(allow[family])
         protect = RangeSet.from_cidrs(lifeline_list, family)
-        spared += sum(1 for start, end in protect.ranges() if remaining.overlaps(start, end))
+        spared.extend(_listing(remaining, lifeline_list, family))
         block_cidrs.extend(remaining.subtract(protect).cidrs())
         allow_cidrs.extend(allow[family].cidrs())
     block_truncated = allow_truncated = 0
@@ -233,7 +241,15 @@ def build_policy(
         block_cidrs, block_truncated = _truncate(block_cidrs, max_size, families)
         allow_cidrs, allow_truncated = _truncate(allow_cidrs, max(1, max_size // 5), families)
     policy = Policy(tuple(block_cidrs), tuple(allow_cidrs))
-    return policy, BuildReport(spared, block_truncated, allow_truncated)
+    return policy, BuildReport(tuple(spared), block_truncated, allow_truncated)
+
+
+def _listing(block: RangeSet, lifelines: list[Cidr], family: int) -> Iterator[tuple[Cidr, Cidr]]:
+    """Each lifeline of ``family`` that ``block`` covers in part, with the entry that lists it."""
+    for lifeline in dict.fromkeys(c for c in lifelines if c.family == family):
+        address = block.first_common(lifeline.network, lifeline.last)
+        if address is not None:
+            yield lifeline, block.cidr_containing(address)  # type: ignore[misc]
 
 
 def _truncate(cidrs: list[Cidr], limit: int, families: Collection[int]) -> tuple[list[Cidr], int]:

@@ -1,13 +1,18 @@
 """The last good policy on disk, with the time it was fetched.
 
 It lets a run refuse a suspicious fetch (an empty block list where the last
-one was not) and shows what was last applied.  The file is the
-``--print-policy`` text under one header line, written atomically with mode
-0600, and read back strictly: a damaged file is reported, never half-used.
+one was not), shows what was last applied, and answers ``--search`` without
+the network.  The file is the ``--print-policy`` text under one header line,
+then a ``lifeline <cidr> <listed-by> <what>`` line for each of this system's
+lifelines that the block list covered (kept reachable all the same); written
+atomically with mode 0600, and read back strictly: a damaged file is
+reported, never half-used.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,19 +26,40 @@ FILE_NAME = "last_good_policy.txt"
 _HEADER = "# ts_isr last good policy, fetched "
 
 
+_WHAT = re.compile(r"[a-z_]{1,32}")
+
+
+@dataclass(frozen=True)
+class SparedLifeline:
+    """A lifeline the block list covered: ``listed_by`` named it, and it stayed reachable."""
+
+    lifeline: Cidr
+    listed_by: Cidr
+    what: str  # which lifeline: dns_server, device, external_ip, ...
+
+
 @dataclass(frozen=True)
 class StoredPolicy:
     policy: Policy
     fetched_at: datetime
+    spared: tuple[SparedLifeline, ...] = ()
 
 
-def render(policy: Policy, fetched_at: datetime) -> str:
+def render(policy: Policy, fetched_at: datetime, spared: Sequence[SparedLifeline] = ()) -> str:
     return (
         _HEADER
         + fetched_at.astimezone(UTC).isoformat()
         + "\n"
         + "".join(f"{line}\n" for line in policy.lines())
+        + "".join(f"lifeline {s.lifeline} {s.listed_by} {s.what}\n" for s in spared)
     )
+
+
+def _spared(words: list[str]) -> SparedLifeline | None:
+    if len(words) != 3 or not _WHAT.fullmatch(words[2]):
+        return None
+    lifeline, listed_by = (parse_token(word, family_prefix=False) for word in words[:2])
+    return None if lifeline is None or listed_by is None else SparedLifeline(lifeline, listed_by, words[2])
 
 
 def parse(text: str) -> StoredPolicy:
@@ -43,20 +69,32 @@ def parse(text: str) -> StoredPolicy:
         raise ValueError("missing header line")
     fetched_at = datetime.fromisoformat(lines[0][len(_HEADER) :])
     entries: dict[str, list[Cidr]] = {"block": [], "allow": []}
+    spared: list[SparedLifeline] = []
     for number, line in enumerate(lines[1:], start=2):
         kind, _, token = line.partition(" ")
+        if kind == "lifeline":
+            lifeline = _spared(token.split(" "))
+            if lifeline is None:
+                raise ValueError(f"line {number} is not 'lifeline <cidr> <cidr> <what>'")
+            spared.append(lifeline)
+            continue
         cidr = parse_token(token, family_prefix=False)
         if kind not in entries or cidr is None:
             raise ValueError(f"line {number} is not 'block <cidr>' or 'allow <cidr>'")
         entries[kind].append(cidr)
-    return StoredPolicy(Policy(tuple(entries["block"]), tuple(entries["allow"])), fetched_at)
+    return StoredPolicy(Policy(tuple(entries["block"]), tuple(entries["allow"])), fetched_at, tuple(spared))
 
 
-def save_last_good(state_dir: Path, policy: Policy, fetched_at: datetime | None = None) -> Path:
+def save_last_good(
+    state_dir: Path,
+    policy: Policy,
+    fetched_at: datetime | None = None,
+    spared: Sequence[SparedLifeline] = (),
+) -> Path:
     """Write atomically (temporary file, fsync, rename) with mode 0600 in a 0700 directory."""
     state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = state_dir / FILE_NAME
-    write_atomic(path, render(policy, fetched_at or datetime.now(UTC)))
+    write_atomic(path, render(policy, fetched_at or datetime.now(UTC), spared))
     return path
 
 

@@ -139,6 +139,23 @@ class RangeSet:
         i = bisect_right(self._starts, end) - 1
         return i >= 0 and self._ends[i] >= start
 
+    def cidr_containing(self, address: int) -> Cidr | None:
+        """The network of the set's fewest-CIDR form that holds ``address``: how a list names it."""
+        i = bisect_right(self._starts, address) - 1
+        if i < 0 or address > self._ends[i]:
+            return None
+        return next(
+            c for c in range_to_cidrs(self.family, self._starts[i], self._ends[i]) if c.last >= address
+        )
+
+    def first_common(self, start: int, end: int) -> int | None:
+        """The lowest address of [start, end] in the set, or None."""
+        i = bisect_right(self._starts, end) - 1
+        if i < 0 or self._ends[i] < start:
+            return None
+        j = bisect_right(self._starts, start) - 1
+        return start if j >= 0 and self._ends[j] >= start else self._starts[j + 1]
+
     def covers(self, start: int, end: int) -> bool:
         """Whether every address from ``start`` to ``end`` is in the set (ranges are merged)."""
         i = bisect_right(self._starts, start) - 1

@@ -109,3 +109,15 @@ def test_a_running_upload_holds_off_a_second(server, tmp_path):
     assert done.returncode == Exit.LOCKED
     assert "another log upload run" in done.stdout
     assert server.attempts == 0
+
+
+def test_an_unwritable_log_folder_is_the_same_one_line_as_the_other_commands(server, tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    config = write_config(tmp_path, server, tsoutput=str(blocker / "tsoutput.log"))
+    (tmp_path / "log" / "device.log").write_bytes(LINES)
+    done = loguploadclient(config)
+    assert done.returncode == Exit.FAILED
+    [line] = done.stdout.splitlines()
+    assert line.startswith("[ERROR] : cannot write the log") and "internal error" not in line
+    assert server.attempts == 0 and (tmp_path / "log" / "device.log").read_bytes() == LINES

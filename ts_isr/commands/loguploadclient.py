@@ -9,13 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ts_isr.commands.common import command_parser, load_command_config, run_command
+from ts_isr import __version__
+from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
 from ts_isr.errors import Exit
-from ts_isr.log import log, setup_logging
+from ts_isr.log import log
 from ts_isr.logupload import Device, upload_configured
-
-VERSION = "3.0.0"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +38,8 @@ def device_of(config: Config) -> Device:
 
 def run(args: argparse.Namespace) -> Exit:
     config = load_command_config(args.config)
-    setup_logging(config.tsoutput, verbose=args.verbose)
-    log.info(f"Starting loguploadclient v{VERSION}.")
+    use_logfile(config.tsoutput, verbose=args.verbose)
+    log.info(f"Starting loguploadclient v{__version__}.")
     upload_configured(
         config, config.logfile, device_of(config), config.log_reopen_command, rotate=not args.no_rotate
     )

@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import datetime
 
-from ts_isr import __version__, hostkeys
+from ts_isr import __version__
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
 from ts_isr.errors import ConfigError, Exit, TsError
@@ -96,6 +96,8 @@ def upload(config: Config, args: argparse.Namespace) -> Exit:
     kinds = managed_kinds(bool(config.allow_list or policy.allow), store.load(config.object_group_allow))
     log.info("Initializing remote connection.")
     if args.trust_host_key:
+        from ts_isr import hostkeys  # paramiko: imported only when a device is contacted
+
         hostkeys.trust(
             config.known_hosts, str(config.device), config.ssh_port, config.ssh_timeout, unasked=True
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import paramiko
@@ -69,6 +70,25 @@ def test_strict_netmiko_refuses_the_device_until_its_key_is_stored(tmp_path: Pat
             strict_login(dev, known_hosts)
         store_host_key(known_hosts, dev.host, dev.port, fetch_host_key(dev.host, dev.port, timeout=30))
         strict_login(dev, known_hosts)
+
+
+def test_concurrent_trusts_lose_no_line(tmp_path: Path) -> None:
+    """A fleet's workers trust their devices at the same time: every key must stay."""
+    known_hosts = tmp_path / "known_hosts"
+    key = paramiko.ECDSAKey.generate()
+    start = threading.Barrier(24)
+
+    def store(port: int) -> None:
+        start.wait()
+        for round_ in range(5):
+            store_host_key(known_hosts, "127.0.0.1", port * 10 + round_, key)
+
+    threads = [threading.Thread(target=store, args=(2000 + n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(known_hosts.read_text().splitlines()) == 24 * 5
 
 
 def test_storing_replaces_the_old_key_of_that_host_only(tmp_path: Path) -> None:

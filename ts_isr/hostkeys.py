@@ -9,16 +9,19 @@ with strict checking, so a swapped device or a man in the middle is refused.
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
+import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, HostKeys, InvalidHostKey
 
 from ts_isr.errors import DeviceError
-from ts_isr.files import write_atomic
+from ts_isr.files import open_nofollow, write_atomic
 from ts_isr.log import log
 
 
@@ -107,6 +110,19 @@ def _entries(known_hosts: Path) -> list[tuple[str, HostKeyEntry | None]]:
     return rows
 
 
+@contextmanager
+def _rewriting(known_hosts: Path) -> Iterator[None]:
+    """One rewrite of ``known_hosts`` at a time (a fleet's workers trust devices at once): each
+    reads the file after the previous one wrote it, so no trust loses another's line."""
+    known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = open_nofollow(known_hosts.with_name(known_hosts.name + ".lock"), os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held only for one read and one atomic write
+        yield
+    finally:
+        os.close(fd)
+
+
 def store_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) -> None:
     """Trust ``key`` for ``host:port``: older keys for that name go, other hosts' lines stay.
 
@@ -114,9 +130,10 @@ def store_host_key(known_hosts: Path, host: str, port: int, key: paramiko.PKey) 
     any key and no other user can swap the key.
     """
     name = known_hosts_name(host, port)
-    kept = [line for line, entry in _entries(known_hosts) if entry is None or not _matches(entry, name)]
-    kept.append(f"{name} {key.get_name()} {key.get_base64()}")
-    write_atomic(known_hosts, "\n".join(kept) + "\n", 0o600)
+    with _rewriting(known_hosts):
+        kept = [line for line, entry in _entries(known_hosts) if entry is None or not _matches(entry, name)]
+        kept.append(f"{name} {key.get_name()} {key.get_base64()}")
+        write_atomic(known_hosts, "\n".join(kept) + "\n", 0o600)
 
 
 def known_host_keys(known_hosts: Path, host: str, port: int) -> list[paramiko.PKey]:

@@ -25,6 +25,7 @@ setup(
         "pexpect>=4.8",
         "asyncssh>=2.14",
         "prometheus-client>=0.16",
+        "nornir>=3.4",
     ],
     extras_require={
         "test": [

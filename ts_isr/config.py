@@ -130,6 +130,11 @@ def parse_path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+def parse_path_or_off(text: str) -> Path | bool:
+    """A folder, or ``off`` (False): an empty value (None) means the default."""
+    return False if text.strip().lower() == "off" else parse_path(text)
+
+
 def parse_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("https", "http") or not parts.hostname:
@@ -287,6 +292,18 @@ CISCO_KEYS = schema(
         parse_command,
         "Makes syslog-ng reopen the log after loguploadclient renamed it (or: pkill -USR1 -F PIDFILE).",
         "syslog-ng-ctl reopen",
+    ),
+    Key(
+        "metrics_dir",
+        parse_path_or_off,
+        "Folder of node_exporter's textfile collector for the run metrics ('off': none; empty: "
+        "/var/lib/prometheus/node-exporter when it exists).",
+    ),
+    Key(
+        "connect_rate",
+        _float_range(0.1, 100.0),
+        "Fleet runs: most new SSH logins a second, so the devices' AAA servers are not flooded.",
+        "4",
     ),
 )
 

@@ -26,9 +26,12 @@ DEBIAN_TEXTFILE_DIR = Path("/var/lib/prometheus/node-exporter")
 PREFIX = "ts_isr_"
 
 
-def default_metrics_dir() -> Path | None:
-    """Debian's textfile folder when node_exporter is installed, else no metrics."""
-    return DEBIAN_TEXTFILE_DIR if DEBIAN_TEXTFILE_DIR.is_dir() else None
+def metrics_dir_of(setting: Path | bool | None) -> Path | None:
+    """The ``metrics_dir`` setting in force: a folder; ``off`` (False) for none; unset, Debian's
+    textfile folder when node_exporter is installed, else none."""
+    if setting is None:
+        return DEBIAN_TEXTFILE_DIR if DEBIAN_TEXTFILE_DIR.is_dir() else None
+    return setting or None
 
 
 def _gauge(name: str, help_text: str, labels: tuple[str, ...]) -> GaugeMetricFamily:

@@ -1,0 +1,130 @@
+"""The fleet's inventory: real Nornir SimpleInventory files, inheritance, bad hosts, shards, pace."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from ts_isr.config import read_values
+from ts_isr.errors import ConfigError
+from ts_isr.fleet.inventory import check_unique, fleet_devices
+from ts_isr.fleet.load import open_inventory
+from ts_isr.fleet.pacer import Pacer
+from ts_isr.fleet.shard import in_shard, parse_shard
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "fleet-example"
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    folder = tmp_path / "fleet"
+    shutil.copytree(EXAMPLE, folder)
+    conf = folder / "threatstop.conf"
+    conf.write_text("block_list=policy.1234.threatstop.local\nallow_list=allow.1234.threatstop.local\n")
+    conf.chmod(0o600)
+    return folder
+
+
+def load(folder: Path):
+    nornir = open_inventory(folder / "nornir.yaml", workers=3)
+    shared = read_values(folder / "threatstop.conf")
+    return fleet_devices(nornir.inventory.hosts.values(), shared, folder / "threatstop.conf")
+
+
+def test_the_shipped_example_loads_from_any_working_directory(example: Path, monkeypatch) -> None:
+    monkeypatch.chdir("/")
+    devices, bad = load(example)
+    assert bad == []
+    by_name = {device.name: device.config for device in devices}
+    paris, lyon, asa = by_name["branch-paris"], by_name["branch-lyon"], by_name["hq-asa"]
+    assert (str(paris.device), paris.ssh_port, paris.personality) == ("192.0.2.11", 22, "ios")
+    assert (paris.username, paris.password, paris.enable_pw) == (
+        "tsadmin",
+        "branch-password",
+        "branch-enable",
+    )
+    assert paris.write_memory and not paris.exclusive_groups
+    assert (lyon.ssh_port, lyon.object_group_block, lyon.object_group_allow) == (
+        2222,
+        "ts-block-lyon",
+        "threatstop-allow",
+    )
+    assert (asa.personality, asa.enable_pw, asa.exclusive_groups) == ("asa", "asa-enable", True)
+    assert (asa.block_list, asa.max_policy_size) == ("hq-policy.1234.threatstop.local", 60000)
+    assert paris.block_list == "policy.1234.threatstop.local"
+    check_unique(devices)
+
+
+def test_a_bad_host_is_one_line_and_the_others_still_run(example: Path) -> None:
+    hosts = example / "hosts.yaml"
+    hosts.write_text(
+        hosts.read_text()
+        + "bad-name:\n  hostname: 192.0.2.99\n  groups: [branches]\n"
+        + "  data:\n    object_group_block: 'has space'\n"
+        + "bad-platform:\n  hostname: 192.0.2.98\n  platform: junos\n  password: x\n"
+        + "sneaky:\n  hostname: 192.0.2.97\n  groups: [branches]\n  data:\n    state_dir: /tmp/x\n"
+    )
+    devices, bad = load(example)
+    assert sorted(d.name for d in devices) == ["branch-lyon", "branch-paris", "hq-asa"]
+    reasons = {b.name: b.reason for b in bad}
+    assert reasons["bad-name"].startswith("host bad-name: object_group_block:")
+    assert "platform: 'junos'" in reasons["bad-platform"]
+    assert "state_dir: is set for the whole fleet" in reasons["sneaky"]
+
+
+def test_two_hosts_for_one_device_are_refused(example: Path) -> None:
+    hosts = example / "hosts.yaml"
+    hosts.write_text(hosts.read_text() + "paris-again:\n  hostname: 192.0.2.11\n  groups: [branches]\n")
+    devices, _ = load(example)
+    with pytest.raises(ConfigError, match=r"are the same device 192\.0\.2\.11:22"):
+        check_unique(devices)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("inventory: [unclosed", "cannot be loaded"),
+        ("inventory:\n  plugin: SimpleInventory\n  options:\n    host_file: missing.yaml\n", "missing.yaml"),
+    ],
+)
+def test_a_broken_inventory_is_one_line(tmp_path: Path, text: str, problem: str) -> None:
+    (tmp_path / "nornir.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=problem) as raised:
+        open_inventory(tmp_path / "nornir.yaml", workers=1)
+    assert "\n" not in str(raised.value)
+
+
+def test_shards_take_every_host_exactly_once() -> None:
+    names = [f"router-{n}" for n in range(500)]
+    for count in (1, 2, 3, 7):
+        taken = [name for k in range(1, count + 1) for name in names if in_shard(name, (k, count))]
+        assert sorted(taken) == sorted(names)
+        sizes = [sum(in_shard(name, (k, count)) for name in names) for k in range(1, count + 1)]
+        assert min(sizes) > 500 / count / 2, sizes
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "1", "a/b", "1/0", "-1/2"])
+def test_a_bad_shard_is_one_line(text: str) -> None:
+    with pytest.raises(ConfigError, match="give K/N"):
+        parse_shard(text)
+
+
+def test_the_pacer_spaces_logins_across_threads() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    lock = threading.Lock()
+
+    def sleep(seconds: float) -> None:
+        with lock:
+            slept.append(seconds)
+
+    pacer = Pacer(4.0, clock=lambda: now[0], sleep=sleep)
+    threads = [threading.Thread(target=pacer.wait) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(slept) == [0.25 * n for n in range(1, 8)]

@@ -1,0 +1,112 @@
+"""The fleet's devices from a Nornir inventory: threatstop.conf for what they share, each host for itself.
+
+``nornir.yaml`` is an ordinary Nornir configuration file, so any inventory
+plugin works.  A host gives the device as nornir-netmiko users write it
+(``hostname``, ``port``, ``username``, ``password``, ``platform``, the enable
+secret in ``connection_options: netmiko: extras: secret:``) and, in
+``data:``, any per-device threatstop.conf key; groups and defaults inherit as
+Nornir defines.  Each device's settings are checked by the config schema: a
+bad host is one line naming the host and the key, and the others still run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ts_isr.config import CISCO_KEYS, Config, validate
+from ts_isr.errors import ConfigError
+
+PLATFORMS = {"cisco_ios": "ios", "cisco_xe": "ios", "ios": "ios", "cisco_asa": "asa", "asa": "asa"}
+# What every device shares: the policy servers, where state and logs live, and the fleet's own pace.
+FLEET_WIDE = frozenset(
+    {"dns_server", "port", "dns_timeout", "state_dir", "tsoutput", "metrics_dir", "connect_rate"}
+)
+# Set by the host's own Nornir fields, never by its data.
+CONNECTION = frozenset({"device", "ssh_port", "username", "password", "enable_pw", "personality"})
+
+
+@dataclass(frozen=True)
+class FleetDevice:
+    """One inventory host with its checked settings."""
+
+    name: str
+    config: Config
+
+
+@dataclass(frozen=True)
+class BadHost:
+    """A host whose entry cannot be used; ``reason`` says which key and what to do."""
+
+    name: str
+    reason: str
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def host_settings(host: Any) -> tuple[dict[str, str], list[str]]:
+    """The threatstop.conf keys a Nornir ``host`` sets, as text, and what is wrong with it."""
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for key, value in host.extended_data().items():
+        if key in FLEET_WIDE or key in CONNECTION:
+            problems.append(
+                f"{key}: is set for the whole fleet in threatstop.conf (or by the host's own fields)"
+            )
+        elif key in CISCO_KEYS and value is not None:
+            values[key] = _text(value)
+    fields = {"device": host.hostname or host.name, "ssh_port": host.port, "username": host.username}
+    values.update({key: _text(value) for key, value in fields.items() if value is not None})
+    values["password"] = host.password or ""
+    secret = host.get_connection_parameters("netmiko").extras.get("secret")
+    values["enable_pw"] = "" if secret is None else _text(secret)
+    platform = (host.platform or "").lower()
+    if platform not in PLATFORMS:
+        problems.append(
+            f"platform: {platform or 'missing'!r} is not one of {', '.join(sorted(PLATFORMS))}; "
+            "set the host's platform"
+        )
+    else:
+        values["personality"] = PLATFORMS[platform]
+    return values, problems
+
+
+def fleet_devices(
+    hosts: Iterable[Any], shared: Mapping[str, str], config_path: Path
+) -> tuple[list[FleetDevice], list[BadHost]]:
+    """Every host as a checked device, or as a bad host with its one line."""
+    devices: list[FleetDevice] = []
+    bad: list[BadHost] = []
+    base = config_path.parent.resolve()
+    for host in hosts:
+        own, problems = host_settings(host)
+        values, invalid = validate({**shared, **own}, CISCO_KEYS, base)
+        problems += invalid
+        if not values.get("password") and not problems:
+            problems.append("password: is required to log into the device; set the host's password")
+        if problems:
+            bad.append(BadHost(host.name, f"host {host.name}: {problems[0]}"))
+        else:
+            devices.append(FleetDevice(host.name, Config(config_path, values)))
+    return devices, bad
+
+
+def check_unique(devices: Iterable[FleetDevice]) -> None:
+    """Two hosts for one device would push to it at once, each with its own idea of the groups."""
+    seen: dict[tuple[str, int], str] = {}
+    for device in devices:
+        where = (str(device.config.device), device.config.ssh_port)
+        if where in seen:
+            raise ConfigError(
+                f"hosts {seen[where]} and {device.name} are the same device {where[0]}:{where[1]}; "
+                "keep one of them in the inventory"
+            )
+        seen[where] = device.name

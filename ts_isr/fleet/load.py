@@ -1,0 +1,52 @@
+"""Open the fleet's Nornir configuration as Nornir does, with two of the tool's own rules.
+
+Relative inventory paths are read from the configuration file's folder (not
+from wherever cron starts), and Nornir's own log file is off: this tool's
+logs are its own, and a ``nornir.log`` in cron's working directory helps nobody.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ts_isr.errors import ConfigError
+from ts_isr.log import escape
+
+
+def _resolved(options: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Every ``*_file`` option that is a relative path, made absolute against ``base``."""
+    return {
+        key: str(base / value) if key.endswith("_file") and isinstance(value, str) and value else value
+        for key, value in options.items()
+    }
+
+
+def open_inventory(config_file: Path, workers: int) -> Any:
+    """``InitNornir(config_file=...)`` with the threaded runner of ``workers`` threads."""
+    import ruamel.yaml
+    from nornir import InitNornir
+
+    try:
+        with open(config_file, encoding="utf-8") as handle:
+            data = ruamel.yaml.YAML(typ="safe").load(handle) or {}
+        if not isinstance(data, dict):
+            raise ValueError("the file is not a YAML mapping")
+        options = dict((data.get("inventory") or {}).get("options") or {})
+        return InitNornir(
+            config_file=str(config_file),
+            inventory={"options": _resolved(options, config_file.parent.resolve())},
+            runner={"plugin": "threaded", "options": {"num_workers": workers}},
+            logging={"enabled": False},
+        )
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the inventory {escape(str(exc.filename or config_file))}: {exc.strerror}; "
+            "check --inventory and the files nornir.yaml names"
+        ) from None
+    except Exception as exc:  # a YAML, schema or plugin error: whatever Nornir says, in one line
+        detail = escape(str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__)
+        raise ConfigError(
+            f"the Nornir inventory {config_file} cannot be loaded ({type(exc).__name__}: {detail}); "
+            "fix the file it names"
+        ) from None

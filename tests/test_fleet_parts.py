@@ -13,6 +13,7 @@ from ts_isr.errors import ConfigError
 from ts_isr.fleet.inventory import check_unique, fleet_devices
 from ts_isr.fleet.load import open_inventory
 from ts_isr.fleet.pacer import Pacer
+from ts_isr.fleet.report import Outcome, progress, summary
 from ts_isr.fleet.shard import in_shard, parse_shard
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "fleet-example"
@@ -128,3 +129,23 @@ def test_the_pacer_spaces_logins_across_threads() -> None:
     for thread in threads:
         thread.join()
     assert sorted(slept) == [0.25 * n for n in range(1, 8)]
+
+
+def test_the_summary_puts_failures_first_and_names_every_one() -> None:
+    outcomes = [
+        Outcome("r2", "changed", added=5, removed=1, seconds=3.21),
+        Outcome(
+            "r10", "failed", seconds=30.0, reason="authentication failed for user admin on 192.0.2.10:22"
+        ),
+        Outcome("r1", "unchanged", seconds=0.5),
+        Outcome("r3", "failed", reason="cannot reach 192.0.2.3:22 (unreachable)"),
+    ]
+    assert summary(outcomes) == [
+        "host  result     added  removed  seconds  reason",
+        "r10   failed     0      0        30.0     authentication failed for user admin on 192.0.2.10:22",
+        "r3    failed     0      0        0.0      cannot reach 192.0.2.3:22 (unreachable)",
+        "r1    unchanged  0      0        0.5",
+        "r2    changed    5      1        3.2",
+        "4 devices: 1 changed, 1 unchanged, 2 failed (r10, r3)",
+    ]
+    assert progress(3, 20, 1) == "3 of 20 devices done, 1 failed"

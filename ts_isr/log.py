@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ts_isr.files import open_nofollow, trusted_dir
+
 LOGGER_NAME = "ts_isr"
 log = logging.getLogger(LOGGER_NAME)
 
@@ -36,10 +38,14 @@ class SeedFormatter(logging.Formatter):
 
 
 class PrivateFileHandler(logging.FileHandler):
-    """A log file only its owner may read: it holds the device dialogue and the config's paths."""
+    """A log file only its owner may read: it holds the device dialogue and the config's paths.
+
+    Opened without following a symlink (root would append to whatever a planted link names) and
+    refused unless it is a regular file of root or the running user.
+    """
 
     def _open(self) -> TextIO:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_nofollow(Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
@@ -88,7 +94,7 @@ def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | 
     console.setFormatter(SeedFormatter(with_time=False))
     log.addHandler(console)
     if logfile is not None:
-        logfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        trusted_dir(logfile.parent, "log folder")
         handler = PrivateFileHandler(logfile, encoding="utf-8")
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(SeedFormatter(with_time=True))

@@ -75,6 +75,9 @@ def run_command(
     except OSError as exc:
         print(f"[ERROR] : cannot write the log {logfile}: {exc.strerror}; fix its directory's permissions")
         return Exit.FAILED
+    except TsError as exc:  # a planted link or a folder others can change
+        print(f"[ERROR] : {exc}")
+        return int(exc.exit_code)
     try:
         return int(body())
     except TsError as exc:

@@ -68,9 +68,11 @@ def test_trusted_dir_creates_a_private_folder_and_refuses_loose_ones(tmp_path: P
     with pytest.raises(UnsafePath, match=f"owned by uid {NOBODY.pw_uid}"):
         trusted_dir(made, "state_dir")
     (tmp_path / "file").write_text("")
-    with pytest.raises(UnsafePath, match="is not a folder"):
+    with pytest.raises(FileExistsError):  # not a matter of trust: the caller says what failed
         trusted_dir(tmp_path / "file", "state_dir")
-    with pytest.raises(UnsafePath, match=r"cannot create state_dir .*: Not a directory"):
+    with pytest.raises(NotADirectoryError):
+        check_dir(tmp_path / "file", "state_dir")
+    with pytest.raises(NotADirectoryError):
         trusted_dir(tmp_path / "file" / "sub", "state_dir")
 
 

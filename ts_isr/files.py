@@ -155,10 +155,11 @@ def check_trusted(path: Path, what: str, *, kind: type[TsError] = UnsafePath) ->
 
 def check_dir(path: Path, what: str, *, kind: type[TsError] = UnsafePath) -> Path:
     """An existing folder the tool may read and write in: itself by :func:`check_trusted`, the folders
-    above it by :func:`trusted_path`; a missing one raises ``FileNotFoundError``."""
+    above it by :func:`trusted_path`.  A missing one raises ``FileNotFoundError``, a file
+    ``NotADirectoryError``: not a matter of trust, each caller says what it could not do."""
     info = check_trusted(path, what, kind=kind)
     if not stat.S_ISDIR(info.st_mode):
-        raise kind(f"{what} {path} is not a folder; remove it or choose another path")
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(path))
     trusted_path(path, what, kind=kind)
     return path
 
@@ -166,15 +167,9 @@ def check_dir(path: Path, what: str, *, kind: type[TsError] = UnsafePath) -> Pat
 def trusted_dir(path: Path, what: str, mode: int = 0o700) -> Path:
     """``path`` as a folder the tool may write in: created (with its parents, ``mode``) when
     missing, else checked with :func:`check_dir` (the folders above it too, as whoever
-    can write one of them can swap the folder for another)."""
-    try:
-        path.mkdir(mode=mode, parents=True)
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise UnsafePath(
-            f"cannot create {what} {path}: {exc.strerror}; fix that path or its permissions, or choose another"
-        ) from None
+    can write one of them can swap the folder for another).  ``OSError`` when it cannot be
+    created or is not a folder, :class:`UnsafePath` when another user could change it."""
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
     return check_dir(path, what)
 
 

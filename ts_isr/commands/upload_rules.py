@@ -15,7 +15,7 @@ from datetime import datetime
 from ts_isr import __version__, hostkeys
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
-from ts_isr.errors import ConfigError, Exit
+from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
 from ts_isr.lock import run_lock
@@ -123,8 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         config = load_command_config(args.config)
         use_logfile(config.tsoutput, verbose=args.verbose)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
-        # Its ownership records decide what is removed from the device: checked before any is read.
-        trusted_dir(config.state_dir, "state_dir")
+        try:  # its ownership records decide what is removed from the device: checked before any is read
+            trusted_dir(config.state_dir, "state_dir")
+        except OSError as exc:
+            raise TsError(
+                f"cannot use state_dir {config.state_dir}: {exc.strerror}; fix it or its permissions"
+            ) from None
         with run_lock(config.state_dir / "upload_rules.lock", PROG):
             result = upload(config, args)
         elapsed = int(time.monotonic() - started)

@@ -81,7 +81,11 @@ def escape(text: str, limit: int = 300) -> str:
 
 
 def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | None = None) -> None:
-    """Full detail to ``logfile``; the terminal gets INFO (or only warnings when not a TTY, for cron)."""
+    """Full detail to ``logfile``; the terminal gets INFO (or only warnings when not a TTY, for cron).
+
+    The file's folder must be one no other user can change (:func:`~ts_isr.files.trusted_dir`):
+    :class:`~ts_isr.files.UnsafePath` otherwise, ``OSError`` when it cannot be made.
+    """
     log.handlers.clear()
     log.filters.clear()
     log.addFilter(_mask)

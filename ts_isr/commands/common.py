@@ -39,7 +39,11 @@ def command_dir() -> Path:
 
 
 def load_command_config(explicit: str | None, keys: Schema = CISCO_KEYS) -> Config:
-    """The config found by the documented search order, with every secret registered for masking."""
+    """The config found by the documented search order, with every secret registered for masking.
+
+    A config another user could change (a ``./threatstop.conf`` planted in a shared folder) is
+    refused by :func:`~ts_isr.config.load_config`, never passed over for the next one.
+    """
     path = find_config(explicit, command_dir())
     if not path.exists():
         raise ConfigError(

@@ -14,6 +14,9 @@ import pytest
 from tests.support.tools import free_port
 from tests.support.users import NOBODY, assert_untouched, nobody_writes, nobodys, precious, public_tmp
 from ts_isr.errors import Exit
+from ts_isr.files import UnsafePath
+from ts_isr.policy import Policy
+from ts_isr.policystore import load_last_good, save_last_good
 
 
 def command(name: str, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -166,3 +169,22 @@ def test_a_state_dir_another_user_can_change_is_refused_before_it_is_read(
     assert {p.name: p.read_bytes() for p in state.iterdir()} == files, "nothing read, written or removed"
     log = (run_dir / "logs" / "tsoutput.log").read_text()
     assert "Locking" not in log and "DNS" not in log
+
+
+def test_the_last_good_policy_is_neither_read_from_nor_written_to_a_state_dir_others_can_change(
+    tmp_path: Path,
+) -> None:
+    """tsadmin reads it through the same module: the check lives where the file is read and written."""
+    state = tmp_path / "state"
+    files = plant_state(state)
+    nobodys(state)
+    with pytest.raises(UnsafePath, match=f"state_dir {state} is refused: it is owned by uid {NOBODY.pw_uid}"):
+        load_last_good(state)
+    with pytest.raises(UnsafePath, match="refused"):
+        save_last_good(state, Policy((), ()))
+    assert {p.name: p.read_bytes() for p in state.iterdir()} == files
+    os.chown(state, 0, 0)
+    (state / "last_good_policy.txt").unlink()
+    os.symlink(precious(tmp_path), state / "last_good_policy.txt")
+    with pytest.raises(UnsafePath, match="is a symbolic link; refused"):
+        load_last_good(state)

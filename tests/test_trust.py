@@ -18,10 +18,13 @@ from ts_isr.files import UnsafePath
 from ts_isr.policy import Policy
 from ts_isr.policystore import load_last_good, save_last_good
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def command(name: str, *args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """A command as root runs it from cron: no TTY, no $TS_ISR_CONFIG."""
-    env = {k: v for k, v in os.environ.items() if k != "TS_ISR_CONFIG"}
+    """A command as root runs it from cron: no TTY, no $TS_ISR_CONFIG; ts_isr from this checkout
+    whatever the folder it runs in."""
+    env = {k: v for k, v in os.environ.items() if k != "TS_ISR_CONFIG"} | {"PYTHONPATH": str(ROOT)}
     return subprocess.run(
         [sys.executable, "-m", f"ts_isr.commands.{name}", *args],
         cwd=cwd,

@@ -8,10 +8,13 @@ import shutil
 
 # cron's PATH (/usr/bin:/bin) lacks the sbin directories, where ipset, iptables and syslog-ng live.
 SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
-# What a child may need from ours: where programs are, the language and time zone of its messages,
-# whose home and terminal it is.  Nothing else passes: the environment of setup holds TS_PASSWORD
-# and TS_ENABLE_PW, and a caller's may hold any other secret (tokens, proxies with passwords).
-CHILD_VARIABLES = frozenset({"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "TMPDIR"})
+# What a child may need from ours: where programs are (and, for setup's first upload_rules, the
+# same ts_isr), the language and time zone of its messages, whose home and terminal it is.  Nothing
+# else passes: the environment of setup holds TS_PASSWORD and TS_ENABLE_PW, and a caller's may hold
+# any other secret (tokens, proxies with passwords).
+CHILD_VARIABLES = frozenset(
+    {"PATH", "PYTHONPATH", "HOME", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "TMPDIR"}
+)
 
 
 def find_tool(name: str) -> str | None:

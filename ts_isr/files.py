@@ -185,6 +185,8 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600, *, kind: type[TsErr
                 f"{path} is a symbolic link; refused (a planted link would send root's writes elsewhere): "
                 "remove it"
             ) from None
+        if exc.errno == errno.ENXIO:  # a FIFO (or socket) no one reads: not a file root should write
+            raise kind(f"{path} is refused: it is not a regular file; remove it") from None
         raise
     info = os.fstat(fd)
     reason = None if stat.S_ISREG(info.st_mode) else "it is not a regular file"

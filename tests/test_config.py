@@ -1,11 +1,13 @@
 """threatstop.conf: validation messages, atomic 0600 writes that keep comments, the example file."""
 
+import os
 import stat
 from pathlib import Path
 
 import pytest
 
-from ts_isr.config import CISCO_KEYS, CISCO_TITLE, load_config, render_example, save_config
+from tests.support.users import NOBODY
+from ts_isr.config import CISCO_KEYS, CISCO_TITLE, load_config, read_values, render_example, save_config
 from ts_isr.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,3 +83,56 @@ def test_new_config_is_commented_from_the_schema(tmp_path):
     assert "# Internal IP address of the ISR" in path.read_text()
     assert load_config(path).object_group_block == "threatstop-block"
     assert not list(tmp_path.glob(".new.conf.*"))
+
+
+@pytest.mark.parametrize(
+    ("loose", "reason"),
+    [
+        ("file owned by nobody", "is refused: it is owned by uid 65534, not by root"),
+        ("file writable by all", "is refused: every user can write it; chmod o-w"),
+        ("folder owned by nobody", "on its way can be changed by other users (it is owned by uid 65534"),
+        ("folder writable by all", "on its way can be changed by other users (every user can write it"),
+    ],
+)
+def test_a_config_another_user_could_change_is_refused_with_one_line(tmp_path, loose, reason):
+    """It names commands root runs (log_reopen_command): whoever can change it would be root."""
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    path = write(folder, GOOD)
+    if loose == "file owned by nobody":
+        os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
+    elif loose == "file writable by all":
+        path.chmod(0o666)
+    elif loose == "folder owned by nobody":
+        os.chown(folder, NOBODY.pw_uid, NOBODY.pw_gid)
+    else:
+        folder.chmod(0o777)
+    for read in (load_config, read_values):
+        with pytest.raises(ConfigError) as refused:
+            read(path)
+        [line] = str(refused.value).splitlines()
+        assert line.startswith(f"config {path} ") and reason in line, line
+    with pytest.raises(ConfigError, match="refused"):
+        save_config(path, {"port": 5353})
+    assert path.read_text() == GOOD, "nothing written"
+
+
+def test_a_root_config_in_a_sticky_folder_and_a_link_through_root_folders_are_read(tmp_path):
+    folder = tmp_path / "tmp"
+    folder.mkdir(mode=0o1777)
+    folder.chmod(0o1777)  # as /tmp: nobody can rename root's file there
+    path = write(folder, GOOD)
+    assert load_config(path).device is not None
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "threatstop.conf").symlink_to(path)
+    assert load_config(etc / "threatstop.conf").username == "tsadmin"
+
+
+def test_a_new_config_is_never_written_into_a_folder_others_can_change(tmp_path):
+    folder = tmp_path / "open"
+    folder.mkdir()
+    folder.chmod(0o777)
+    with pytest.raises(ConfigError, match="on its way can be changed by other users"):
+        save_config(folder / "threatstop.conf", {"password": "s3cret"})
+    assert list(folder.iterdir()) == []

@@ -463,3 +463,38 @@ def test_an_asa_is_set_up_silently_with_passwords_from_the_environment(tmp_path:
             assert "# edited by hand" in world.config.read_text()
     finally:
         knot.stop()
+
+
+def probe(folder: Path, tool: str, records: Path) -> None:
+    """``tool`` first on PATH: records the environment it was given, then runs the real one."""
+    real = require_tool(tool)
+    folder.mkdir(exist_ok=True)
+    script = folder / tool
+    script.write_text(f'#!/bin/sh\nenv > "{records}/{tool}.$$"\nexec {real} "$@"\n')
+    script.chmod(0o755)
+
+
+def test_no_child_of_setup_gets_a_password_or_any_other_secret(world: World) -> None:
+    """Issue 16: setup passed TS_PASSWORD and TS_ENABLE_PW on to logrotate and syslog-ng."""
+    dev = world.dev
+    probes, records = world.tmp / "probes", world.tmp / "records"
+    records.mkdir()
+    for tool in ("logrotate", "syslog-ng"):
+        probe(probes, tool, records)
+    token = "tok-" + os.urandom(8).hex()
+    env = clean_env() | {
+        "TS_PASSWORD": dev.password,
+        "TS_ENABLE_PW": dev.secret,
+        "DEPLOY_API_TOKEN": token,  # any other secret of the caller's
+        "PATH": f"{probes}:{os.environ['PATH']}",
+    }
+    done = run_silent(world, "--silent", "--trust-host-key", *silent_flags(world), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    seen = {path.name.split(".")[0]: path.read_text() for path in records.iterdir()}
+    assert set(seen) == {"logrotate", "syslog-ng"}, "each tool ran through its probe"
+    for tool, environment in seen.items():
+        for secret in (dev.password, dev.secret, token):
+            assert secret not in environment, f"{tool} received a secret"
+        names = {line.split("=", 1)[0] for line in environment.splitlines() if "=" in line}
+        assert "TS_PASSWORD" not in names and "PATH" in names, names
+    assert "host 192.0.2.10" in dev.running()["threatstop-block"], "the first run still worked"

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from configobj import ConfigObj, ConfigObjError
 
 from ts_isr.errors import ConfigError
-from ts_isr.files import write_atomic
+from ts_isr.files import read_trusted, trusted_path, write_atomic
 from ts_isr.log import log
 
 Parser = Callable[[str], Any]
@@ -352,12 +352,18 @@ class Config:
 
 
 def _read(path: Path) -> ConfigObj:
+    """The file's lines, once :func:`~ts_isr.files.read_trusted` has found that only root or the
+    running user can change it: the config names commands root runs."""
     try:
-        return ConfigObj(str(path), file_error=True, interpolation=False, encoding="utf-8", list_values=True)
+        data = read_trusted(path, "config", kind=ConfigError)
     except OSError as exc:
         raise ConfigError(
             f"cannot read config {path}: {exc.strerror}; run setup or pass --config PATH"
         ) from None
+    try:
+        return ConfigObj(data.splitlines(), interpolation=False, encoding="utf-8", list_values=True)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; fix the file or run setup again") from None
     except ConfigObjError as exc:
         raise ConfigError(f"{path}: not a key=value file ({exc}); fix the line or run setup again") from None
 
@@ -449,6 +455,8 @@ def save_config(
     for name, value in updates.items():
         config[name] = _to_text(value)
     config.filename = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trusted_path(path, "config", kind=ConfigError)  # passwords go there: no other user may swap it
     # With an encoding set, configobj renders bytes.
     write_atomic(path, b"\n".join(config.write()).decode("utf-8") + "\n")
 

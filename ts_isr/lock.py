@@ -9,14 +9,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ts_isr.errors import LockedError
+from ts_isr.files import open_nofollow, trusted_dir
 from ts_isr.log import escape, log
 
 
 @contextmanager
 def run_lock(path: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` or fail at once with :class:`LockedError`."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold an exclusive lock on ``path`` or fail at once with :class:`LockedError`.
+
+    The lock is written (truncated to this run's pid), so it lives in a folder only root or the
+    running user can change and is opened without following a symlink: a planted link would make
+    root truncate the file it names.
+    """
+    trusted_dir(path.parent, "lock folder")
+    fd = open_nofollow(path, os.O_RDWR | os.O_CREAT)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from ts_isr.files import open_nofollow, trusted_dir
+
 LOGGER_NAME = "ts_isr"
 log = logging.getLogger(LOGGER_NAME)
 
@@ -37,10 +39,14 @@ class SeedFormatter(logging.Formatter):
 
 
 class PrivateFileHandler(logging.FileHandler):
-    """A log file only its owner may read: it holds the device dialogue and the config's paths."""
+    """A log file only its owner may read: it holds the device dialogue and the config's paths.
+
+    Opened without following a symlink (root would append to whatever a planted link names) and
+    refused unless it is a regular file of root or the running user.
+    """
 
     def _open(self) -> TextIO:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = open_nofollow(Path(self.baseFilename), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
         return os.fdopen(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
@@ -99,7 +105,11 @@ def escape(text: str, limit: int = 300) -> str:
 
 
 def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | None = None) -> None:
-    """Full detail to ``logfile``; the terminal gets INFO (or only warnings when not a TTY, for cron)."""
+    """Full detail to ``logfile``; the terminal gets INFO (or only warnings when not a TTY, for cron).
+
+    The file's folder must be one no other user can change (:func:`~ts_isr.files.trusted_dir`):
+    :class:`~ts_isr.files.UnsafePath` otherwise, ``OSError`` when it cannot be made.
+    """
     log.handlers.clear()
     log.setLevel(logging.DEBUG)
     log.propagate = False
@@ -111,7 +121,7 @@ def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | 
     console.addFilter(_mask)
     log.addHandler(console)
     if logfile is not None:
-        logfile.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        trusted_dir(logfile.parent, "log folder")
         handler = PrivateFileHandler(logfile, encoding="utf-8")
         handler.setLevel(logging.DEBUG)
         handler.setFormatter(SeedFormatter(with_time=True))

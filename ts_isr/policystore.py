@@ -11,6 +11,7 @@ reported, never half-used.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ts_isr.errors import FetchError
-from ts_isr.files import write_atomic
+from ts_isr.files import check_dir, open_nofollow, trusted_dir, write_atomic
 from ts_isr.policy import Policy, parse_token
 from ts_isr.ranges import Cidr
 
@@ -91,18 +92,21 @@ def save_last_good(
     fetched_at: datetime | None = None,
     spared: Sequence[SparedLifeline] = (),
 ) -> Path:
-    """Write atomically (temporary file, fsync, rename) with mode 0600 in a 0700 directory."""
-    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    path = state_dir / FILE_NAME
+    """Write atomically (temporary file, fsync, rename) with mode 0600 in a 0700 directory that
+    only root or the running user can change (:func:`~ts_isr.files.trusted_dir`)."""
+    path = trusted_dir(state_dir, "state_dir") / FILE_NAME
     write_atomic(path, render(policy, fetched_at or datetime.now(UTC), spared))
     return path
 
 
 def load_last_good(state_dir: Path) -> StoredPolicy | None:
-    """The last good policy, or None when there is none yet."""
+    """The last good policy, or None when there is none yet; a state_dir or file another user
+    could have written is refused (it decides whether a fetched list is believed)."""
     path = state_dir / FILE_NAME
     try:
-        text = path.read_text(encoding="ascii")
+        check_dir(state_dir, "state_dir")
+        with os.fdopen(open_nofollow(path, os.O_RDONLY), encoding="ascii") as handle:
+            text = handle.read()
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:

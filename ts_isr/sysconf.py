@@ -25,7 +25,7 @@ from crontab import CronTab
 from ts_isr.errors import TsError
 from ts_isr.files import project_file, write_atomic
 from ts_isr.log import escape
-from ts_isr.tools import find_tool
+from ts_isr.tools import child_env, find_tool
 
 SYSLOG_NG_SNIPPET = Path("etc/syslog-ng/conf.d/threatstop.conf")
 LOGROTATE_FILE = Path("etc/logrotate.d/threatstop")
@@ -94,14 +94,22 @@ def logrotate_values(
     }
 
 
-def _run(argv: Sequence[str], package: str) -> subprocess.CompletedProcess[str]:
-    """Run a system tool found in PATH or the sbin directories (cron's PATH lacks them)."""
+def _run(argv: Sequence[str], package: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a system tool found in PATH or the sbin directories (cron's PATH lacks them), in
+    :func:`~ts_isr.tools.child_env` (setup's passwords stay in setup)."""
     tool = find_tool(argv[0])
     if tool is None:
         raise TsError(f"{argv[0]} is not installed; install it (Debian: apt-get install {package}) and rerun")
     try:
         return subprocess.run(
-            [tool, *argv[1:]], capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False
+            [tool, *argv[1:]],
+            input=stdin,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=TOOL_TIMEOUT,
+            check=False,
+            env=child_env(),
         )
     except subprocess.TimeoutExpired:
         raise TsError(f"{argv[0]} did not finish within {TOOL_TIMEOUT:.0f}s") from None
@@ -187,11 +195,12 @@ class CronJob:
 
 
 def _read_tab(root: Path | None) -> CronTab:
+    """The user's crontab (read by ``crontab -l`` run as every tool is), or ``root/crontab``."""
     if root is None:
-        try:
-            return CronTab(user=True)
-        except OSError as exc:
-            raise TsError(f"cannot read the crontab ({exc}); is cron installed?") from None
+        done = _run(["crontab", "-l"], "cron")
+        if done.returncode != 0 and "no crontab for" not in done.stderr:
+            raise TsError(f"cannot read the crontab ({_detail(done)}); is cron installed?")
+        return CronTab(tab=done.stdout if done.returncode == 0 else "")
     path = system_path(root, Path(ROOT_CRONTAB))
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     return CronTab(tab=text)
@@ -201,10 +210,9 @@ def _write_tab(tab: CronTab, root: Path | None) -> None:
     if root is not None:
         write_atomic(system_path(root, Path(ROOT_CRONTAB)), tab.render(), 0o600)
         return
-    try:
-        tab.write()
-    except OSError as exc:
-        raise TsError(f"cannot write the crontab ({exc})") from None
+    done = _run(["crontab", "-"], "cron", stdin=tab.render())
+    if done.returncode != 0:
+        raise TsError(f"cannot write the crontab ({_detail(done)})")
 
 
 def ensure_cron_jobs(jobs: Sequence[CronJob], root: Path | None = None) -> list[str]:

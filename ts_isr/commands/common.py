@@ -48,7 +48,11 @@ def command_dir() -> Path:
 
 
 def load_command_config(explicit: str | None, keys: Schema = CISCO_KEYS) -> Config:
-    """The config found by the documented search order, with every secret registered for masking."""
+    """The config found by the documented search order, with every secret registered for masking.
+
+    A config another user could change (a ``./threatstop.conf`` planted in a shared folder) is
+    refused by :func:`~ts_isr.config.load_config`, never passed over for the next one.
+    """
     path = find_config(explicit, command_dir())
     if not path.exists():
         raise ConfigError(
@@ -89,6 +93,9 @@ def run_command(
     except OSError as exc:
         print(f"[ERROR] : cannot write the log {logfile}: {exc.strerror}; fix its directory's permissions")
         return Exit.FAILED
+    except TsError as exc:  # a planted link or a folder others can change
+        print(f"[ERROR] : {exc}")
+        return int(exc.exit_code)
     try:
         return exit_status(body(), detailed)
     except TsError as exc:

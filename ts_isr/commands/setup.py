@@ -26,6 +26,7 @@ from ts_isr.commands.upload_rules import cisco_target
 from ts_isr.config import CISCO_KEYS, Config, Invalid, find_config, read_values, save_config
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.log import add_secret, log, setup_logging
+from ts_isr.tools import child_env
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_RULES_SCHEDULE = "23 */2 * * *"
@@ -312,11 +313,10 @@ def first_run(config: Config, quiet: bool) -> None:
     log.info("Running upload rules script for the first time...")
     if not quiet:
         print(FIRST_RUN_TEXT)
-    env = {name: value for name, value in os.environ.items() if name not in PASSWORD_ENV.values()}
     done = subprocess.run(
         [sys.executable, "-m", "ts_isr.commands.upload_rules", "--config", str(config.path.resolve())],
         cwd=PACKAGE_ROOT,
-        env=env,
+        env=child_env(),
         stdout=subprocess.DEVNULL if quiet else None,
         check=False,
     )

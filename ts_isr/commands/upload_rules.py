@@ -18,6 +18,7 @@ from ts_isr.commands.common import command_parser, load_command_config, run_comm
 from ts_isr.config import Config
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
+from ts_isr.files import trusted_dir
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.ranges import Cidr
@@ -125,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_command_config(args.config)
         use_logfile(config.tsoutput, verbose=args.verbose)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
-        try:
-            config.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:  # its ownership records decide what is removed from the device: checked before any is read
+            trusted_dir(config.state_dir, "state_dir")
         except OSError as exc:
             raise TsError(
                 f"cannot use state_dir {config.state_dir}: {exc.strerror}; fix it or its permissions"

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.https_server import ConnectProxy, Failure, LogServer
 from tests.support.tools import free_port
-from ts_isr.errors import ConfigError, LockedError
+from ts_isr.errors import ConfigError, LockedError, TsError
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.logupload import (
@@ -347,7 +347,7 @@ def test_an_empty_or_missing_log_sends_nothing(server, logfile, tmp_path):
 def test_an_unwritable_state_directory_is_one_clear_error(server, logfile, tmp_path):
     logfile.write_bytes(numbered(0, 10))
     (tmp_path / "state").write_text("a file where the state directory should be")
-    with pytest.raises(UploadError, match="writable"):
+    with pytest.raises(TsError, match=r"state_dir \S+ is not a folder; remove it or choose another path"):
         run(LogSpool(logfile, tmp_path / "state", reopen_command=None), server)
     assert logfile.read_bytes() == numbered(0, 10)
 

@@ -109,3 +109,17 @@ def test_a_running_upload_holds_off_a_second(server, tmp_path):
     assert done.returncode == Exit.LOCKED
     assert "another log upload run" in done.stdout
     assert server.attempts == 0
+
+
+def test_a_log_folder_another_user_owns_is_one_error_line_and_nothing_moves(server, tmp_path):
+    """Issue 16: root must not work in a folder another user controls (a planted link would redirect it)."""
+    config = write_config(tmp_path, server)
+    (tmp_path / "log" / "device.log").write_bytes(LINES)
+    os.chown(tmp_path / "log", 65534, 65534)
+    done = loguploadclient(config)
+    assert done.returncode == Exit.FAILED
+    [line] = done.stdout.splitlines()
+    assert line.startswith("[ERROR] : log folder ") and "owned by uid 65534" in line and "chown root" in line
+    assert sorted(p.name for p in (tmp_path / "log").iterdir()) == ["device.log"]
+    assert (tmp_path / "log" / "device.log").read_bytes() == LINES
+    assert server.attempts == 0

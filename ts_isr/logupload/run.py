@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.logupload.packing import DEFAULT_PART_SIZE, Packed, UploadError, pack_part
 from ts_isr.logupload.spool import LogSpool, Progress
+from ts_isr.logupload.spoolfiles import open_regular
 from ts_isr.logupload.uploader import Destination, Device, Uploader
 
 
@@ -44,6 +46,7 @@ def upload_logs(
     """
     report = UploadReport()
     try:
+        spool.check_folders()
         with run_lock(spool.lock_path, "log upload"):
             _run(spool, uploader, part_size, keep_days, rotate, report)
     except OSError as exc:
@@ -112,8 +115,8 @@ def _upload_file(
     ``gzip | curl``.  At most two parts are in memory.
     """
     progress = spool.progress(path)
-    size = path.stat().st_size
-    with path.open("rb") as source, ThreadPoolExecutor(1, thread_name_prefix="logupload-pack") as packer:
+    with open_regular(path) as source, ThreadPoolExecutor(1, thread_name_prefix="logupload-pack") as packer:
+        size = os.fstat(source.fileno()).st_size
 
         def pack(start: int, number: int) -> Packed:
             return pack_part(source, path.name, number, start, size, part_size, uploader.level)

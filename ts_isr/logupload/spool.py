@@ -1,4 +1,11 @@
-"""The live log, its spool of rotated files, and the record of what the server confirmed."""
+"""The live log, its spool of rotated files, and the record of what the server confirmed.
+
+Root runs this from cron in a log folder that syslog-ng (perhaps as its own
+user) writes.  Before anything moves, every folder the run reads or writes is
+checked as logrotate checks its folders (:meth:`LogSpool.check_folders`): one
+that another user owns or can write is refused with one line, as a link
+planted there could make root overwrite or delete files of its own.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +22,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ts_isr.files import write_atomic
+from ts_isr.files import UnsafePath, open_nofollow, trusted_dir, write_atomic
 from ts_isr.log import log
 from ts_isr.logupload.packing import CHUNK, UploadError
 from ts_isr.logupload.spoolfiles import (
     create_new,
     held_open,
+    is_regular,
     is_rotated_name,
     is_spool_name,
+    open_regular,
     same_inflated,
     spool_name,
 )
@@ -54,6 +63,7 @@ class LogSpool:
         self.logfile = logfile
         self.spool_dir = spool_dir or logfile.parent / f"{logfile.name}.spool"
         self.uploaded_dir = self.spool_dir / "uploaded"
+        self.state_dir = state_dir
         self.progress_dir = state_dir / "logupload"
         self.lock_path = state_dir / "logupload.lock"
         self.reopen_command = tuple(reopen_command or ())
@@ -64,20 +74,44 @@ class LogSpool:
         return self.spool_dir / spool_name(
             self.logfile.name,
             when,
-            lambda n: (self.spool_dir / n).exists() or (self.spool_dir / f"{n}.gz").exists(),
+            lambda n: os.path.lexists(self.spool_dir / n) or os.path.lexists(self.spool_dir / f"{n}.gz"),
         )
 
+    def check_folders(self) -> None:
+        """Refuse, before anything moves, a folder of the run that another user could change.
+
+        The log folder and the spool are checked only when they exist (a missing
+        log folder is only warned about); the state folders are made when missing.
+        """
+        try:
+            trusted_dir(self.state_dir, "state_dir")
+            trusted_dir(self.progress_dir, "log upload records folder", 0o750)
+            for folder, what in (
+                (self.logfile.parent, "log folder"),
+                (self.spool_dir, "log spool"),
+                (self.uploaded_dir, "log spool folder"),
+            ):
+                if os.path.lexists(folder):
+                    trusted_dir(folder, what, 0o750)
+        except UnsafePath as exc:
+            raise UnsafePath(f"{exc}; no log was moved or sent") from None
+
     def _make_dirs(self) -> None:
-        for directory in (self.spool_dir, self.uploaded_dir, self.progress_dir):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        trusted_dir(self.spool_dir, "log spool", 0o750)
+        trusted_dir(self.uploaded_dir, "log spool folder", 0o750)
 
     def rotate(self) -> Path | None:
         """Move the live log into the spool and make its writer reopen; None if it is empty."""
         try:
-            size = self.logfile.stat().st_size
+            info = os.lstat(self.logfile)
         except FileNotFoundError:
-            size = 0
-        if size == 0:
+            info = None
+        if info is not None and not stat.S_ISREG(info.st_mode):
+            raise UploadError(
+                f"logfile {self.logfile} is not a regular file (a symbolic link?); "
+                "set logfile to the file syslog-ng writes; nothing was moved or sent"
+            )
+        if info is None or info.st_size == 0:
             log.info(f"No new lines in {self.logfile}.")
             return None
         self._make_dirs()
@@ -141,15 +175,15 @@ class LogSpool:
         found = [
             path
             for path in self.logfile.parent.iterdir()
-            if is_rotated_name(self.logfile.name, path.name) and path.is_file()
+            if is_rotated_name(self.logfile.name, path.name) and is_regular(path)
         ]
         adopted = []
-        for path in sorted(found, key=lambda p: (p.stat().st_mtime, p.name)):
+        for path in sorted(found, key=lambda p: (p.lstat().st_mtime, p.name)):
             if held_open(path):
                 log.info(f"{path.name} is still being written by logrotate; it goes on the next run.")
                 continue
             self._make_dirs()
-            target = self._new_path(path.stat().st_mtime)
+            target = self._new_path(path.lstat().st_mtime)
             if path.name.endswith(".gz"):
                 target = target.with_name(target.name + ".gz")
             os.rename(path, target)
@@ -162,19 +196,25 @@ class LogSpool:
         """``X.gz`` in the spool becomes ``X``; the .gz is removed only once ``X`` is whole on disk."""
         if not self.spool_dir.is_dir():
             return
-        for packed in sorted(self.spool_dir.glob("*.gz")):
+        for packed in sorted(p for p in self.spool_dir.glob("*.gz") if is_regular(p)):
             plain = packed.with_name(packed.name[: -len(".gz")])
-            if plain.exists():
+            if os.path.lexists(plain):
                 if same_inflated(packed, plain):
                     packed.unlink()  # a run stopped between renaming X into place and removing X.gz
                     continue
-                moved = self._new_path(packed.stat().st_mtime)
+                moved = self._new_path(packed.lstat().st_mtime)
                 os.rename(packed, moved.with_name(moved.name + ".gz"))
                 packed, plain = moved.with_name(moved.name + ".gz"), moved
             partial = plain.with_name(plain.name + ".tmp")
-            mode = stat.S_IMODE(packed.stat().st_mode)
+            # The .gz's mode, but no one else may change (or run) a log before it is sent.
+            mode = stat.S_IMODE(packed.lstat().st_mode) & 0o640
+            partial.unlink(missing_ok=True)  # left by a stopped run (a link there is removed, not followed)
             try:
-                with gzip.open(packed, "rb") as source, os.fdopen(create_new(partial, mode), "wb") as sink:
+                with (
+                    open_regular(packed) as raw,
+                    gzip.GzipFile(fileobj=raw) as source,
+                    os.fdopen(create_new(partial, mode), "wb") as sink,
+                ):
                     shutil.copyfileobj(source, sink, CHUNK)
                     sink.flush()
                     os.fsync(sink.fileno())
@@ -190,7 +230,12 @@ class LogSpool:
         if not self.spool_dir.is_dir():
             return []
         names = sorted(p.name for p in self.spool_dir.iterdir() if is_spool_name(self.logfile.name, p.name))
-        return [self.spool_dir / name for name in names]
+        regular = [self.spool_dir / name for name in names if is_regular(self.spool_dir / name)]
+        for name in sorted(set(names) - {p.name for p in regular}):
+            log.warning(
+                f"{self.spool_dir / name} is not a regular file (a symbolic link?): not sent; remove it"
+            )
+        return regular
 
     def wait_closed(self, path: Path) -> bool:
         """True once no process has ``path`` open (its writer reopened); False after close_timeout."""
@@ -206,7 +251,8 @@ class LogSpool:
 
     def progress(self, path: Path) -> Progress:
         try:
-            data = json.loads(self._progress_path(path).read_text())
+            with os.fdopen(open_nofollow(self._progress_path(path), os.O_RDONLY), "rb") as record:
+                data = json.loads(record.read(4096))
             return Progress(int(data["offset"]), int(data["parts"]))
         except FileNotFoundError:
             return Progress()
@@ -217,28 +263,36 @@ class LogSpool:
 
     def record(self, path: Path, progress: Progress) -> None:
         """Write the confirmed offset atomically: a crash leaves the old or the new record, never half."""
-        target = self._progress_path(path)
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
-        write_atomic(target, json.dumps({"offset": progress.offset, "parts": progress.parts}))
+        write_atomic(
+            self._progress_path(path), json.dumps({"offset": progress.offset, "parts": progress.parts})
+        )
 
     def mark_done(self, path: Path) -> None:
         """Move a fully confirmed file to uploaded/ with the upload time as its mtime."""
         done = self.uploaded_dir / path.name
-        self.uploaded_dir.mkdir(exist_ok=True, mode=0o750)
+        trusted_dir(self.uploaded_dir, "log spool folder", 0o750)
         os.rename(path, done)
-        os.utime(done)
+        os.utime(done, follow_symlinks=False)
         self._progress_path(path).unlink(missing_ok=True)
 
     def expire(self, keep_days: int, now: float) -> list[Path]:
-        """Delete uploaded files older than ``keep_days`` and records of files no longer pending."""
+        """Delete uploaded files older than ``keep_days`` and records of files no longer pending.
+
+        Only regular files with this log's spool names go (``lstat``: a link is
+        never followed), from folders :meth:`check_folders` showed are root's.
+        """
         removed = []
-        if self.uploaded_dir.is_dir():
+        if os.path.lexists(self.uploaded_dir):
+            trusted_dir(self.uploaded_dir, "log spool folder", 0o750)
             for path in sorted(self.uploaded_dir.iterdir()):
-                if now - path.stat().st_mtime >= keep_days * 86400:
+                info = path.lstat()
+                if not (stat.S_ISREG(info.st_mode) and is_spool_name(self.logfile.name, path.name)):
+                    continue
+                if now - info.st_mtime >= keep_days * 86400:
                     path.unlink()
                     removed.append(path)
         if self.progress_dir.is_dir():
             for record in self.progress_dir.glob("*.json"):
-                if not (self.spool_dir / record.name[: -len(".json")]).exists():
+                if not os.path.lexists(self.spool_dir / record.name[: -len(".json")]):
                     record.unlink()
         return removed

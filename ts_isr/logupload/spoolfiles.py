@@ -1,15 +1,24 @@
-"""The spool's files: their names, how one is created, and whether a writer still holds one."""
+"""The spool's files: their names, how one is opened or created, and whether a writer still holds one.
+
+Every file is opened without following a symlink (``O_NOFOLLOW``) and must be
+a regular file, and every new one is created with ``O_EXCL``: even in folders
+root trusts, a stray link must not send root's reads or writes elsewhere.
+"""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import os
 import re
+import stat
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
+from ts_isr.files import open_nofollow
 from ts_isr.logupload.packing import CHUNK
 
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
@@ -35,17 +44,42 @@ def is_rotated_name(log_name: str, name: str) -> bool:
     return re.fullmatch(re.escape(log_name) + r"[.-]\d[\d._-]*(?:\.gz)?", name) is not None
 
 
+def is_regular(path: Path) -> bool:
+    """Whether ``path`` itself (not what a symlink there points at) is a regular file."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 def create_new(path: Path, mode: int) -> int:
-    """A new file with exactly ``mode`` (the umask would loosen or tighten it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    """A new file with exactly ``mode`` (the umask would loosen or tighten it); never an existing one."""
+    fd = open_nofollow(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     os.fchmod(fd, mode)
     return fd
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened to read, refused unless it is a regular file there (no symlink, FIFO, device).
+
+    A log another user owns may be read (its lines are only sent), so unlike
+    :func:`ts_isr.files.open_nofollow` the owner is not checked.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return os.fdopen(fd, "rb")
 
 
 def same_inflated(packed: Path, plain: Path) -> bool:
     """Whether ``packed`` inflates to exactly ``plain`` (compared in chunks; a broken gzip is not)."""
     try:
-        with gzip.open(packed, "rb") as left, plain.open("rb") as right:
+        with (
+            open_regular(packed) as raw,
+            gzip.GzipFile(fileobj=raw) as left,
+            open_regular(plain) as right,
+        ):
             while True:
                 a, b = left.read(CHUNK), right.read(CHUNK)
                 if a != b:
@@ -70,7 +104,7 @@ def held_open(path: Path) -> bool:
     Readers (``tail -f``, ``less``) do not count: they cannot add lines.
     """
     try:
-        target = path.stat()
+        target = os.lstat(path)
     except FileNotFoundError:
         return False
     for pid in os.listdir("/proc"):

@@ -17,7 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.https_server import ConnectProxy, Failure, LogServer
+from tests.support.https_server import (
+    ConnectProxy,
+    Failure,
+    LogServer,
+    logfile_fixture,  # noqa: F401 (a pytest fixture)
+    server_fixture,  # noqa: F401 (a pytest fixture)
+)
 from tests.support.tools import free_port
 from ts_isr.errors import ConfigError, LockedError, TsError
 from ts_isr.lock import run_lock
@@ -134,19 +140,6 @@ def test_the_multipart_body_is_standard_and_streams_with_its_length():
 # --- real HTTPS ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def server(tmp_path):
-    with LogServer(tmp_path / "server") as running:
-        yield running
-
-
-@pytest.fixture
-def logfile(tmp_path):
-    path = tmp_path / "log" / "device.log"
-    path.parent.mkdir()
-    return path
-
-
 def spool_for(logfile: Path, tmp_path: Path, **options) -> LogSpool:
     return LogSpool(logfile, tmp_path / "state", reopen_command=None, close_timeout=2, **options)
 
@@ -189,7 +182,11 @@ def test_parts_cut_on_lines_arrive_whole_once_and_in_order(server, logfile, tmp_
     assert run(spool, server).parts_sent == 0
 
 
-@pytest.mark.parametrize("failure", list(Failure))
+#: The ordinary ways a server fails; tests/test_logupload_hostile.py has the hostile ones.
+ORDINARY = (Failure.SERVER_ERROR, Failure.TOO_LARGE, Failure.HANG, Failure.RESET, Failure.REDIRECT)
+
+
+@pytest.mark.parametrize("failure", ORDINARY)
 def test_a_failed_part_is_kept_resumed_next_run_and_never_sent_twice(server, logfile, tmp_path, failure):
     content = numbered(0, 2000)
     logfile.write_bytes(content)

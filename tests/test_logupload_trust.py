@@ -21,7 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.https_server import LogServer
+from tests.support.https_server import (
+    LogServer,
+    server_fixture,  # noqa: F401 (a pytest fixture)
+)
 from tests.support.tools import require_root
 from ts_isr.errors import TsError
 from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
@@ -41,12 +44,6 @@ def base():
     path.chmod(0o755)
     yield path
     shutil.rmtree(path)
-
-
-@pytest.fixture
-def server(tmp_path):
-    with LogServer(tmp_path / "server") as running:
-        yield running
 
 
 def as_nobody(script: str, cwd: Path) -> None:

@@ -44,7 +44,14 @@ turned into a GET would look like a confirmation.
 
 The package, one idea a module: :mod:`.packing` (parts, gzip, the multipart
 body), :mod:`.spoolfiles` and :mod:`.spool` (rotation, adoption, progress,
-expiry), :mod:`.uploader` (HTTPS), :mod:`.run` (the run that wires them).
+expiry, and the folder checks), :mod:`.uploader` (HTTPS) with :mod:`.deadline`
+(each request's total time), :mod:`.run` (the run that wires them).
+
+Root trusts neither the host's other users nor the server: a log folder,
+spool or ``state_dir`` another user could change is refused and no file is
+opened through a symlink; each request ends by a deadline derived from its
+size, at most a few KiB of an answer are read, and the server's words are
+escaped before they are shown.
 """
 
 from ts_isr.logupload.packing import (

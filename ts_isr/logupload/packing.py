@@ -160,6 +160,8 @@ class MultipartBody:
         ).encode()
         self._pieces: list[BinaryIO | bytes] = [head, payload, f"\r\n--{boundary}--\r\n".encode()]
         self._length = len(head) + payload_size + len(self._pieces[2])
+        #: Bytes handed to the connection so far (what a slow server has taken in, within its buffers).
+        self.taken = 0
 
     def __len__(self) -> int:
         return self._length
@@ -182,4 +184,5 @@ class MultipartBody:
                 if not data:
                     self._pieces.pop(0)
                 out += data
+        self.taken += len(out)
         return out

@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.https_server import (
     HUGE,
+    ConnectProxy,
     Failure,
     LogServer,
     logfile_fixture,  # noqa: F401 (a pytest fixture)
@@ -36,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_MEMORY = 1 << 30
 #: Peak resident memory a bounded upload stays under (measured: about 60 MB).
 PEAK_LIMIT_MB = 200
+#: Short per-operation timeouts, so that a request's deadline (their sum plus size / min_rate) is short.
+FAST = {"connect_timeout": 2, "read_timeout": 2}
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def incompressible(size: int) -> bytes:
 
 
 def upload_in_child(
-    server: LogServer, logfile: Path, state: Path, *, part_size: int, bound: float, **destination: float
+    server: LogServer, logfile: Path, state: Path, *, part_size: int, bound: float, **destination: object
 ) -> Outcome:
     """Run one upload in a capped child; fail the test if it has not ended after ``bound`` seconds."""
     params = {
@@ -118,14 +121,14 @@ def test_a_3_gb_answer_is_not_read_into_memory(server, logfile, tmp_path):
             Failure.TRICKLE,
             numbered(500),
             1 << 20,
-            {"connect_timeout": 2, "read_timeout": 2},
+            FAST,
             r"127\.0\.0\.1 answered part 1 of device\.log\.\S+ \(200 OK\) but its answer had not ended after",
         ),
         (
             Failure.SLOW_READER,
             incompressible(6_000_000),
             8 << 20,
-            {"connect_timeout": 2, "read_timeout": 2, "min_rate": 1_000_000},
+            FAST | {"min_rate": 1_000_000},
             r"127\.0\.0\.1 was still taking in part 1 of \S+ \(\d+ of \d+ bytes sent\) after \d+ s",
         ),
     ],
@@ -149,3 +152,22 @@ def test_a_request_ends_at_its_deadline_and_the_part_is_sent_next_run(
     again = upload_in_child(server, logfile, tmp_path / "state", part_size=part_size, bound=120)
     assert again.ok, again.error
     assert server.received() == content
+
+
+def test_the_deadline_holds_through_a_proxy(server, logfile, tmp_path):
+    """Through a CONNECT proxy the deadline cuts the client's tunnel socket: the request ends the same."""
+    logfile.write_bytes(numbered(500))
+    server.fail(Failure.TRICKLE)
+    with ConnectProxy() as proxy:
+        outcome = upload_in_child(
+            server, logfile, tmp_path / "state", part_size=1 << 20, bound=120, **FAST, proxy=proxy.url
+        )
+    assert not outcome.ok
+    assert re.search(
+        r"127\.0\.0\.1 answered part 1 of \S+ \(200 OK\) but its answer had not ended", outcome.error
+    )
+    assert outcome.seconds < 25, (
+        f"the request's bound did not hold through the proxy: {outcome.seconds:.0f} s"
+    )
+    assert proxy.targets == [f"127.0.0.1:{server.port}"]
+    assert server.uploads == []

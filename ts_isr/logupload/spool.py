@@ -250,8 +250,9 @@ class LogSpool:
         return self.progress_dir / f"{path.name}.json"
 
     def progress(self, path: Path) -> Progress:
+        flags = os.O_RDONLY | os.O_NONBLOCK  # a FIFO there must not block the run
         try:
-            with os.fdopen(open_nofollow(self._progress_path(path), os.O_RDONLY), "rb") as record:
+            with os.fdopen(open_nofollow(self._progress_path(path), flags), "rb") as record:
                 data = json.loads(record.read(4096))
             return Progress(int(data["offset"]), int(data["parts"]))
         except FileNotFoundError:

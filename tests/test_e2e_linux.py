@@ -73,7 +73,8 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
         env = {name: value for name, value in os.environ.items() if name != "SSH_CONNECTION"}
 
         def tsadmin(*args: str) -> subprocess.CompletedProcess[str]:
-            return pair.run([sys.executable, str(TSADMIN), *args, "--root", str(root)], input="", env=env)
+            argv = [sys.executable, str(TSADMIN), *args, "--root", str(root), "--detailed-exitcodes"]
+            return pair.run(argv, input="", env=env)
 
         try:
             server.start()

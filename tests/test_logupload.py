@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.https_server import ConnectProxy, Failure, LogServer
+from tests.support.https_server import (
+    ConnectProxy,
+    Failure,
+    LogServer,
+    logfile_fixture,  # noqa: F401 (a pytest fixture)
+    server_fixture,  # noqa: F401 (a pytest fixture)
+)
 from tests.support.tools import free_port
-from ts_isr.errors import ConfigError, LockedError
+from ts_isr.errors import ConfigError, LockedError, TsError
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.logupload import (
@@ -134,19 +140,6 @@ def test_the_multipart_body_is_standard_and_streams_with_its_length():
 # --- real HTTPS ---------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def server(tmp_path):
-    with LogServer(tmp_path / "server") as running:
-        yield running
-
-
-@pytest.fixture
-def logfile(tmp_path):
-    path = tmp_path / "log" / "device.log"
-    path.parent.mkdir()
-    return path
-
-
 def spool_for(logfile: Path, tmp_path: Path, **options) -> LogSpool:
     return LogSpool(logfile, tmp_path / "state", reopen_command=None, close_timeout=2, **options)
 
@@ -189,7 +182,11 @@ def test_parts_cut_on_lines_arrive_whole_once_and_in_order(server, logfile, tmp_
     assert run(spool, server).parts_sent == 0
 
 
-@pytest.mark.parametrize("failure", list(Failure))
+#: The ordinary ways a server fails; tests/test_logupload_hostile.py has the hostile ones.
+ORDINARY = (Failure.SERVER_ERROR, Failure.TOO_LARGE, Failure.HANG, Failure.RESET, Failure.REDIRECT)
+
+
+@pytest.mark.parametrize("failure", ORDINARY)
 def test_a_failed_part_is_kept_resumed_next_run_and_never_sent_twice(server, logfile, tmp_path, failure):
     content = numbered(0, 2000)
     logfile.write_bytes(content)
@@ -347,7 +344,7 @@ def test_an_empty_or_missing_log_sends_nothing(server, logfile, tmp_path):
 def test_an_unwritable_state_directory_is_one_clear_error(server, logfile, tmp_path):
     logfile.write_bytes(numbered(0, 10))
     (tmp_path / "state").write_text("a file where the state directory should be")
-    with pytest.raises(UploadError, match="writable"):
+    with pytest.raises(TsError, match=r"state_dir \S+ is not a folder; remove it or choose another path"):
         run(LogSpool(logfile, tmp_path / "state", reopen_command=None), server)
     assert logfile.read_bytes() == numbered(0, 10)
 

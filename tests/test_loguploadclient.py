@@ -7,21 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.support.https_server import Failure, LogServer
+from tests.support.https_server import (
+    Failure,
+    LogServer,
+    server_fixture,  # noqa: F401 (a pytest fixture)
+)
 from ts_isr.errors import Exit
 from ts_isr.lock import run_lock
 from ts_isr.logupload import LogSpool
 
 ROOT = Path(__file__).resolve().parent.parent
 LINES = b"".join(b"<134>%%SEC-6-IPACCESSLOGP: list 101 denied 192.0.2.%d\n" % (i % 250) for i in range(2000))
-
-
-@pytest.fixture
-def server(tmp_path):
-    with LogServer(tmp_path / "server") as running:
-        yield running
 
 
 def write_config(tmp_path: Path, server: LogServer, **overrides: str) -> Path:
@@ -121,3 +117,35 @@ def test_an_unwritable_log_folder_is_the_same_one_line_as_the_other_commands(ser
     [line] = done.stdout.splitlines()
     assert line.startswith("[ERROR] : cannot write the log") and "internal error" not in line
     assert server.attempts == 0 and (tmp_path / "log" / "device.log").read_bytes() == LINES
+
+
+def test_a_log_folder_another_user_owns_is_one_error_line_and_nothing_moves(server, tmp_path):
+    """Issue 16: root must not work in a folder another user controls (a planted link would redirect it)."""
+    config = write_config(tmp_path, server)
+    (tmp_path / "log" / "device.log").write_bytes(LINES)
+    os.chown(tmp_path / "log", 65534, 65534)
+    done = loguploadclient(config)
+    assert done.returncode == Exit.FAILED
+    [line] = done.stdout.splitlines()
+    assert line.startswith("[ERROR] : log folder ") and "owned by uid 65534" in line and "chown root" in line
+    assert sorted(p.name for p in (tmp_path / "log").iterdir()) == ["device.log"]
+    assert (tmp_path / "log" / "device.log").read_bytes() == LINES
+    assert server.attempts == 0
+
+
+def test_control_characters_from_the_server_reach_cron_mail_and_the_log_escaped(server, tmp_path):
+    """Issue 16: a reason phrase and Location with ESC and BEL must not drive the admin's terminal."""
+    config = write_config(tmp_path, server)
+    (tmp_path / "log" / "device.log").write_bytes(LINES)
+    server.fail(Failure.CONTROL_CHARACTERS)
+    failed = loguploadclient(config)
+    assert failed.returncode == Exit.FAILED
+    [line] = failed.stdout.splitlines()
+    log_text = (tmp_path / "tsoutput.log").read_text()
+    for shown in (failed.stdout, log_text):
+        assert "\x1b" not in shown and "\x07" not in shown
+    assert "302 Found\\x1b]0;owned\\x07\\x1b[2J" in line
+    assert f"redirects to https://127.0.0.1:{server.port}/\\x1b[31melsewhere\\x07" in line
+    assert "302 Found\\x1b]0;owned\\x07\\x1b[2J" in log_text
+    assert loguploadclient(config).returncode == Exit.UNCHANGED
+    assert server.received() == LINES

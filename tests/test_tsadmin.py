@@ -32,7 +32,7 @@ def tsadmin(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(TSADMIN), *args],
+        [sys.executable, str(TSADMIN), *args, "--detailed-exitcodes"],
         input=stdin,
         capture_output=True,
         text=True,
@@ -43,7 +43,7 @@ def tsadmin(
 
 
 def in_netns(pair: NetnsPair, *args: str, stdin: str = "", env: dict[str, str] | None = None):
-    return pair.run([sys.executable, str(TSADMIN), *args], input=stdin, env=env)
+    return pair.run([sys.executable, str(TSADMIN), *args, "--detailed-exitcodes"], input=stdin, env=env)
 
 
 def test_version_needs_no_root_and_names_the_package():

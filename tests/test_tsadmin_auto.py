@@ -157,7 +157,15 @@ def test_add_type_auto_installs_the_portals_policy(tmp_path: Path):
                     f"ca_bundle={ca_file}\n"
                 )
                 env = {**os.environ, "TS_AUTO_KEY": KEY}
-                argv = [sys.executable, str(TSADMIN), "add", "--type", "auto", f"--device_id={DEVICE}"]
+                argv = [
+                    sys.executable,
+                    str(TSADMIN),
+                    "add",
+                    "--type",
+                    "auto",
+                    f"--device_id={DEVICE}",
+                    "--detailed-exitcodes",
+                ]
                 done = pair.run([*argv, "--root", str(root)], env=env)
                 assert done.returncode == 4, done.stdout + done.stderr
                 assert not pair.reachable("192.0.2.10")
@@ -174,10 +182,14 @@ def test_add_type_auto_installs_the_portals_policy(tmp_path: Path):
                 # Review item 12: while another run holds the lock, the settings are not rewritten either.
                 before = config.read_text()
                 with run_lock(root / "opt/threatstop/tsadmin.lock", "test"):
-                    locked = pair.run([sys.executable, str(TSADMIN), "update", "--root", str(root)])
+                    locked = pair.run(
+                        [sys.executable, str(TSADMIN), "update", "--root", str(root), "--detailed-exitcodes"]
+                    )
                 assert locked.returncode == 3, locked.stdout + locked.stderr
                 assert config.read_text() == before
-                updated = pair.run([sys.executable, str(TSADMIN), "update", "--root", str(root)])
+                updated = pair.run(
+                    [sys.executable, str(TSADMIN), "update", "--root", str(root), "--detailed-exitcodes"]
+                )
                 assert updated.returncode == 4, updated.stdout + updated.stderr
                 assert "allow_action = ACCEPT" in config.read_text()
                 assert "--match-set TAallowaddr src -j ACCEPT" in pair.run(["iptables-save"]).stdout

@@ -25,6 +25,7 @@ from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import trustme
 
 
@@ -36,6 +37,18 @@ class Failure(StrEnum):
     HANG = "hang"  # reads the body, then answers nothing until the client gives up
     RESET = "reset"  # reads 1 KiB of the body, then resets the TCP connection
     REDIRECT = "302"  # a redirect that a careless client would follow with a GET and call success
+    # Hostile servers (issue 16): each would hold a run, and its lock, forever or eat the host's memory.
+    HUGE_BODY = "huge body"  # accepts the part, then answers 200 with a 3 GB body, as fast as it can
+    TRICKLE = "endless trickled body"  # reads the part, answers 200, then one body byte a second
+    SLOW_READER = "slow reader"  # takes in the upload 4 KiB at a time, 80 KB/s, behind a small window
+    CONTROL_CHARACTERS = "control characters"  # a 302 with ESC and BEL in its reason and Location
+
+
+#: What HUGE_BODY announces and sends, and what TRICKLE announces.
+HUGE = 3_000_000_000
+#: What CONTROL_CHARACTERS puts in its reason phrase and (after the server's address) its Location.
+HOSTILE_REASON = "Found\x1b]0;owned\x07\x1b[2J"
+HOSTILE_PATH = "/\x1b[31melsewhere\x07"
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
             return
         failure = owner._next()
+        if failure is Failure.SLOW_READER:
+            self._read_slowly(int(self.headers.get("Content-Length") or 0))
+            return
         if failure is Failure.RESET:
             self.rfile.read(min(1024, int(self.headers.get("Content-Length") or 1024)))
             self._reset()
@@ -183,7 +199,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if failure is not None:
+        if failure is Failure.CONTROL_CHARACTERS:
+            self.send_response(302, HOSTILE_REASON)
+            self.send_header("Location", f"https://127.0.0.1:{owner.port}{HOSTILE_PATH}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if failure is Failure.TRICKLE:
+            self._stream(b"x", 1.0)
+            return
+        if failure is not None and failure is not Failure.HUGE_BODY:
             self._answer(int(failure.value), b"failing as told\n")
             return
         try:
@@ -194,6 +219,9 @@ class _Handler(BaseHTTPRequestHandler):
         if owner.delay:
             owner._stopping.wait(owner.delay)
         owner._accept(upload)
+        if failure is Failure.HUGE_BODY:
+            self._stream(b"x" * (1 << 20), 0.0)
+            return
         self._answer(200, b'{"status": "ok"}\n')
 
     def do_GET(self) -> None:
@@ -206,6 +234,45 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(text)
         self.answered_at = time.monotonic()
+
+    def _stream(self, block: bytes, pause: float) -> None:
+        """Answer 200 with a body of :data:`HUGE` bytes: ``block`` after ``block``, ``pause`` s apart,
+        until the client goes, the server stops, or (when trickling) ``hang_seconds`` have passed."""
+        owner = self.server.owner
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Length", str(HUGE))
+        self.end_headers()
+        until = time.monotonic() + owner.hang_seconds if pause else float("inf")
+        sent = 0
+        try:
+            while sent < HUGE and time.monotonic() < until and not owner._stopping.wait(pause):
+                self.wfile.write(block)
+                self.wfile.flush()
+                sent += len(block)
+        except OSError:
+            return  # the client hung up: what a bounded client does
+
+    def _read_slowly(self, length: int) -> None:
+        """Take the body in 4 KiB every 0.05 s behind an 8 KiB receive buffer, so the client's sends
+        block and each one still succeeds; a whole part is answered 200 and kept, as a slow link's."""
+        owner = self.server.owner
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        until = time.monotonic() + owner.hang_seconds
+        pieces = []
+        try:
+            while length > 0 and time.monotonic() < until and not owner._stopping.wait(0.05):
+                piece = self.rfile.read1(min(4096, length))
+                if not piece:
+                    return
+                pieces.append(piece)
+                length -= len(piece)
+        except OSError:
+            return
+        self.close_connection = True
+        if length == 0:
+            owner._accept(self._parse(b"".join(pieces)))
+            self._answer(200, b'{"status": "ok"}\n')
 
     def _reset(self) -> None:
         """Drop the connection with a TCP reset, the client's request unanswered."""
@@ -329,3 +396,18 @@ def _multipart(body: bytes, boundary: bytes) -> list[tuple[str, str | None, byte
             raise ValueError("a multipart part has no name")
         parts.append((name.group(1), filename.group(1) if filename else None, content[:-2]))
     return parts
+
+
+@pytest.fixture(name="server")
+def server_fixture(tmp_path: Path):
+    """A running :class:`LogServer` for one test (import this into a test module to use ``server``)."""
+    with LogServer(tmp_path / "server") as running:
+        yield running
+
+
+@pytest.fixture(name="logfile")
+def logfile_fixture(tmp_path: Path) -> Path:
+    """Where syslog-ng would write the device's log: ``device.log`` in a folder of its own."""
+    path = tmp_path / "log" / "device.log"
+    path.parent.mkdir()
+    return path

@@ -26,10 +26,10 @@ from tests.support.https_server import (
     server_fixture,  # noqa: F401 (a pytest fixture)
 )
 from tests.support.tools import require_root
-from ts_isr.errors import TsError
+from tests.support.users import NOBODY
+from ts_isr.errors import ConfigError, TsError
 from ts_isr.logupload import Destination, Device, LogSpool, Uploader, upload_logs
 
-NOBODY = 65534
 STAMP = "device.log.20261101T000000.000000Z"
 SECRET = b"root's own configuration\n"
 CRAFTED = b"<134>line nobody wants root to write somewhere\n"
@@ -51,8 +51,8 @@ def as_nobody(script: str, cwd: Path) -> None:
     subprocess.run(
         ["/bin/sh", "-ec", script],
         cwd=cwd,
-        user=NOBODY,
-        group=NOBODY,
+        user=NOBODY.pw_uid,
+        group=NOBODY.pw_gid,
         extra_groups=[],
         check=True,
         timeout=30,
@@ -122,7 +122,7 @@ def test_a_log_folder_another_user_controls_is_refused_and_nothing_changes(base,
     log_folder = base / "log"
     log_folder.mkdir()
     if how == "owned by nobody":  # e.g. made by an rsyslog running as its own user
-        os.chown(log_folder, NOBODY, NOBODY)
+        os.chown(log_folder, NOBODY.pw_uid, NOBODY.pw_gid)
     else:
         log_folder.chmod(0o777)
     (log_folder / "device.log").write_bytes(LIVE)
@@ -143,7 +143,7 @@ def test_a_spool_another_user_owns_is_refused_in_a_trusted_log_folder(base, serv
     log_folder.mkdir(mode=0o755)
     (log_folder / "device.log").write_bytes(LIVE)
     (log_folder / "device.log.spool").mkdir()
-    os.chown(log_folder / "device.log.spool", NOBODY, NOBODY)  # a folder once open to others
+    os.chown(log_folder / "device.log.spool", NOBODY.pw_uid, NOBODY.pw_gid)  # a folder once open to others
     as_nobody(f"ln -s {target} uploaded", cwd=log_folder / "device.log.spool")
     before_target, before_logs = snapshot(target), snapshot(log_folder)
     with pytest.raises(TsError, match=r"log spool \S+device.log.spool is refused: it is owned by uid 65534"):
@@ -180,3 +180,14 @@ def test_links_in_a_trusted_spool_are_never_followed(base, server):
         run(spool, server)
     assert snapshot(target) == before_target
     assert (log_folder / "device.log").read_bytes() == LIVE
+
+
+def test_a_ca_bundle_another_user_can_change_is_refused(server, tmp_path):
+    """Whoever could swap the CA bundle could read every upload: it is trusted like the config."""
+    bundle = tmp_path / "ca.pem"
+    shutil.copyfile(server.ca_file, bundle)
+    os.chown(bundle, NOBODY.pw_uid, NOBODY.pw_gid)
+    with pytest.raises(ConfigError, match=r"ca_bundle \S+ is refused: it is owned by uid"):
+        Uploader(Destination(server.url, ca_bundle=bundle), Device("198.51.100.7", "192.0.2.1"))
+    os.chown(bundle, 0, 0)
+    Uploader(Destination(server.url, ca_bundle=bundle), Device("198.51.100.7", "192.0.2.1")).close()

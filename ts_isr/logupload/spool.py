@@ -36,7 +36,7 @@ from ts_isr.logupload.spoolfiles import (
     same_inflated,
     spool_name,
 )
-from ts_isr.tools import find_tool
+from ts_isr.tools import child_env, find_tool
 
 DEFAULT_REOPEN_COMMAND = ("syslog-ng-ctl", "reopen")
 
@@ -151,6 +151,7 @@ class LogSpool:
         try:
             done = subprocess.run(
                 [tool, *self.reopen_command[1:]],
+                env=child_env(),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,

@@ -20,6 +20,7 @@ import requests
 import urllib3
 
 from ts_isr.errors import ConfigError
+from ts_isr.files import check_trusted, trusted_path
 from ts_isr.log import add_secret, escape
 from ts_isr.logupload.deadline import Deadline, GuardedAdapter
 from ts_isr.logupload.packing import (
@@ -83,6 +84,12 @@ class Uploader:
         if destination.ca_bundle is not None and not os.access(destination.ca_bundle, os.R_OK):
             raise ConfigError(
                 f"CA bundle {destination.ca_bundle} cannot be read; fix ca_bundle (TLS is always verified)"
+            )
+        if destination.ca_bundle is not None:  # whoever could change it could read every upload
+            check_trusted(
+                trusted_path(destination.ca_bundle, "ca_bundle", kind=ConfigError),
+                "ca_bundle",
+                kind=ConfigError,
             )
         self.destination = destination
         self.device = device

@@ -235,6 +235,8 @@ def test_parts_are_pipelined_on_one_connection(knot: KnotServer) -> None:
 
 
 def test_a_server_that_hangs_up_between_answers_is_asked_again(knot: KnotServer) -> None:
+    """The proxy closes with questions unread, which is a reset: answers not yet read are lost, and
+    under load whole connections gave nothing (a flaky failure); see test_dns_bounds for the cause."""
     with DnsTcpProxy(("127.0.0.1", knot.port), close_after=40) as proxy:
         fetched = dnsfetch.fetch_lists(["many.pol.test"], ["127.0.0.1"], port=proxy.port)
         assert proxy.connections >= 2

@@ -17,11 +17,21 @@ real capture shows otherwise:
 4. A list is fetched whole from one server.  Any part that fails (timeout,
    SERVFAIL, NXDOMAIN, REFUSED, a referral, a malformed answer, no data at
    all) fails the list at that server; the next server is tried; when all
-   fail, :class:`FetchError`.  One server gets at most :func:`server_deadline`.
+   fail, :class:`FetchError`.
+5. Every wait is bounded, and every list's size: one server gets
+   :func:`server_deadline` (30 s, or 6 x ``dns_timeout``) for both ports and
+   all its answers, however it trickles them; the whole fetch
+   :func:`fetch_deadline` (that, times the servers it may ask).  A list whose
+   index is wider than :data:`MAX_WIDTH` names at a level or holds more than
+   :data:`MAX_NAMES`, or whose answers pass :data:`MAX_ANSWER_RECORDS` records
+   or :data:`MAX_ANSWER_BYTES`, is refused (:class:`TooLarge`), charged as
+   its answers arrive; at most :data:`MAX_NAME_SERVERS` learnt name server
+   addresses are used.
 
 Transport: TCP only (answers are up to 64 KiB).  All questions of one level
 of the index go down one connection at once, as RFC 7766 allows, so a distant
-server costs about one round trip per level rather than one per part.  Bulk
+server costs about one round trip per level rather than one per part; a
+server that resets connections gets fewer questions at once.  Bulk
 answers are decoded straight from the wire: dnspython's message parser builds
 an object per record and takes about six times dig's time on 4,000-record
 answers; the decoders (:mod:`.decode`) are checked against it by the tests.
@@ -31,7 +41,9 @@ from ts_isr.dnsfetch.connection import (
     FALLBACK_PORT,
     MIN_SERVER_DEADLINE,
     WINDOW,
+    Deadline,
     DnsConnection,
+    fetch_deadline,
     server_deadline,
     with_failover,
 )
@@ -46,17 +58,28 @@ from ts_isr.dnsfetch.decode import (
     v4_column_groups,
 )
 from ts_isr.dnsfetch.lists import (
+    MAX_ANSWER_BYTES,
+    MAX_ANSWER_RECORDS,
     MAX_DEPTH,
+    MAX_NAMES,
     MAX_PARTS,
+    MAX_WIDTH,
     PART_TYPES,
     FetchedList,
+    TooLarge,
     add_apl_items,
     add_apl_v4,
     fetch_from,
     fetch_lists,
     read_part,
 )
-from ts_isr.dnsfetch.nameservers import answers_for_zone, learn_name_servers, name_servers_from, zone_of
+from ts_isr.dnsfetch.nameservers import (
+    MAX_NAME_SERVERS,
+    answers_for_zone,
+    learn_name_servers,
+    name_servers_from,
+    zone_of,
+)
 from ts_isr.dnsfetch.wire import (
     AAAA,
     APL,
@@ -78,8 +101,13 @@ __all__ = [
     "APL",
     "FALLBACK_PORT",
     "IN",
+    "MAX_ANSWER_BYTES",
+    "MAX_ANSWER_RECORDS",
     "MAX_DEPTH",
+    "MAX_NAMES",
+    "MAX_NAME_SERVERS",
     "MAX_PARTS",
+    "MAX_WIDTH",
     "MIN_SERVER_DEADLINE",
     "NS",
     "PART_TYPES",
@@ -88,11 +116,13 @@ __all__ = [
     "TXT",
     "WINDOW",
     "A",
+    "Deadline",
     "DnsConnection",
     "FetchedList",
     "Malformed",
     "Response",
     "ServerError",
+    "TooLarge",
     "a_addresses",
     "aaaa_addresses",
     "add_apl_items",
@@ -101,6 +131,7 @@ __all__ = [
     "apl_rdatas",
     "check_rcode",
     "cut_apl_items",
+    "fetch_deadline",
     "fetch_from",
     "fetch_lists",
     "learn_name_servers",

@@ -8,7 +8,8 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import BinaryIO, TypeVar, cast
+from dataclasses import dataclass
+from typing import TypeVar, cast
 
 import dns.name
 
@@ -29,13 +30,14 @@ FALLBACK_PORT = 5353
 # that our queries always fit the server's receive buffer (no send/recv deadlock).
 WINDOW = 64
 # Hard bound for one server, whatever it trickles: a server that sends one answer
-# just inside each timeout costs seconds, not minutes, before the next is tried.
+# (or one byte) just inside each timeout costs seconds, not minutes, before the next is tried.
 MIN_SERVER_DEADLINE = 30.0
 DEADLINE_TIMEOUTS = 6
-MAX_FRUITLESS_CONNECTIONS = 3
+RECEIVE_SIZE = 1 << 18
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 T = TypeVar("T")
+Account = Callable[[int, Response], None]  # (question index, its answer)
 
 
 def server_deadline(timeout: float) -> float:
@@ -43,63 +45,117 @@ def server_deadline(timeout: float) -> float:
     return max(MIN_SERVER_DEADLINE, DEADLINE_TIMEOUTS * timeout)
 
 
+def fetch_deadline(timeout: float, servers: int) -> float:
+    """How long a whole fetch may take: each server it may ask its own :func:`server_deadline`."""
+    return max(1, servers) * server_deadline(timeout)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """An instant on the monotonic clock and the bound it stands for, so a line can name the bound."""
+
+    at: float
+    seconds: float
+    what: str
+
+    @classmethod
+    def after(cls, seconds: float, what: str) -> Deadline:
+        return cls(time.monotonic() + seconds, seconds, what)
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+    def sooner(self, other: Deadline | None) -> Deadline:
+        return self if other is None or self.at <= other.at else other
+
+    def __str__(self) -> str:
+        return f"{self.what} ({self.seconds:g}s)"
+
+
 class DnsConnection:
-    """One TCP connection to one server, questions pipelined on it (RFC 7766, 6.2.1.1)."""
+    """One TCP connection to one server, questions pipelined on it (RFC 7766, 6.2.1.1).
 
-    def __init__(self, host: str, port: int, timeout: float) -> None:
+    Every connect, send and receive waits at most ``timeout`` and never past
+    ``deadline``: a server that trickles answers, or bytes, cannot stretch
+    the bound, as the time left is measured before each system call.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float, deadline: Deadline | None = None) -> None:
         self.host, self.port, self.timeout = host, port, timeout
-        self.deadline_seconds = server_deadline(timeout)
-        self.deadline = time.monotonic() + self.deadline_seconds
-        self._sock, self._reader = self._open()
+        self.deadline = deadline or Deadline.after(server_deadline(timeout), "the time one server gets")
+        self._buffer = bytearray()
+        self._sock = self._open()
 
-    def _open(self) -> tuple[socket.socket, BinaryIO]:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+    def _wait(self) -> float:
+        """How long the next system call may wait; ServerError once the deadline has passed."""
+        left = self.deadline.left()
+        if left <= 0:
+            raise ServerError(f"no whole answer within {self.deadline}")
+        return min(self.timeout, left)
+
+    def _open(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self._wait())
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock, sock.makefile("rb", buffering=1 << 18)
+        return sock
 
     def _reconnect(self) -> None:
         self.close()
+        self._buffer.clear()
         try:
-            self._sock, self._reader = self._open()
+            self._sock = self._open()
         except OSError as exc:
             raise ServerError(f"cannot reconnect ({_reason(exc)})") from None
 
     def close(self) -> None:
-        self._reader.close()
         self._sock.close()
 
     def _read_exact(self, size: int) -> bytes:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise ServerError(f"no whole answer within {self.deadline_seconds:.0f}s")
-        self._sock.settimeout(min(self.timeout, remaining))
-        if _QUICKACK is not None:
-            # Acknowledge at once: a server that sends small answers with Nagle's
-            # algorithm would otherwise wait out our delayed ACK (40 ms) each time.
-            self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-        try:
-            data = self._reader.read(size)
-        except TimeoutError:
-            raise ServerError(f"no answer within {self.timeout:g}s") from None
-        if len(data) < size:
-            raise EOFError
+        buffer = self._buffer
+        while len(buffer) < size:
+            self._sock.settimeout(self._wait())
+            if _QUICKACK is not None:
+                # Acknowledge at once: a server that sends small answers with Nagle's
+                # algorithm would otherwise wait out our delayed ACK (40 ms) each time.
+                self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            try:
+                chunk = self._sock.recv(max(RECEIVE_SIZE, size - len(buffer)))
+            except TimeoutError:
+                self._wait()  # the deadline's line when that is what ran out
+                raise ServerError(f"no answer within {self.timeout:g}s") from None
+            if not chunk:
+                raise EOFError
+            buffer += chunk
+        with memoryview(buffer) as view:
+            data = bytes(view[:size])
+        del buffer[:size]
         return data
 
     def _send(self, ident: int, question: bytes) -> None:
-        self._sock.settimeout(self.timeout)
+        self._sock.settimeout(self._wait())  # sendall's timeout bounds the whole call
         self._sock.sendall(query_wire(ident, question))
 
-    def exchange(self, questions: Sequence[tuple[dns.name.Name, int]]) -> list[Response]:
-        """Ask every question, up to :data:`WINDOW` in flight; answers in the order of the questions."""
+    def exchange(
+        self,
+        questions: Sequence[tuple[dns.name.Name, int]],
+        account: Account | None = None,
+    ) -> list[Response]:
+        """Ask every question, up to :data:`WINDOW` in flight; answers in the order of the questions.
+
+        ``account`` sees each answer as it arrives and may raise to stop (a bound on size).
+        A server may close between answers (RFC 7766 lets it): the questions not answered are
+        asked again on a new connection.  A close with questions unread is a reset, which
+        destroys the answers not yet read; so after a connection that gave nothing, the next
+        one gets half as many questions in flight, down to one, which no reset can lose.
+        """
         wires = [question_wire(name, rtype) for name, rtype in questions]
         results: list[Response | None] = [None] * len(questions)
         base = random.randrange(0x10000)
         queue = deque(range(len(questions)))
         pending: dict[int, int] = {}
-        fruitless_connections = 0
+        window, fruitful = WINDOW, False
         while queue or pending:
             try:
-                while queue and len(pending) < WINDOW:
+                while queue and len(pending) < window:
                     index = queue.popleft()
                     ident = (base + index) & 0xFFFF
                     pending[ident] = index
@@ -107,15 +163,14 @@ class DnsConnection:
                 (length,) = struct.unpack(">H", self._read_exact(2))
                 response = parse_response(self._read_exact(length))
             except (EOFError, ConnectionError) as exc:
-                # The server may close between answers (RFC 7766 lets it, and a reset
-                # loses answers not yet read): ask again on a new connection, but only
-                # while connections keep giving answers.
-                fruitless_connections += 1
-                if fruitless_connections > MAX_FRUITLESS_CONNECTIONS:
-                    raise ServerError(f"connection closed ({type(exc).__name__})") from None
+                if not fruitful:
+                    if window == 1:
+                        raise ServerError(f"connection closed ({type(exc).__name__})") from None
+                    window //= 2
                 queue.extendleft(sorted(pending.values(), reverse=True))
                 pending.clear()
                 self._reconnect()
+                fruitful = False
                 continue
             except OSError as exc:
                 raise ServerError(f"connection failed ({_reason(exc)})") from None
@@ -124,12 +179,16 @@ class DnsConnection:
                 raise Malformed("answer to a question that was not asked")
             if not echoes(response, wires[index]):
                 raise Malformed("answer does not match its question")
+            if account is not None:
+                account(index, response)
             results[index] = response
-            fruitless_connections = 0
+            fruitful = True
         return cast(list[Response], results)
 
 
-def _reason(exc: OSError) -> str:
+def _reason(exc: OSError | ServerError) -> str:
+    if isinstance(exc, ServerError):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return "timed out"
     return exc.strerror or str(exc) or type(exc).__name__
@@ -142,30 +201,45 @@ def with_failover(
     work: Callable[[DnsConnection], T],
     what: str,
     fallback_port: int = FALLBACK_PORT,
+    *,
+    deadline: Deadline | None = None,
+    per_server: float | None = None,
 ) -> T:
     """``work`` on the first server that does it whole: configured port, then 5353 if unreachable.
 
     A server that answers but fails (timeout, SERVFAIL, NXDOMAIN...) is not
-    asked again on 5353: the port works, the data does not.
+    asked again on 5353: the port works, the data does not.  Each server gets
+    ``per_server`` seconds (default :func:`server_deadline`) for both ports and
+    all its answers, and none goes past ``deadline`` (default: the whole
+    fetch's :func:`fetch_deadline`); once that has passed, no server is asked.
     """
-    problems = []
+    overall = deadline or Deadline.after(fetch_deadline(timeout, len(servers)), "the whole fetch's bound")
+    seconds = server_deadline(timeout) if per_server is None else per_server
+    problems: list[str] = []
+    advice: set[str] = set()  # what to do, when every server failed the same way
     for server in servers:
+        if overall.left() <= 0:
+            problems.append(f"{server} not asked: past {overall}")
+            continue
+        bound = Deadline.after(seconds, "the time one server gets").sooner(overall)
         ports = [port] if port == fallback_port else [port, fallback_port]
         for attempt in ports:
             try:
-                connection = DnsConnection(server, attempt, timeout)
-            except OSError as exc:
+                connection = DnsConnection(server, attempt, timeout, bound)
+            except (OSError, ServerError) as exc:
                 problems.append(f"{server} port {attempt}: {_reason(exc)}")
+                advice.add(ServerError.advice)
                 continue
             try:
                 return work(connection)
             except ServerError as exc:
                 problems.append(f"{server} port {attempt}: {exc}")
+                advice.add(exc.advice)
                 log.warning(f"DNS server {server} port {attempt} failed {what}: {exc}; trying the next")
                 break
             finally:
                 connection.close()
     raise FetchError(
         f"cannot get {what} from any DNS server ({'; '.join(problems) or 'none configured'}); "
-        "check dns_server and port in the config, and that this host's public IP is registered"
+        f"{advice.pop() if len(advice) == 1 else ServerError.advice}"
     )

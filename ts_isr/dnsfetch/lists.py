@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import dns.name
 
-from ts_isr.dnsfetch.connection import FALLBACK_PORT, DnsConnection, with_failover
+from ts_isr.dnsfetch.connection import FALLBACK_PORT, Account, Deadline, DnsConnection, with_failover
 from ts_isr.dnsfetch.decode import (
     a_addresses,
     aaaa_addresses,
@@ -24,9 +24,25 @@ from ts_isr.log import escape, log
 from ts_isr.policy import ListBuilder
 
 PART_TYPES = (PTR, APL, A, AAAA, TXT)
+DROPPED_SAMPLES = 5
+# Bounds on one list, far above the largest real policy (the vendor's extended
+# lists: a few hundred parts of ~4,000 addresses; max_policy_size at most
+# 2,000,000): past any of them the answers are not a policy, and reading on
+# would only spend memory (an index fanning out 1,000 x 400 took 1.6 GB).
 MAX_DEPTH = 4
 MAX_PARTS = 5000
-DROPPED_SAMPLES = 5
+MAX_WIDTH = 5000  # names of one level of the index
+MAX_NAMES = 10_000  # names of the whole index, parts included
+MAX_ANSWER_RECORDS = 4_000_000  # records in all its answers: twice the largest max_policy_size
+MAX_ANSWER_BYTES = 128 << 20  # bytes of all its answers: 4,000,000 A records take 64 MiB
+
+
+class TooLarge(ServerError):
+    """A list past one of the bounds on its size: not a policy this tool can take."""
+
+    advice = (
+        "nothing was applied; check block_list and allow_list in the config, and the policy with ThreatSTOP"
+    )
 
 
 @dataclass
@@ -137,24 +153,64 @@ def read_part(fetched: FetchedList, answers: dict[int, Response], name: dns.name
         )
 
 
+@dataclass
+class _Walk:
+    """One list's walk of its index: the names seen and what its answers have cost so far."""
+
+    fetched: FetchedList
+    seen: set[dns.name.Name]
+    answer_bytes: int = 0
+    answer_records: int = 0
+
+    def bound(self, text: str, name: str) -> TooLarge:
+        return TooLarge(f"list {self.fetched.name}: {text} ({name}); far past any real policy")
+
+    def account(self, response: Response) -> None:
+        """Charge an answer as it arrives, so a list past its bounds stops before it fills memory."""
+        self.answer_bytes += len(response.wire)
+        self.answer_records += sum(response.counts[1:])
+        if self.answer_bytes > MAX_ANSWER_BYTES:
+            raise self.bound(f"its answers pass {MAX_ANSWER_BYTES >> 20} MiB", "MAX_ANSWER_BYTES")
+        if self.answer_records > MAX_ANSWER_RECORDS:
+            raise self.bound(f"its answers pass {MAX_ANSWER_RECORDS:,} records", "MAX_ANSWER_RECORDS")
+
+    def add_name(self, name: dns.name.Name, width: int) -> bool:
+        """Whether ``name`` is new to this index; TooLarge past its width or its names."""
+        if name in self.seen:
+            return False
+        if len(self.seen) >= MAX_NAMES:
+            raise self.bound(f"its index has more than {MAX_NAMES:,} names", "MAX_NAMES")
+        if width >= MAX_WIDTH:
+            raise self.bound(f"one level of its index has more than {MAX_WIDTH:,} names", "MAX_WIDTH")
+        self.seen.add(name)
+        return True
+
+
+def _charging(owners: list[_Walk]) -> Account:
+    """Each answer charged to the list whose name it answers (``PART_TYPES`` questions a name)."""
+    return lambda index, response: owners[index // len(PART_TYPES)].account(response)
+
+
 def fetch_from(
     connection: DnsConnection, names: Sequence[str], min_prefix: dict[int, int]
 ) -> dict[str, FetchedList]:
     """Every list in ``names`` from this one server, level by level of the PTR index."""
-    lists = {name: FetchedList(name, ListBuilder(min_prefix=dict(min_prefix))) for name in names}
-    seen: dict[str, set[dns.name.Name]] = {}
+    walks: dict[str, _Walk] = {}
     # (name to ask, its list, its ancestors in the index)
     frontier: list[tuple[dns.name.Name, str, tuple[dns.name.Name, ...]]] = []
     for list_name in names:
         root = dns.name.from_text(list_name)
-        seen[list_name] = {root}
+        walks[list_name] = _Walk(FetchedList(list_name, ListBuilder(min_prefix=dict(min_prefix))), {root})
         frontier.append((root, list_name, ()))
     while frontier:
         questions = [(name, rtype) for name, _, _ in frontier for rtype in PART_TYPES]
-        responses = connection.exchange(questions)
+        responses = connection.exchange(
+            questions, _charging([walks[list_name] for _, list_name, _ in frontier])
+        )
         next_frontier = []
+        widths = dict.fromkeys(walks, 0)
         for position, (name, list_name, path) in enumerate(frontier):
-            fetched = lists[list_name]
+            fetched = walks[list_name].fetched
             answers = dict(zip(PART_TYPES, responses[position * len(PART_TYPES) :]))
             for rtype, response in answers.items():
                 check_rcode(response, name, rtype)
@@ -162,7 +218,7 @@ def fetch_from(
             if not targets:
                 fetched.parts += 1
                 if fetched.parts > MAX_PARTS:
-                    raise ServerError(f"list {list_name} has more than {MAX_PARTS} parts")
+                    raise walks[list_name].bound(f"it has more than {MAX_PARTS:,} parts", "MAX_PARTS")
                 read_part(fetched, answers, name)
                 continue
             if len(path) >= MAX_DEPTH:
@@ -170,15 +226,15 @@ def fetch_from(
             for target in targets:
                 if target in path or target == name:
                     fetched.loops += 1
-                    continue
-                if target not in seen[list_name]:
-                    seen[list_name].add(target)
+                elif walks[list_name].add_name(target, widths[list_name]):
+                    widths[list_name] += 1
                     next_frontier.append((target, list_name, (*path, name)))
+        del responses
         frontier = next_frontier
     server = f"{connection.host} port {connection.port}"
-    for fetched in lists.values():
-        fetched.server, fetched.host = server, connection.host
-    return lists
+    for walk in walks.values():
+        walk.fetched.server, walk.fetched.host = server, connection.host
+    return {name: walk.fetched for name, walk in walks.items()}
 
 
 def fetch_lists(
@@ -189,8 +245,9 @@ def fetch_lists(
     timeout: float = 5.0,
     min_prefix: dict[int, int] | None = None,
     fallback_port: int = FALLBACK_PORT,
+    deadline: Deadline | None = None,
 ) -> dict[str, FetchedList]:
-    """All the named lists, whole, from the first server that gives them whole."""
+    """All the named lists, whole, from the first server that gives them whole, by ``deadline``."""
     prefixes = min_prefix or {4: 8, 6: 16}
     return with_failover(
         servers,
@@ -199,4 +256,5 @@ def fetch_lists(
         lambda c: fetch_from(c, names, prefixes),
         f"the lists {', '.join(names)}",
         fallback_port,
+        deadline=deadline,
     )

@@ -25,6 +25,8 @@ _FLAG_QR, _FLAG_AA, _FLAG_TC = 0x8000, 0x0400, 0x0200
 class ServerError(Exception):
     """This server could not give a whole, trustworthy answer; another server may."""
 
+    advice = "check dns_server and port in the config, and that this host's public IP is registered"
+
 
 class Malformed(ServerError):
     """The answer is not a well-formed DNS message."""

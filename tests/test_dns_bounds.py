@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support.dnsproxy import DnsTcpProxy, SilentServer
 from tests.support.hostile_dns import TXT, A, Measured, RuleServer, fanning, fat, measured_fetch
 from tests.support.knot import KnotServer, make_zone_records
+from tests.support.lab import lab_device
+from tests.test_upload_rules import Run
 from ts_isr import dnsfetch
-from ts_isr.errors import FetchError
+from ts_isr.errors import Exit, FetchError
 from ts_isr.fetch import learn_servers
+from ts_isr.policystore import FILE_NAME
 
 ZONE = "pol.test."
 GLUE = [f"127.0.3.{i}" for i in range(1, 41)]
@@ -161,3 +165,33 @@ def test_a_list_past_a_bound_is_refused_with_one_line_naming_it() -> None:
     message = str(failure.value)
     assert "list fan.pol.test: one level of its index has more than 5,000 names (MAX_WIDTH)" in message
     assert "\n" not in message
+
+
+def test_upload_rules_against_a_fanning_server_leaves_the_device_and_the_last_good(
+    tmp_path: Path, knot: KnotServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """End to end: after a good run from Knot, the same list from a server whose index fans out fails
+    the run with one line naming the list and the bound; the device and the last good policy are as
+    they were."""
+    with lab_device(tmp_path) as device, RuleServer(fanning("many.pol.test", (1000, 400))) as fan:
+        run = Run(tmp_path, knot, device, capsys)
+        code, _ = run(block_list="many.pol.test", state_dir=tmp_path / "state")
+        assert code == Exit.CHANGED
+        group, commands = run.group(), device.commands()
+        last_good = (tmp_path / "state" / FILE_NAME).read_bytes()
+        assert len(group) == 50  # 25 parts of 40 addresses, aggregated
+        started = time.monotonic()
+        code, out = run(port=fan.port)
+        elapsed = time.monotonic() - started
+        assert code == Exit.FAILED
+        assert run.group() == group
+        # Nothing reached the device (the first run's logout may be logged as its session closes).
+        assert set(device.commands()[len(commands) :]) <= {"exit"}
+    errors = [line for line in out.splitlines() if line.startswith("[ERROR]")]
+    print(f"\nupload_rules, index fanning 1000 x 400: failed in {elapsed:.1f}s")
+    assert (
+        len(errors) == 1
+        and "list many.pol.test: one level of its index has more than 5,000 names" in errors[0]
+    )
+    assert (tmp_path / "state" / FILE_NAME).read_bytes() == last_good
+    assert elapsed < 60

@@ -171,7 +171,7 @@ def measured_child(code: str, *, timeout: float, address_space_mib: int = 1536) 
 
 
 CHILD_FETCH = """
-import json, resource
+import json
 from ts_isr.errors import FetchError
 {setup}
 try:
@@ -180,7 +180,9 @@ except FetchError as exc:
     result = {{"error": str(exc)}}
 except MemoryError:
     result = {{"error": "MemoryError"}}
-result["peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM, not ru_maxrss: that one counts the parent's pages the child had between fork and exec.
+with open("/proc/self/status") as status:
+    result["peak_kib"] = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 print(json.dumps(result, default=str))
 """
 

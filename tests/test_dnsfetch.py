@@ -11,6 +11,8 @@ import pytest
 from tests.support.dnsproxy import DnsTcpProxy, SilentServer
 from tests.support.knot import KnotServer, make_zone_records
 from ts_isr import dnsfetch
+from ts_isr.dnsfetch import decode
+from ts_isr.dnsfetch import wire as dnswire
 from ts_isr.errors import FetchError
 from ts_isr.fetch import learn_servers
 
@@ -233,6 +235,8 @@ def test_parts_are_pipelined_on_one_connection(knot: KnotServer) -> None:
 
 
 def test_a_server_that_hangs_up_between_answers_is_asked_again(knot: KnotServer) -> None:
+    """The proxy closes with questions unread, which is a reset: answers not yet read are lost, and
+    under load whole connections gave nothing (a flaky failure); see test_dns_bounds for the cause."""
     with DnsTcpProxy(("127.0.0.1", knot.port), close_after=40) as proxy:
         fetched = dnsfetch.fetch_lists(["many.pol.test"], ["127.0.0.1"], port=proxy.port)
         assert proxy.connections >= 2
@@ -254,7 +258,7 @@ def test_bulk_answers_decode_like_dnspython(knot: KnotServer) -> None:
         bulk, aaaa, apl, txt, ptr, mixed_apl = connection.exchange(questions)
     finally:
         connection.close()
-    assert dnsfetch._a_fixed_layout(bulk) is not None  # the fast path is the one measured
+    assert decode._a_fixed_layout(bulk) is not None  # the fast path is the one measured
     assert list(dnsfetch.a_addresses(bulk)) == [int(ipaddress.ip_address(a)) for a in BIG]
     reference = {
         rtype: [r for rrset in dns.message.from_wire(resp.wire).answer for r in rrset]
@@ -281,7 +285,7 @@ def test_bulk_answers_decode_like_dnspython(knot: KnotServer) -> None:
 def bad_ns_pointer(wire: bytes) -> bytes:
     """The answer with its first NS target turned into a compression pointer past the message end."""
     response = dnsfetch.parse_response(wire)
-    for _, rtype, _, start, _ in dnsfetch._walk(wire, response.answer_offset, response.counts[1]):
+    for _, rtype, _, start, _ in dnswire._walk(wire, response.answer_offset, response.counts[1]):
         if rtype == dnsfetch.NS:
             return wire[:start] + b"\xff\xff" + wire[start + 2 :]
     return wire

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dnsproxy import DnsTcpProxy
+from tests.support.hostile_dns import RuleServer, fanning, measured_fetch
 from tests.support.knot import KnotServer, make_zone_records
 from ts_isr.config import Config, load_config
 from ts_isr.errors import FetchError
@@ -316,3 +317,33 @@ def test_new_name_servers_that_fail_the_fetch_leave_the_old_ones(
     assert "block 192.0.2.1/32" in set(policy.lines())
     assert path.read_text() == before
     assert any("lists came from 127.0.0.1; dns_server is kept" in w for w in lines.at(logging.WARNING))
+
+
+def test_a_policy_past_its_bounds_fails_whole_and_records_nothing(tmp_path: Path, knot: KnotServer) -> None:
+    """Issue 16: a fanning index fails the fetch at its bound, in bounded time and memory, and the
+    last good policy and the config stay byte for byte as they were."""
+    path = write_config(tmp_path, knot)
+    fetch_policy(load_config(path))
+    stored = tmp_path / "state" / FILE_NAME
+    before = stored.read_bytes()
+    with RuleServer(fanning(BLOCK, (1000, 400))) as server:
+        path = write_config(tmp_path, knot, port=str(server.port), dns_timeout="5")
+        config_before = path.read_bytes()
+        measured = measured_fetch(
+            "from pathlib import Path\n"
+            "from ts_isr.config import load_config\n"
+            "from ts_isr.fetch import fetch_policy",
+            f"len(fetch_policy(load_config(Path({str(path)!r}))).block)",
+            timeout=120,
+        )
+    print(
+        f"\nfetch_policy, index fanning 1000 x 400: {measured.seconds:.1f}s, peak {measured.peak_mib:.0f} MiB"
+    )
+    assert (
+        f"list {BLOCK}: one level of its index has more than 5,000 names (MAX_WIDTH)"
+        in measured.output["error"]
+    )
+    assert "nothing was applied" in measured.output["error"]
+    assert measured.seconds < 60 and measured.peak_mib < 400
+    assert stored.read_bytes() == before
+    assert path.read_bytes() == config_before

@@ -11,6 +11,13 @@ servers.  When the set differs and at least one of the new servers answers
 the zone, the lists are fetched from the new servers first, the configured
 ones behind them; the new set replaces ``dns_server`` only once one of them
 has served the lists and the policy passed its checks.
+
+Every wait is bounded: each server gets 30 s (``6 x dns_timeout`` when that is
+longer) for all it is asked, a learnt server's probe two timeouts, and the
+whole fetch, upkeep and both lists, ends within :func:`policy_deadline`: the
+time of every server it may ask (``dns_server`` and at most
+``MAX_NAME_SERVERS`` learnt ones).  Past it the fetch fails and nothing is
+recorded.
 """
 
 from __future__ import annotations
@@ -22,7 +29,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ts_isr.config import save_config
-from ts_isr.dnsfetch import FetchedList, answers_for_zone, fetch_lists, learn_name_servers
+from ts_isr.dnsfetch import (
+    MAX_NAME_SERVERS,
+    Deadline,
+    FetchedList,
+    answers_for_zone,
+    fetch_deadline,
+    fetch_lists,
+    learn_name_servers,
+)
 from ts_isr.errors import FetchError, TsError
 from ts_isr.log import log
 from ts_isr.policy import BuildReport, Policy, build_policy
@@ -54,7 +69,14 @@ def dns_settings(config: Any) -> tuple[list[str], int, float]:
     return server_list(config), int(_value(config, "port", 53)), float(_value(config, "dns_timeout", 5.0))
 
 
-def learn_servers(servers: list[str], list_name: str, port: int, timeout: float) -> list[str] | None:
+def policy_deadline(timeout: float, servers: int) -> float:
+    """Seconds the whole fetch may take, name server upkeep included."""
+    return fetch_deadline(timeout, servers + MAX_NAME_SERVERS)
+
+
+def learn_servers(
+    servers: list[str], list_name: str, port: int, timeout: float, deadline: Deadline | None = None
+) -> list[str] | None:
     """The policy zone's current NS set when it differs from ``servers`` and at least one answers; else None.
 
     Nothing is saved here: a new set is only written to the config once it
@@ -62,7 +84,7 @@ def learn_servers(servers: list[str], list_name: str, port: int, timeout: float)
     """
     log.info(f"Testing [{', '.join(servers)}] servers.")
     try:
-        zone, learned = learn_name_servers(servers, list_name, port=port, timeout=timeout)
+        zone, learned = learn_name_servers(servers, list_name, port=port, timeout=timeout, deadline=deadline)
     except FetchError as exc:
         log.warning(f"cannot learn the policy's name servers, keeping dns_server as it is: {exc}")
         return None
@@ -74,7 +96,8 @@ def learn_servers(servers: list[str], list_name: str, port: int, timeout: float)
     added = [
         server
         for server in learned_text
-        if server not in servers and answers_for_zone(server, zone, port=port, timeout=timeout)
+        if server not in servers
+        and answers_for_zone(server, zone, port=port, timeout=timeout, deadline=deadline)
     ]
     if not kept and not added:
         log.warning(
@@ -249,12 +272,15 @@ def fetch_policy(
     if not servers:
         raise FetchError("no dns_server in the config; set dns_server=192.124.129.42 or run setup")
     log.info("Updating DNS lists.")
-    learned = learn_servers(servers, block_name, port, timeout)
+    deadline = Deadline.after(policy_deadline(timeout, len(servers)), "the whole fetch's bound")
+    learned = learn_servers(servers, block_name, port, timeout, deadline)
     # The new servers first, the configured ones behind them: if the new ones fail, nothing is lost.
     candidates = servers if learned is None else [*learned, *(s for s in servers if s not in learned)]
     log.info("Building allow/deny lists.")
     names = list(dict.fromkeys(name for name in (allow_name, block_name) if name))
-    fetched = fetch_lists(names, candidates, port=port, timeout=timeout, min_prefix=min_prefix)
+    fetched = fetch_lists(
+        names, candidates, port=port, timeout=timeout, min_prefix=min_prefix, deadline=deadline
+    )
     served_by = fetched[block_name].host
     empty = {4: RangeSet.empty(4), 6: RangeSet.empty(6)}
     allow = empty

@@ -4,7 +4,10 @@ It forwards whole DNS messages between client and server and can: delay
 every message each way (a distant server), swallow the questions for some
 names (a part that times out), close the connection after a number of
 answers (a server that hangs up), rewrite answers (a server that sends
-damaged ones), and count connections (pipelining checks).
+damaged ones), trickle answers a byte at a time (a server that keeps each
+read just inside the timeout), reset a connection with more than so many
+questions unanswered (a server that takes only a few at once), and count
+connections (pipelining checks).
 """
 
 from __future__ import annotations
@@ -62,12 +65,16 @@ class DnsTcpProxy:
         host: str = "127.0.0.1",
         port: int = 0,
         rewrite: Callable[[bytes], bytes] | None = None,
+        trickle: float = 0.0,
+        max_in_flight: int | None = None,
     ) -> None:
         self.upstream = upstream
         self.delay = one_way_delay
         self.stall = {dns.name.from_text(name) for name in stall_names}
         self.close_after = close_after
         self.rewrite = rewrite
+        self.trickle = trickle
+        self.max_in_flight = max_in_flight
         self.connections = 0
         self._listener = socket.create_server((host, port))
         self.host = host
@@ -102,14 +109,17 @@ class DnsTcpProxy:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._lock:
             self._sockets.append(server)
-        up = self._pump(client, server, questions=True)
-        down = self._pump(server, client, questions=False)
+        in_flight = [0]  # questions forwarded and not yet answered, on this connection
+        up = self._pump(client, server, questions=True, in_flight=in_flight)
+        down = self._pump(server, client, questions=False, in_flight=in_flight)
         up.join()
         down.join()
         client.close()
         server.close()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, *, questions: bool) -> threading.Thread:
+    def _pump(
+        self, source: socket.socket, sink: socket.socket, *, questions: bool, in_flight: list[int]
+    ) -> threading.Thread:
         """A reader that timestamps each message and a writer that sends it when its delay is up."""
         outbox: queue.Queue[tuple[float, bytes] | None] = queue.Queue()
 
@@ -121,6 +131,12 @@ class DnsTcpProxy:
                     break
                 if questions and _question_name(message) in self.stall:
                     continue
+                with self._lock:
+                    in_flight[0] += 1 if questions else -1
+                    too_many = self.max_in_flight is not None and in_flight[0] > self.max_in_flight
+                if too_many:
+                    _reset(source)
+                    break
                 if not questions and self.rewrite is not None:
                     message = self.rewrite(message)
                 outbox.put((time.monotonic() + self.delay, message))
@@ -135,9 +151,7 @@ class DnsTcpProxy:
                 pause = due - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
-                try:
-                    sink.sendall(len(message).to_bytes(2, "big") + message)
-                except OSError:
+                if not self._send(sink, len(message).to_bytes(2, "big") + message, trickle=not questions):
                     break
             for sock in (sink, source):
                 with contextlib.suppress(OSError):
@@ -147,6 +161,20 @@ class DnsTcpProxy:
         writer = threading.Thread(target=write, daemon=True)
         writer.start()
         return writer
+
+    def _send(self, sink: socket.socket, data: bytes, *, trickle: bool) -> bool:
+        """Whole, or with ``trickle``: one byte, then a pause, and so on; False once the peer is gone."""
+        pieces = [data[i : i + 1] for i in range(len(data))] if trickle and self.trickle else [data]
+        for piece in pieces:
+            if self._stopping.is_set():
+                return False
+            try:
+                sink.sendall(piece)
+            except OSError:
+                return False
+            if len(pieces) > 1:
+                time.sleep(self.trickle)
+        return True
 
     def stop(self) -> None:
         self._stopping.set()
@@ -164,6 +192,13 @@ class DnsTcpProxy:
         self.stop()
 
 
+def _reset(sock: socket.socket) -> None:
+    """Close with a reset (RST), as a server does that drops a connection with data unread."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
 class SilentServer:
     """Accepts TCP connections and never answers: a server that is up but dead."""
 
@@ -174,6 +209,16 @@ class SilentServer:
 
     def __enter__(self) -> SilentServer:
         return self
+
+    def connected(self) -> int:
+        """How many clients connected since the last call (the kernel accepts them; nobody answers)."""
+        self._listener.setblocking(False)
+        count = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self._listener.accept()[0].close()
+                count += 1
+        return count
 
     def __exit__(self, *exc_info: object) -> None:
         self._listener.close()

@@ -106,7 +106,7 @@ def measure(work: Path, hosts: list[str], rounds: int, entries: int) -> dict[str
                 for _ in range(rounds):
                     raw.append(raw_restore(pair, prepared))
                     start = time.perf_counter()
-                    policy = fetch_policy(config)
+                    policy = fetch_policy(config).policy
                     fetches.append(time.perf_counter() - start)
                     assert len(policy.block) == entries, len(policy.block)
                     installs.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
@@ -116,12 +116,12 @@ def measure(work: Path, hosts: list[str], rounds: int, entries: int) -> dict[str
                     remove_installation(names)
                 # 1% churn: every round serves the other list of the two (2,000 entries apart) than
                 # the one installed, so each update replaces 1%.
-                install_policy(names, spec, fetch_policy(config), paths)
+                install_policy(names, spec, fetch_policy(config).policy, paths)
                 churned = hosts[: -entries // 100] + scattered_hosts(entries // 100, seed=2)
                 for round_ in range(rounds):
                     knot.add_zone(ZONE, policy_zone(churned if round_ % 2 == 0 else hosts))
                     knot.reload()
-                    policy = fetch_policy(config)
+                    policy = fetch_policy(config).policy
                     churns.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
                 remove_installation(names)
         finally:

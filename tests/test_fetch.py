@@ -88,7 +88,8 @@ def test_fetch_logs_the_seed_lines_spares_lifelines_and_keeps_the_last_good(
     tmp_path: Path, knot: KnotServer, lines: Lines
 ) -> None:
     path = write_config(tmp_path, knot)
-    policy = fetch_policy(load_config(path))
+    built = fetch_policy(load_config(path))
+    policy = built.policy
     assert list(policy.lines()) == [
         "block 192.0.2.1/32",
         "block 192.0.2.2/32",
@@ -119,6 +120,15 @@ def test_fetch_logs_the_seed_lines_spares_lifelines_and_keeps_the_last_good(
     assert any("lifelines" in w and "2 of" in w for w in lines.at(logging.WARNING))
     stored = load_last_good(tmp_path / "state")
     assert stored is not None and stored.policy == policy
+    # What --search and the metrics are told: each spared lifeline by name, each dropped entry by reason.
+    assert sorted((str(s.lifeline), str(s.listed_by), s.what) for s in stored.spared) == sorted(
+        (str(s.lifeline), str(s.listed_by), s.what) for s in built.spared
+    )
+    assert [(str(s.lifeline), s.what) for s in built.spared] == [
+        ("192.0.2.10/32", "device"),
+        ("203.0.113.9/32", "external_ip"),
+    ]
+    assert built.dropped["block"]["lifeline"] == 2 and built.entries()["block"]["4"] == 11
     assert stat.S_IMODE((tmp_path / "state" / FILE_NAME).stat().st_mode) == 0o600
 
 
@@ -150,20 +160,20 @@ def test_new_name_servers_that_do_not_answer_are_not_adopted(
 
 def test_an_emptied_block_list_is_refused_unless_forced(tmp_path: Path, knot: KnotServer) -> None:
     path = write_config(tmp_path, knot)
-    first = fetch_policy(load_config(path))
+    first = fetch_policy(load_config(path)).policy
     knot.add_zone(ZONE, make_zone_records(a={"blk": ["192.0.2.10"], "alw": ["198.51.100.7"]}))
     knot.reload()
     with pytest.raises(FetchError, match=r"came back empty.*run again with --force"):
         fetch_policy(load_config(path))
     assert load_last_good(tmp_path / "state").policy == first
-    forced = fetch_policy(load_config(path), force=True)
+    forced = fetch_policy(load_config(path), force=True).policy
     assert forced.block == ()
     assert load_last_good(tmp_path / "state").policy == forced
 
 
 def test_a_failed_fetch_raises_and_keeps_the_last_good(tmp_path: Path, knot: KnotServer) -> None:
     path = write_config(tmp_path, knot)
-    first = fetch_policy(load_config(path))
+    first = fetch_policy(load_config(path)).policy
     knot.add_zone(
         ZONE, make_zone_records(ptr={"blk": ["gone.acct.threatstop.local"]}, a={"alw": ["198.51.100.7"]})
     )
@@ -177,7 +187,7 @@ def test_the_block_list_is_truncated_to_max_policy_size_with_a_warning(
     tmp_path: Path, knot: KnotServer, lines: Lines
 ) -> None:
     path = write_config(tmp_path, knot, max_policy_size="1", allow_list="")
-    policy = fetch_policy(load_config(path), lifelines_extra=[Cidr(4, 0xC0000201, 32)])
+    policy = fetch_policy(load_config(path), lifelines_extra=[(Cidr(4, 0xC0000201, 32), "test")]).policy
     assert [str(c) for c in policy.block] == ["198.51.100.0/25"]  # the broadest is kept
     assert "192.0.2.1/32" not in {str(c) for c in policy.block}  # the extra lifeline
     assert any("truncated to max_policy_size=1: dropped 1" in w for w in lines.at(logging.WARNING))
@@ -201,7 +211,7 @@ def test_a_tsadmin_config_works_through_get(tmp_path: Path, knot: KnotServer) ->
         state_dir=tmp_path / "tsstate",
         min_prefix=8,
     )
-    policy = fetch_policy(config)
+    policy = fetch_policy(config).policy
     assert "block 192.0.2.10/32" in set(policy.lines())  # no device key: not a lifeline here
     assert load_last_good(tmp_path / "tsstate") is not None
 
@@ -224,8 +234,12 @@ def test_the_store_round_trips_and_refuses_damage(tmp_path: Path) -> None:
 def test_min_prefix_zero_is_honoured_not_replaced_by_the_default(tmp_path: Path, knot: KnotServer) -> None:
     knot.add_zone(ZONE, make_zone_records(apl={"blk": ["1:128.0.0.0/2"]}))
     knot.reload()
-    assert fetch_policy(tsadmin_config(tmp_path, knot, min_prefix=0)).block == (Cidr(4, 0x80000000, 2),)
-    assert fetch_policy(tsadmin_config(tmp_path, knot), force=True).block == ()  # /2 is broader than /8
+    assert fetch_policy(tsadmin_config(tmp_path, knot, min_prefix=0)).policy.block == (
+        Cidr(4, 0x80000000, 2),
+    )
+    assert (
+        fetch_policy(tsadmin_config(tmp_path, knot), force=True).policy.block == ()
+    )  # /2 is broader than /8
 
 
 def test_without_record_nothing_on_disk_changes(tmp_path: Path, knot: KnotServer, lines: Lines) -> None:
@@ -234,7 +248,7 @@ def test_without_record_nothing_on_disk_changes(tmp_path: Path, knot: KnotServer
     knot.reload()
     path = write_config(tmp_path, knot)
     before = path.read_text()
-    policy = fetch_policy(load_config(path), record=False)
+    policy = fetch_policy(load_config(path), record=False).policy
     assert "block 192.0.2.1/32" in policy.lines()
     assert path.read_text() == before
     assert not (tmp_path / "state").exists() or load_last_good(tmp_path / "state") is None
@@ -246,13 +260,13 @@ def test_the_configuration_service_and_an_address_log_host_are_lifelines(
 ) -> None:
     """Review item 7b: the block list covers the log host and the configuration service; both are spared."""
     values = {"min_prefix": 8, "autoconf_server": "192.0.2.2", "url": "https://192.0.2.1:8443/logupload"}
-    blocked = set(fetch_policy(tsadmin_config(tmp_path, knot, **values), record=False).lines())
+    blocked = set(fetch_policy(tsadmin_config(tmp_path, knot, **values), record=False).policy.lines())
     assert "block 192.0.2.10/32" in blocked
     assert "block 192.0.2.1/32" not in blocked and "block 192.0.2.2/32" not in blocked
     assert any("configuration service, log host" in w for w in lines.at(logging.WARNING))
     by_name = fetch_policy(
         tsadmin_config(tmp_path, knot, **values | {"url": "https://logs.threatstop.com/x"}), record=False
-    )
+    ).policy
     assert "block 192.0.2.1/32" in set(by_name.lines()), "a name is not looked up"
 
 
@@ -270,7 +284,7 @@ def test_a_damaged_last_good_policy_does_not_let_an_empty_list_through(
     with pytest.raises(FetchError, match=r"came back empty and the last good policy cannot be read.*--force"):
         fetch_policy(load_config(path))
     assert stored.read_text() == damaged, "nothing is overwritten"
-    assert fetch_policy(load_config(path), force=True).block == ()
+    assert fetch_policy(load_config(path), force=True).policy.block == ()
     assert load_last_good(tmp_path / "state").policy.block == ()
 
 
@@ -278,7 +292,7 @@ def test_a_block_list_that_shrinks_past_max_shrink_is_refused_on_tsadmin_too(
     tmp_path: Path, knot: KnotServer
 ) -> None:
     """Review item 7: max_shrink guards every target at the fetch, not only the Cisco group."""
-    first = fetch_policy(tsadmin_config(tmp_path, knot))
+    first = fetch_policy(tsadmin_config(tmp_path, knot)).policy
     assert len(first.block) == 5  # no allow list, no device: 4 hosts and the /25
     knot.add_zone(ZONE, make_zone_records(a={"blk": ["192.0.2.1", "192.0.2.2", "192.0.2.99"]}))
     knot.reload()
@@ -287,7 +301,7 @@ def test_a_block_list_that_shrinks_past_max_shrink_is_refused_on_tsadmin_too(
     ):
         fetch_policy(tsadmin_config(tmp_path, knot))
     assert load_last_good(tmp_path / "state").policy == first
-    shrunk = fetch_policy(tsadmin_config(tmp_path, knot, max_shrink="0.6"))
+    shrunk = fetch_policy(tsadmin_config(tmp_path, knot, max_shrink="0.6")).policy
     assert [str(c) for c in shrunk.block] == ["192.0.2.1/32", "192.0.2.2/32", "192.0.2.99/32"]
 
 
@@ -295,10 +309,10 @@ def test_the_same_addresses_aggregated_differently_are_no_shrink(tmp_path: Path,
     hosts = [f"192.0.2.{n}" for n in range(64, 128)]
     knot.add_zone(ZONE, make_zone_records(a={"blk": hosts[::2]}))
     knot.reload()
-    assert len(fetch_policy(tsadmin_config(tmp_path, knot)).block) == 32
+    assert len(fetch_policy(tsadmin_config(tmp_path, knot)).policy.block) == 32
     knot.add_zone(ZONE, make_zone_records(a={"blk": hosts}))
     knot.reload()
-    assert [str(c) for c in fetch_policy(tsadmin_config(tmp_path, knot)).block] == ["192.0.2.64/26"]
+    assert [str(c) for c in fetch_policy(tsadmin_config(tmp_path, knot)).policy.block] == ["192.0.2.64/26"]
 
 
 def test_new_name_servers_that_fail_the_fetch_leave_the_old_ones(
@@ -313,7 +327,7 @@ def test_new_name_servers_that_fail_the_fetch_leave_the_old_ones(
     with DnsTcpProxy(
         ("127.0.0.1", knot.port), host="127.0.0.3", port=knot.port, stall_names=["b1.acct.threatstop.local"]
     ):
-        policy = fetch_policy(load_config(path))
+        policy = fetch_policy(load_config(path)).policy
     assert "block 192.0.2.1/32" in set(policy.lines())
     assert path.read_text() == before
     assert any("lists came from 127.0.0.1; dns_server is kept" in w for w in lines.at(logging.WARNING))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,7 +42,7 @@ from ts_isr.dnsfetch import (
 from ts_isr.errors import FetchError, TsError
 from ts_isr.log import log
 from ts_isr.policy import BuildReport, Policy, build_policy
-from ts_isr.policystore import StoredPolicy, load_last_good, save_last_good
+from ts_isr.policystore import SparedLifeline, StoredPolicy, load_last_good, save_last_good
 from ts_isr.ranges import BITS, Cidr, RangeSet
 
 
@@ -130,14 +131,15 @@ def url_address(url: Any) -> Cidr | None:
         return None
 
 
-def lifelines_of(config: Any, servers: Iterable[str]) -> list[Cidr]:
-    """What this system needs to reach and the policy must never block: the DNS servers (old and
-    new), the device, external_ip, the configuration service and the log host (when an address)."""
-    addresses = {*servers, *server_list(config), *server_list(config, "autoconf_server")}
-    lifelines = [as_cidr(address) for address in addresses]
-    lifelines += [as_cidr(config.get(key)) for key in ("device", "external_ip") if config.get(key)]
+def named_lifelines(config: Any, servers: Iterable[str]) -> list[tuple[Cidr, str]]:
+    """What this system needs to reach and the policy must never block, each with what it is: the
+    DNS servers (old and new), the device, external_ip, the configuration service and the log host
+    (when an address)."""
+    named = [(as_cidr(a), "dns_server") for a in dict.fromkeys([*servers, *server_list(config)])]
+    named += [(as_cidr(a), "autoconf_server") for a in server_list(config, "autoconf_server")]
+    named += [(as_cidr(config.get(key)), key) for key in ("device", "external_ip") if config.get(key)]
     log_host = url_address(config.get("url"))
-    return lifelines if log_host is None else [*lifelines, log_host]
+    return named if log_host is None else [*named, (log_host, "log_host")]
 
 
 def _log_list(kind: str, fetched: FetchedList) -> None:
@@ -175,12 +177,12 @@ def _log_report(report: BuildReport, max_size: int | None) -> None:
         )
 
 
-def _last_good(state_dir: Path | None) -> tuple[StoredPolicy | None, str | None]:
+def _last_good(state_dir: Path | None, key: str) -> tuple[StoredPolicy | None, str | None]:
     """The last good policy, and why it cannot be read when it is damaged."""
     if state_dir is None:
         return None, None
     try:
-        return load_last_good(state_dir), None
+        return load_last_good(state_dir, key), None
     except FetchError as exc:
         log.warning(str(exc))
         return None, str(exc)
@@ -243,32 +245,64 @@ def check_against_last_good(
         )
 
 
-def fetch_policy(
-    config: Any,
-    *,
-    force: bool = False,
-    lifelines_extra: Iterable[Cidr] = (),
-    record: bool = True,
-    families: Collection[int] = (4, 6),
-) -> Policy:
-    """Fetch both lists whole and build the policy; FetchError (one line) on any failure.
+@dataclass(frozen=True)
+class FetchedLists:
+    """Both lists as fetched, before any device's own build.
 
-    ``families`` are the address families the target takes: only they count
-    for truncation and the shrink guard.  ``record=False`` (a dry run,
-    --print-policy) changes nothing on disk: neither the last good policy nor
-    a new ``dns_server`` list is saved.
+    Fetched once per distinct list settings and shared read-only by every
+    device that uses them (a fleet); each device then builds its own policy
+    with :func:`build_for` (its lifelines, its size, its last good policy).
     """
+
+    block_name: str
+    block: dict[int, RangeSet]
+    allow: dict[int, RangeSet]
+    servers: tuple[str, ...]  # every server asked or learnt: lifelines of every device
+    learned: tuple[str, ...] | None
+    served_by: str
+    dropped: dict[str, dict[str, int]]  # list -> reason (invalid, too_broad) -> entries
+
+
+@dataclass(frozen=True)
+class BuiltPolicy:
+    """One device's policy, with what building it left out (for the log, metrics and --search)."""
+
+    policy: Policy
+    dropped: dict[str, dict[str, int]]  # list -> reason (invalid, too_broad, truncated, lifeline)
+    spared: tuple[SparedLifeline, ...]
+
+    def entries(self) -> dict[str, dict[str, int]]:
+        """list -> family -> entries of the built policy."""
+        counts: dict[str, dict[str, int]] = {}
+        for kind in ("block", "allow"):
+            for cidr in getattr(self.policy, kind):
+                family = counts.setdefault(kind, {})
+                family[str(cidr.family)] = family.get(str(cidr.family), 0) + 1
+        return counts
+
+
+def list_settings(config: Any) -> tuple:
+    """What decides a fetch: devices whose settings are equal share one fetch."""
+    servers, port, timeout = dns_settings(config)
+    return (
+        config.get("block_list"),
+        config.get("allow_list"),
+        tuple(servers),
+        port,
+        timeout,
+        int(_value(config, "min_prefix", 8)),
+        int(_value(config, "min_prefix6", 16)),
+    )
+
+
+def fetch_lists_of(config: Any) -> FetchedLists:
+    """Name server upkeep and both lists over DNS, whole or not at all (FetchError, one line)."""
     block_name = config.get("block_list")
     if not block_name:
         raise FetchError("no block_list in the config; set block_list=NAME.threatstop.local or run setup")
     allow_name = config.get("allow_list")
     servers, port, timeout = dns_settings(config)
     min_prefix = {4: int(_value(config, "min_prefix", 8)), 6: int(_value(config, "min_prefix6", 16))}
-    max_size = config.get("max_policy_size")
-    max_shrink = float(_value(config, "max_shrink", 0.5))
-    state_dir = config.get("state_dir")
-    state_dir = Path(state_dir) if state_dir else None
-
     if not servers:
         raise FetchError("no dns_server in the config; set dns_server=192.124.129.42 or run setup")
     log.info("Updating DNS lists.")
@@ -281,47 +315,104 @@ def fetch_policy(
     fetched = fetch_lists(
         names, candidates, port=port, timeout=timeout, min_prefix=min_prefix, deadline=deadline
     )
-    served_by = fetched[block_name].host
-    empty = {4: RangeSet.empty(4), 6: RangeSet.empty(6)}
-    allow = empty
+    allow = {4: RangeSet.empty(4), 6: RangeSet.empty(6)}
+    dropped: dict[str, dict[str, int]] = {}
+    for kind, name in (("allow", allow_name), ("block", block_name)):
+        if name:
+            _log_list(kind, fetched[name])
+            builder = fetched[name].builder
+            dropped[kind] = {"invalid": builder.invalid, "too_broad": builder.too_broad}
     if allow_name:
-        _log_list("allow", fetched[allow_name])
         allow = fetched[allow_name].builder.ranges()
-    _log_list("block", fetched[block_name])
-    block = fetched[block_name].builder.ranges()
-    del fetched
+    return FetchedLists(
+        block_name=block_name,
+        block=fetched[block_name].builder.ranges(),
+        allow=allow,
+        servers=tuple(candidates),
+        learned=None if learned is None else tuple(learned),
+        served_by=fetched[block_name].host,
+        dropped=dropped,
+    )
 
-    lifelines = lifelines_of(config, candidates) + list(lifelines_extra)
+
+def build_for(
+    fetched: FetchedLists,
+    config: Any,
+    *,
+    force: bool = False,
+    lifelines_extra: Iterable[tuple[Cidr, str]] = (),
+    record: bool = True,
+    families: Collection[int] = (4, 6),
+    store_key: str = "",
+) -> BuiltPolicy:
+    """One device's policy from the shared lists: block minus allow minus its lifelines, cut to its
+    size, checked against its last good policy (kept in ``state_dir`` under ``store_key``).
+
+    ``families`` are the address families the target takes: only they count
+    for truncation and the shrink guard.  ``record=False`` (a dry run,
+    --print-policy) saves nothing.
+    """
+    max_size = config.get("max_policy_size")
+    state_dir = config.get("state_dir")
+    state_dir = Path(state_dir) if state_dir else None
+    named = named_lifelines(config, fetched.servers) + list(lifelines_extra)
     policy, report = build_policy(
-        block, allow, lifelines=lifelines, max_size=int(max_size) if max_size else None, families=families
+        fetched.block,
+        fetched.allow,
+        lifelines=[cidr for cidr, _ in named],
+        max_size=int(max_size) if max_size else None,
+        families=families,
     )
     _log_report(report, max_size)
-    previous, damage = _last_good(state_dir)
+    what = dict(reversed(named))  # the first name given for a lifeline wins
+    spared = tuple(SparedLifeline(life, listed_by, what[life]) for life, listed_by in report.spared)
+    previous, damage = _last_good(state_dir, store_key)
     check_against_last_good(
         policy,
         previous,
         damage,
-        block_name=block_name,
+        block_name=fetched.block_name,
         families=families,
-        max_shrink=max_shrink,
+        max_shrink=float(_value(config, "max_shrink", 0.5)),
         force=force,
     )
     if not policy.block:
-        log.warning(f"the block list {block_name} is empty: nothing will be blocked")
+        log.warning(f"the block list {fetched.block_name} is empty: nothing will be blocked")
     if state_dir is not None and record:
         try:
-            save_last_good(state_dir, policy)
+            save_last_good(state_dir, policy, spared=spared, key=store_key)
         except OSError as exc:
             raise FetchError(
                 f"cannot keep the last good policy in {state_dir} ({exc.strerror}); "
                 "fix state_dir or its permissions"
             ) from None
-    _settle_servers(config, learned, served_by, record)
-    return policy
+    dropped = {kind: dict(reasons) for kind, reasons in fetched.dropped.items()}
+    dropped.setdefault("block", {}).update(truncated=report.block_truncated, lifeline=len(spared))
+    if "allow" in dropped or report.allow_truncated:
+        dropped.setdefault("allow", {})["truncated"] = report.allow_truncated
+    return BuiltPolicy(policy, dropped, spared)
 
 
-def _settle_servers(config: Any, learned: list[str] | None, served_by: str, record: bool) -> None:
+def fetch_policy(
+    config: Any,
+    *,
+    force: bool = False,
+    lifelines_extra: Iterable[tuple[Cidr, str]] = (),
+    record: bool = True,
+    families: Collection[int] = (4, 6),
+) -> BuiltPolicy:
+    """A single device's run: fetch both lists whole, build its policy, adopt learnt servers."""
+    fetched = fetch_lists_of(config)
+    built = build_for(
+        fetched, config, force=force, lifelines_extra=lifelines_extra, record=record, families=families
+    )
+    settle_servers(config, fetched, record)
+    return built
+
+
+def settle_servers(config: Any, fetched: FetchedLists, record: bool) -> None:
     """Adopt the learned servers only when one of them served the lists."""
+    learned, served_by = fetched.learned, fetched.served_by
     if learned is None:
         return
     if served_by not in learned:

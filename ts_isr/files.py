@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import site
 import stat
 import sys
@@ -23,6 +24,15 @@ from ts_isr.errors import TsError
 
 class UnsafePath(TsError):
     """A file or folder another user could control; the message names it and what to fix."""
+
+
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_name(text: str) -> str:
+    """``text`` as part of a file name: anything but letters, digits and ``_.-`` becomes ``_``, so
+    a device or host name can never reach another folder."""
+    return _UNSAFE_IN_NAME.sub("_", text)
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o600) -> None:

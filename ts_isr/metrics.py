@@ -18,9 +18,9 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ts_isr.files import UnsafePath, trusted_dir, write_atomic
+from ts_isr.files import UnsafePath, safe_name, trusted_dir, write_atomic
 from ts_isr.log import escape, log
-from ts_isr.runrecord import RunRecord, safe_name
+from ts_isr.runrecord import RunRecord
 
 DEBIAN_TEXTFILE_DIR = Path("/var/lib/prometheus/node-exporter")
 PREFIX = "ts_isr_"

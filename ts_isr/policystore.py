@@ -19,11 +19,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ts_isr.errors import FetchError
-from ts_isr.files import check_dir, open_nofollow, trusted_dir, write_atomic
+from ts_isr.files import check_dir, open_nofollow, safe_name, trusted_dir, write_atomic
 from ts_isr.policy import Policy, parse_token
 from ts_isr.ranges import Cidr
 
 FILE_NAME = "last_good_policy.txt"
+
+
+def store_path(state_dir: Path, key: str = "") -> Path:
+    """The file of a single-device run (``key`` empty), or of one device of a fleet."""
+    return state_dir / (FILE_NAME if not key else f"last_good_policy-{safe_name(key)}.txt")
+
+
 _HEADER = "# ts_isr last good policy, fetched "
 
 
@@ -91,18 +98,19 @@ def save_last_good(
     policy: Policy,
     fetched_at: datetime | None = None,
     spared: Sequence[SparedLifeline] = (),
+    key: str = "",
 ) -> Path:
     """Write atomically (temporary file, fsync, rename) with mode 0600 in a 0700 directory that
     only root or the running user can change (:func:`~ts_isr.files.trusted_dir`)."""
-    path = trusted_dir(state_dir, "state_dir") / FILE_NAME
+    path = store_path(trusted_dir(state_dir, "state_dir"), key)
     write_atomic(path, render(policy, fetched_at or datetime.now(UTC), spared))
     return path
 
 
-def load_last_good(state_dir: Path) -> StoredPolicy | None:
+def load_last_good(state_dir: Path, key: str = "") -> StoredPolicy | None:
     """The last good policy, or None when there is none yet; a state_dir or file another user
     could have written is refused (it decides whether a fetched list is believed)."""
-    path = state_dir / FILE_NAME
+    path = store_path(state_dir, key)
     try:
         check_dir(state_dir, "state_dir")
         with os.fdopen(open_nofollow(path, os.O_RDONLY), encoding="ascii") as handle:

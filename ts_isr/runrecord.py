@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ts_isr.files import open_nofollow, write_atomic
+from ts_isr.files import open_nofollow, safe_name, write_atomic
 
 RESULTS = ("unchanged", "changed", "failed")
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _LIMIT = 1 << 20  # a record is a few hundred bytes; never read a planted giant
 
 
@@ -54,11 +52,6 @@ class RunRecord:
         self.duration = max(0.0, now - self.started)
         carried = previous.last_success if previous is not None else None
         self.last_success = self.started if self.success else carried
-
-
-def safe_name(text: str) -> str:
-    """``text`` for a file name: anything but letters, digits, ``_.-`` becomes ``_``."""
-    return _UNSAFE.sub("_", text)
 
 
 def record_path(state_dir: Path, command: str, device: str) -> Path:

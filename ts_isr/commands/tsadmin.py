@@ -162,12 +162,13 @@ def host_logfile(config: Config, paths: Paths) -> Path:
     return paths.under(str(config.logfile))
 
 
-def kept_reachable(config: Config, paths: Paths) -> list[Cidr]:
-    """Addresses the block list must never cut off: the admin's own (recorded by ``add``), and the
-    host's default gateways and resolvers, without which nobody reaches or names it any more."""
-    kept = [str(address) for address in config.get("keep_reachable") or []]
-    kept += [str(address) for address in host.gateways_and_resolvers(paths)]
-    return [as_cidr(address) for address in dict.fromkeys(kept)]
+def kept_reachable(config: Config, paths: Paths) -> list[tuple[Cidr, str]]:
+    """Addresses the block list must never cut off, each with what it is: the admin's own (recorded
+    by ``add``), and the host's default gateways and resolvers, without which nobody reaches or
+    names it any more."""
+    kept = [(as_cidr(address), "keep_reachable") for address in config.get("keep_reachable") or []]
+    kept += [(as_cidr(address), "gateway_or_resolver") for address in host.gateways_and_resolvers(paths)]
+    return kept
 
 
 def ssh_client() -> str | None:
@@ -375,7 +376,7 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
             else:
                 check_valid_ip(config)
         else:
-            policy = fetch_policy(config, lifelines_extra=kept_reachable(config, paths))
+            policy = fetch_policy(config, lifelines_extra=kept_reachable(config, paths)).policy
         firewall = Firewall(names)
         firewall.check_owned()
         unit = host.render_unit(paths, path)
@@ -408,7 +409,7 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
         if config.type == "auto":
             config = refresh_auto_settings(config)
         names = derive_names(config.tsprefix)
-        policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths))
+        policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths)).policy
         changed = install_and_retire(names, chain_spec(config), policy, paths, configured_before)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 

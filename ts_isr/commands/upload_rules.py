@@ -83,12 +83,13 @@ def upload(config: Config, args: argparse.Namespace) -> Exit:
     log.info("Verifying manditory parameters state.")
     if not args.print_policy and not config.password:
         raise ConfigError(f"{config.path}: password: is required to log into the device; add it or run setup")
-    policy = fetch_policy(
+    built = fetch_policy(
         config,
         force=args.force,
         record=not (args.dry_run or args.print_policy),
         families=CiscoTarget.families,
     )
+    policy = built.policy
     if args.print_policy:
         for line in policy.lines():
             print(line)

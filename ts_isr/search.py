@@ -17,6 +17,7 @@ from ts_isr.errors import ConfigError
 from ts_isr.log import escape
 from ts_isr.policystore import SparedLifeline, StoredPolicy
 from ts_isr.ranges import Cidr
+from ts_isr.runrecord import RunRecord, when
 
 
 @dataclass(frozen=True)
@@ -79,3 +80,20 @@ def search(stored: StoredPolicy, address: Cidr) -> Verdict:
     if spared is not None:
         return Verdict(address, "lifeline", spared.listed_by, spared.what)
     return Verdict(address, "not listed")
+
+
+def device_note(verdict: Verdict, group: str, record: RunRecord | None, stored: StoredPolicy) -> str:
+    """For a Cisco device: whether the entry was in its group at its last run.
+
+    A run that succeeded with the stored policy left every entry of it in the
+    group; one that failed, or one that applied an older policy, may not have.
+    """
+    if verdict.state not in ("blocked", "allowed"):
+        return ""
+    if record is None:
+        return f'; no run has reached the device yet, so "{group}" may not hold it'
+    applied = record.policy_fetched_at == stored.fetched_at.timestamp()
+    if record.success and applied:
+        return f'; in "{group}" on {record.device} since its last run ({when(record.started)})'
+    why = "failed" if not record.success else "applied an older policy"
+    return f'; the device\'s last run ({when(record.started)}) {why}, so "{group}" may not hold it'

@@ -17,7 +17,6 @@ from ts_isr.lab.cli import (
     ios_show_object_group,
 )
 from ts_isr.policy import parse_token
-from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import (
     Device,
     Stream,
@@ -29,7 +28,8 @@ from ts_isr.targets.cisco import (
     parse_members,
     removal_lines,
 )
-from ts_isr.targets.ios import IosDialect
+from ts_isr.targets.cisco.asa import AsaDialect
+from ts_isr.targets.cisco.ios import IosDialect
 
 
 def cidr(text):

@@ -27,7 +27,7 @@ from ts_isr.lock import run_lock
 from ts_isr.policy import Policy, parse_token
 from ts_isr.targets.base import plan_changes
 from ts_isr.targets.cisco import CiscoTarget, Device
-from ts_isr.targets.ios import IosDialect
+from ts_isr.targets.cisco.ios import IosDialect
 
 ZONE = "ts.test."
 ROOT = Path(__file__).resolve().parents[1]

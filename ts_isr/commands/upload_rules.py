@@ -21,10 +21,10 @@ from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.ranges import Cidr
 from ts_isr.sync import PLACEHOLDER, OwnershipStore, SyncOptions, synchronise
-from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import CiscoTarget, Device
+from ts_isr.targets.cisco.asa import AsaDialect
+from ts_isr.targets.cisco.ios import IosDialect
 from ts_isr.targets.dryrun import DryRunTarget
-from ts_isr.targets.ios import IosDialect
 
 PROG = "upload_rules"
 

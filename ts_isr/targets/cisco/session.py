@@ -1,0 +1,245 @@
+"""The SSH session with a Cisco device: strict login through netmiko, then channel I/O and prompts.
+
+netmiko does the login, enable and prompts; every later command is written and
+read here on its channel, so that every read is bounded.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ts_isr.errors import DeviceError, TsError
+from ts_isr.log import escape, log
+from ts_isr.targets.cisco.members import Dialect
+
+ERROR_LINE = re.compile(r"^\s*(%|ERROR:)", re.IGNORECASE)
+# Answers that mean the line's effect is already in place (ASA): not a failure.
+ALREADY_DONE = re.compile(r"already exists|does not exist in this group|not a member", re.IGNORECASE)
+ABSENT_GROUP = re.compile(r"not found|does not exist", re.IGNORECASE)
+INVALID_INPUT = re.compile(r"%\s*Invalid input", re.IGNORECASE)
+CONFIG_PROMPT = re.compile(r"[^\s#>()]+\(config[\w-]*\)#")
+CONFIG_PROMPT_END = re.compile(r"\(config[\w-]*\)#\s*$")
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where and how to log in; secrets stay in this object and never reach a command line."""
+
+    host: str
+    port: int
+    username: str
+    password: str | None = field(repr=False)
+    secret: str | None = field(repr=False)
+    known_hosts: Path
+    timeout: float
+
+
+def _connect_error(exc: Exception, device: Device) -> DeviceError:
+    where = f"{device.host}:{device.port}"
+    text = str(exc)
+    if "does not match" in text:
+        return DeviceError(
+            f"host key changed for {where}: the device is not the one trusted in {device.known_hosts}; "
+            "if it was replaced or re-keyed, run setup at a terminal: it shows both fingerprints and asks"
+        )
+    if "not found in known_hosts" in text:
+        return DeviceError(
+            f"host key of {where} is unknown (not in {device.known_hosts}); "
+            "run setup, or upload_rules --trust-host-key once to trust it"
+        )
+    if "TCP connection to device failed" in text or "Connection refused" in text:
+        return DeviceError(
+            f"cannot reach {where} (unreachable); check the device address, ssh_port and any firewall"
+        )
+    detail = escape(text.strip().splitlines()[-1]) if text.strip() else type(exc).__name__
+    return DeviceError(
+        f"SSH to {where} timed out or failed ({detail}); check that the device is up and answers SSH"
+    )
+
+
+def login_error(text: str, device: Device, dialect: Dialect, *, timed_out: bool) -> DeviceError:
+    """netmiko's ValueError or ReadTimeout during login, named by what failed.
+
+    The ASA driver enables during login, so there it is mostly the enable
+    password; on IOS it comes from finding the prompt.
+    """
+    text = text.strip()
+    if "enable mode" in text or (dialect.name == "ASA" and timed_out):
+        return DeviceError(
+            f"enable refused on {device.host} (no privileged prompt after enable); "
+            "check enable_pw in the config"
+        )
+    detail = escape(text.splitlines()[-1]) if text else "a read timed out"
+    return DeviceError(
+        f"{device.host}:{device.port} logged in but showed no prompt netmiko recognises ({detail}); "
+        f"check personality={dialect.name.lower()} and that the user's login ends at a '>' or '#' prompt"
+    )
+
+
+class Session:
+    """One SSH session: netmiko logs in and enables, then this reads and writes its channel."""
+
+    def __init__(self, dialect: Dialect, device: Device) -> None:
+        self.dialect = dialect
+        self.device = device
+        self.conn = None
+        self.broken = False  # the session died or hung: log off without another command
+        self.in_config = False  # the last prompt was a configuration prompt: `end` before `disable`
+
+    def connect(self) -> None:
+        from netmiko import ConnectHandler
+        from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
+
+        device = self.device
+        log.info("Logging into remote device.")
+        try:
+            self.conn = ConnectHandler(
+                device_type=self.dialect.device_type,
+                host=device.host,
+                port=device.port,
+                username=device.username,
+                password=device.password or "",
+                secret=device.secret or "",
+                ssh_strict=True,
+                system_host_keys=False,
+                alt_host_keys=True,
+                alt_key_file=str(device.known_hosts),
+                use_keys=False,
+                allow_agent=False,
+                conn_timeout=device.timeout,
+                auth_timeout=device.timeout,
+                banner_timeout=device.timeout,
+                timeout=device.timeout,
+                read_timeout_override=device.timeout,
+                # netmiko would set the ASA's terminal width in configuration mode; an unchanged
+                # policy must never enter it, so the dialect sets it from privileged EXEC below.
+                allow_auto_change=False,
+            )
+        except NetmikoAuthenticationException:
+            raise DeviceError(
+                f"authentication failed for user {device.username} on {device.host}:{device.port}; "
+                "check username and password in the config (or run setup again)"
+            ) from None
+        except NetmikoTimeoutException as exc:
+            raise _connect_error(exc, device) from None
+        except (OSError, EOFError) as exc:
+            raise _connect_error(exc, device) from None
+        except UnicodeDecodeError:
+            raise DeviceError(
+                f"cannot read {device.known_hosts}: it is not UTF-8 text; remove the odd line or run setup"
+            ) from None
+        except (ValueError, ReadTimeout) as exc:
+            raise login_error(
+                str(exc), device, self.dialect, timed_out=isinstance(exc, ReadTimeout)
+            ) from None
+        # Small lines must leave at once: Nagle's algorithm would hold them for the device's delayed ACK.
+        self.conn.remote_conn.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        log.info("Entering Privileged Mode.")
+        try:
+            if not self.conn.check_enable_mode():
+                self.conn.enable()
+        except (ValueError, ReadTimeout, OSError, EOFError) as exc:
+            raise DeviceError(
+                f"enable refused on {device.host} ({escape(str(exc))}); check enable_pw in the config"
+            ) from None
+        if not self.conn.check_enable_mode():
+            raise DeviceError(f"enable refused on {device.host}; check enable_pw in the config")
+        for command in self.dialect.session_commands:
+            self.command(command, self.priv_prompt(), "preparing the session")
+
+    def close(self) -> None:
+        if self.conn is None:
+            return
+        log.info("Leaving privileged mode.")
+        try:
+            if self.broken:
+                raise DeviceError("the session is broken")
+            if self.in_config:  # a failure left it there; `disable` would be refused and waited for
+                self.command("end", self.priv_prompt(), "leaving configuration mode")
+            user_prompt = re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*>\s*$")
+            self.command("disable", user_prompt, "leaving privileged mode")
+        except (TsError, OSError, EOFError) as exc:  # the session may be gone; logging off still matters
+            log.debug(f"leaving privileged mode: {escape(str(exc))}")
+        log.info("Logging off.")
+        conn, self.conn = self.conn, None
+        try:
+            conn.disconnect()
+        except Exception as exc:
+            log.debug(f"logging off: {escape(str(exc))}")
+
+    # -- channel I/O ---------------------------------------------------------------------------
+
+    def channel(self):
+        if self.conn is None:
+            raise DeviceError("not connected")
+        return self.conn.remote_conn
+
+    def lost(self, what: str) -> DeviceError:
+        self.broken = True
+        return DeviceError(
+            f"connection to {self.device.host} lost {what}; the next run repairs the group "
+            "(check the device's logs and the network)"
+        )
+
+    def write(self, text: str) -> None:
+        try:
+            self.conn.write_channel(text)
+        except (OSError, EOFError) as exc:
+            raise self.lost(f"while sending ({exc})") from None
+
+    def read_some(self, wait: float) -> str:
+        channel = self.channel()
+        if channel.closed or channel.exit_status_ready():
+            raise EOFError
+        if not channel.recv_ready():
+            select.select([channel], [], [], wait)
+        try:
+            return self.conn.read_channel()
+        except (OSError, EOFError):
+            raise EOFError from None
+
+    def read_until(self, pattern: re.Pattern[str], what: str) -> str:
+        """Read until ``pattern`` ends the output; the timeout counts silence, not total time,
+        so a 30,000-member group that keeps printing is never cut off."""
+        text = ""
+        last = time.monotonic()
+        while True:
+            try:
+                chunk = self.read_some(0.2)
+            except EOFError:
+                raise self.lost(f"while {what}") from None
+            now = time.monotonic()
+            if chunk:
+                text += chunk
+                last = now
+                if pattern.search(text[-300:]):
+                    return text
+            else:
+                self.check_silence(now - last, f"while {what}", "check the device, or raise ssh_timeout")
+
+    def check_silence(self, silent: float, when: str, advice: str) -> None:
+        """A device silent for longer than ssh_timeout is hung: the session is given up."""
+        if silent > self.device.timeout:
+            self.broken = True
+            raise DeviceError(
+                f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s {when}; {advice}"
+            )
+
+    def priv_prompt(self) -> re.Pattern[str]:
+        return re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*#\s*$")
+
+    def command(self, command: str, until: re.Pattern[str], what: str) -> str:
+        """One command and its whole answer (without the echo), logged."""
+        log.debug(f"send: {command}")
+        self.write(command + "\n")
+        output = self.read_until(until, what)
+        self.in_config = CONFIG_PROMPT_END.search(output) is not None
+        body = output.replace("\r", "").split("\n", 1)[1] if "\n" in output else ""
+        body = until.sub("", body).rstrip()
+        log.debug(f"reply: {escape(body, 2000)}")
+        return body

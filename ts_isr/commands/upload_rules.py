@@ -65,7 +65,13 @@ def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
     """The device of ``config``, with the groups for ``kinds``; not connected yet."""
     dialect = AsaDialect() if config.personality == "asa" else IosDialect()
     groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
-    return CiscoTarget(dialect, device_of(config), groups, exclusive=config.exclusive_groups)
+    return CiscoTarget(
+        dialect,
+        device_of(config),
+        groups,
+        exclusive=config.exclusive_groups,
+        max_policy_size=config.max_policy_size,
+    )
 
 
 def managed_kinds(allow_wanted: bool, allow_recorded: frozenset[Cidr]) -> tuple[str, ...]:

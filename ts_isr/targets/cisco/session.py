@@ -6,6 +6,7 @@ read here on its channel, so that every read is bounded.
 
 from __future__ import annotations
 
+import codecs
 import re
 import select
 import socket
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ts_isr.errors import DeviceError, TsError
 from ts_isr.log import escape, log
+from ts_isr.targets.cisco.bounds import Budget, command_budget
 from ts_isr.targets.cisco.members import Dialect
 
 ERROR_LINE = re.compile(r"^\s*(%|ERROR:)", re.IGNORECASE)
@@ -81,6 +83,10 @@ def login_error(text: str, device: Device, dialect: Dialect, *, timed_out: bool)
     )
 
 
+READ_CHUNK = 65536
+_READ_ADVICE = "check the device (if a group is really that large, raise max_policy_size) and run again"
+
+
 class Session:
     """One SSH session: netmiko logs in and enables, then this reads and writes its channel."""
 
@@ -90,6 +96,7 @@ class Session:
         self.conn = None
         self.broken = False  # the session died or hung: log off without another command
         self.in_config = False  # the last prompt was a configuration prompt: `end` before `disable`
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def connect(self) -> None:
         from netmiko import ConnectHandler
@@ -149,6 +156,7 @@ class Session:
             ) from None
         if not self.conn.check_enable_mode():
             raise DeviceError(f"enable refused on {device.host}; check enable_pw in the config")
+        self.conn.read_channel()  # what netmiko read ahead; from here on the channel is read here
         for command in self.dialect.session_commands:
             self.command(command, self.priv_prompt(), "preparing the session")
 
@@ -168,7 +176,8 @@ class Session:
         log.info("Logging off.")
         conn, self.conn = self.conn, None
         try:
-            conn.disconnect()
+            # netmiko's logout reads until a prompt: from a broken or hostile device, that never comes.
+            conn.paramiko_cleanup() if self.broken else conn.disconnect()
         except Exception as exc:
             log.debug(f"logging off: {escape(str(exc))}")
 
@@ -193,21 +202,33 @@ class Session:
             raise self.lost(f"while sending ({exc})") from None
 
     def read_some(self, wait: float) -> str:
+        """At most ``READ_CHUNK`` bytes: netmiko's read_channel reads for as long as data keeps
+        coming, which a device that floods never stops."""
         channel = self.channel()
         if channel.closed or channel.exit_status_ready():
             raise EOFError
         if not channel.recv_ready():
             select.select([channel], [], [], wait)
+            if not channel.recv_ready():
+                return ""
         try:
-            return self.conn.read_channel()
+            data = channel.recv(READ_CHUNK)
         except (OSError, EOFError):
             raise EOFError from None
+        if not data:
+            raise EOFError
+        return self.decoder.decode(data)
 
-    def read_until(self, pattern: re.Pattern[str], what: str) -> str:
-        """Read until ``pattern`` ends the output; the timeout counts silence, not total time,
-        so a 30,000-member group that keeps printing is never cut off."""
-        text = ""
-        last = time.monotonic()
+    def read_until(self, pattern: re.Pattern[str], what: str, budget: Budget) -> str:
+        """Read until ``pattern`` ends the output, within ``budget`` in time and bytes.
+
+        Silence longer than ssh_timeout fails as before; the budget also stops
+        a device that keeps printing too slowly (trickle) or too much (flood).
+        """
+        chunks: list[str] = []
+        size = 0
+        tail = ""
+        started = last = time.monotonic()
         while True:
             try:
                 chunk = self.read_some(0.2)
@@ -215,12 +236,24 @@ class Session:
                 raise self.lost(f"while {what}") from None
             now = time.monotonic()
             if chunk:
-                text += chunk
+                chunks.append(chunk)
+                size += len(chunk)
                 last = now
-                if pattern.search(text[-300:]):
-                    return text
+                if size > budget.size:
+                    raise self.hostile(f"sent more than {budget.size} bytes while {what}", budget)
+                tail = (tail + chunk)[-300:]
+                if pattern.search(tail):
+                    return "".join(chunks)
             else:
                 self.check_silence(now - last, f"while {what}", "check the device, or raise ssh_timeout")
+            if now - started > budget.seconds:
+                raise self.hostile(f"still answering after {budget.seconds:.0f} s while {what}", budget)
+
+    def hostile(self, what: str, budget: Budget, advice: str = _READ_ADVICE) -> DeviceError:
+        """The device broke a bound: the session is given up, nothing more is sent to it."""
+        self.broken = True
+        why = f" ({budget.why})" if budget.why else ""
+        return DeviceError(f"{self.device.host} {what}{why}; nothing more was sent to it; {advice}")
 
     def check_silence(self, silent: float, when: str, advice: str) -> None:
         """A device silent for longer than ssh_timeout is hung: the session is given up."""
@@ -233,13 +266,32 @@ class Session:
     def priv_prompt(self) -> re.Pattern[str]:
         return re.compile(re.escape(self.conn.base_prompt) + r"[^\n#>]*#\s*$")
 
-    def command(self, command: str, until: re.Pattern[str], what: str) -> str:
+    def command(self, command: str, until: re.Pattern[str], what: str, budget: Budget | None = None) -> str:
         """One command and its whole answer (without the echo), logged."""
         log.debug(f"send: {command}")
         self.write(command + "\n")
-        output = self.read_until(until, what)
+        output = self.read_until(until, what, budget or command_budget(self.device.timeout))
         self.in_config = CONFIG_PROMPT_END.search(output) is not None
         body = output.replace("\r", "").split("\n", 1)[1] if "\n" in output else ""
         body = until.sub("", body).rstrip()
         log.debug(f"reply: {escape(body, 2000)}")
         return body
+
+    def confirm_end(self, prompt: re.Pattern[str], what: str) -> None:
+        """The last answer really ended at its prompt: an empty line must come back as the prompt alone.
+
+        A device works through its input in order, so whatever it still owed
+        the last command (after a prompt printed inside its output) comes
+        before the answer to the empty line, and fails the read.
+        """
+        log.debug("send: (empty line: did the answer end at that prompt?)")
+        self.write("\n")
+        rest = prompt.sub("", self.read_until(prompt, what, command_budget(self.device.timeout)))
+        if rest.strip():
+            log.debug(f"reply after the prompt: {escape(rest, 2000)}")
+            self.broken = True
+            raise DeviceError(
+                f"{self.device.host} went on printing after its prompt while {what} (a prompt inside the "
+                "output?), so the read may be incomplete; nothing was changed or recorded "
+                "(check the device and run again)"
+            )

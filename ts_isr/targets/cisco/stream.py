@@ -19,6 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ts_isr.log import escape, log
+from ts_isr.targets.cisco.bounds import (
+    LOG_LINE_BYTES,
+    MAX_RESENDS,
+    SLACK_BYTES,
+    Budget,
+    push_budget,
+    resend_limit,
+)
 from ts_isr.targets.cisco.session import ALREADY_DONE, CONFIG_PROMPT, ERROR_LINE, Session
 
 
@@ -64,6 +72,8 @@ class Stream:
     garbled: list[str] = field(default_factory=list)
     errors: list[LineError] = field(default_factory=list)
     seconds: float = 0.0  # how long the push took
+    resends: dict[str, int] = field(default_factory=dict)  # how often each line was sent again
+    most_resent: tuple[int, str] = (0, "")
     _buffer: str = ""
 
     @classmethod
@@ -140,6 +150,9 @@ class Stream:
         again = [line for line in lost if line != _PROBE]
         self.pending.extendleft(reversed(again))
         self.resent += len(again)
+        for line in again:
+            self.resends[line] = self.resends.get(line, 0) + 1
+            self.most_resent = max(self.most_resent, (self.resends[line], line))
         self._shrink()
 
     def _shrink(self) -> None:
@@ -149,10 +162,48 @@ class Stream:
         self.window = max(self.min_window, self.window // 2)
 
 
+_PUSH_ADVICE = "the next run repairs the group (check the device)"
+
+
+@dataclass
+class Replies:
+    """What a push read, and the share of it tsoutput.log keeps (a babbling device must not fill it)."""
+
+    log_budget: int
+    received: int = 0
+
+    def log(self, chunk: str) -> None:
+        before = self.received
+        self.received += len(chunk)
+        if self.received <= self.log_budget:
+            log.debug(f"reply: {escape(chunk, 4000)}")
+        elif before <= self.log_budget:
+            log.debug(f"reply: (the rest of this push's replies is not logged: over {self.log_budget} bytes)")
+
+
+def check_bounds(
+    session: Session, stream: Stream, budget: Budget, elapsed: float, total: int, where: str
+) -> None:
+    """Fail the push, in one line, once it takes too long or the device keeps dropping lines."""
+    if elapsed > budget.seconds:
+        took = f"took more than {budget.seconds:.0f} s {where} ({stream.done} done)"
+        raise session.hostile(took, budget, _PUSH_ADVICE)
+    times, line = stream.most_resent
+    if times > MAX_RESENDS or stream.resent > resend_limit(total):
+        dropped = (
+            f"dropped input while {where}: '{escape(line)}' sent {times + 1} times, "
+            f"{stream.resent} lines sent again in all (it swallows lines?)"
+        )
+        raise session.hostile(dropped, budget, _PUSH_ADVICE)
+
+
 def push(session: Session, group: str, lines: list[str]) -> Stream:
-    """Stream ``lines`` (inside ``group``, already entered) and log how it went."""
+    """Stream ``lines`` (inside ``group``, already entered) within its bounds, and log how it went."""
     stream = Stream.of(lines)
     total = len(lines)
+    budget = push_budget(total, session.device.timeout)
+    replies = Replies(SLACK_BYTES + total * LOG_LINE_BYTES)
+    where = f'pushing {total} lines to "{group}"'
     started = last_output = last_shown = last_probe = time.monotonic()
     show_progress = sys.stderr.isatty() and total > 200
     stall = min(1.0, session.device.timeout)
@@ -171,7 +222,10 @@ def push(session: Session, group: str, lines: list[str]) -> Stream:
             raise session.lost(f"after {stream.done} of {total} lines") from None
         now = time.monotonic()
         if chunk:
-            log.debug(f"reply: {escape(chunk, 4000)}")
+            replies.log(chunk)
+            if replies.received > budget.size:
+                flood = f"sent more than {budget.size} bytes while {where}"
+                raise session.hostile(flood, budget, _PUSH_ADVICE)
             stream.feed(chunk, now)
             last_output = now
         else:
@@ -185,6 +239,7 @@ def push(session: Session, group: str, lines: list[str]) -> Stream:
                 last_probe = now
                 stream.probe(now)
                 session.write("\n")
+        check_bounds(session, stream, budget, now - started, total, where)
         if show_progress and now - last_shown > 0.5:
             last_shown = now
             rate = stream.done / max(now - started, 1e-6)

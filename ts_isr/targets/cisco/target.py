@@ -12,6 +12,7 @@ from ts_isr.errors import DeviceError
 from ts_isr.log import escape, log
 from ts_isr.ranges import Cidr
 from ts_isr.targets.base import Members, Plan, Target
+from ts_isr.targets.cisco.bounds import read_budget
 from ts_isr.targets.cisco.members import ABSENT, Dialect, GroupContents, never_empty, removal_lines
 from ts_isr.targets.cisco.session import (
     ABSENT_GROUP,
@@ -23,6 +24,8 @@ from ts_isr.targets.cisco.session import (
 )
 from ts_isr.targets.cisco.stream import Stream, push
 
+DEFAULT_MAX_POLICY_SIZE = 30000  # the config's default
+
 
 class CiscoTarget(Target):
     """IOS or ASA object-groups, one per list kind, over one SSH session."""
@@ -30,11 +33,19 @@ class CiscoTarget(Target):
     families = frozenset({4})
 
     def __init__(
-        self, dialect: Dialect, device: Device, groups: Mapping[str, str], *, exclusive: bool = False
+        self,
+        dialect: Dialect,
+        device: Device,
+        groups: Mapping[str, str],
+        *,
+        exclusive: bool = False,
+        max_policy_size: int = DEFAULT_MAX_POLICY_SIZE,
     ) -> None:
         self.dialect = dialect
         self.device = device
         self.groups = dict(groups)
+        # The most entries the tool puts in each group (the policy is cut to this): bounds every read.
+        self.entries = {"block": max_policy_size, "allow": max(1, max_policy_size // 5)}
         self.exclusive = exclusive  # exclusive_groups=yes: the tool may take out a user's range too
         self.contents: dict[str, GroupContents] = {}
         self.session = Session(dialect, device)
@@ -57,17 +68,21 @@ class CiscoTarget(Target):
         group = self.groups[kind]
         verb = "Verifying" if kind in self.contents else "Retrieving"
         log.info(f'{verb} current members of "{group}" network group.')
-        self.contents[kind] = self._read_group(group)
+        self.contents[kind] = self._read_group(kind)
         return self.contents[kind].cidrs
 
     def held_by_user(self, kind: str) -> frozenset[Cidr]:
         """Networks a line the tool never writes holds (a ``range``): the user's to remove."""
         return frozenset() if self.exclusive else self.contents.get(kind, ABSENT).held_by_user
 
-    def _read_group(self, group: str) -> GroupContents:
+    def _read_group(self, kind: str) -> GroupContents:
+        group = self.groups[kind]
         prompt = self.session.priv_prompt()
+        budget = read_budget(self.entries.get(kind, max(self.entries.values())), self.device.timeout)
         for command in self.dialect.read_commands(group):
-            body = self.session.command(command, prompt, f'reading group "{group}"')
+            what = f'reading group "{group}"'
+            body = self.session.command(command, prompt, what, budget)
+            self.session.confirm_end(prompt, what)
             if INVALID_INPUT.search(body):
                 continue
             errors = [line for line in body.splitlines() if ERROR_LINE.match(line)]

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import asyncssh
 
 from ts_isr.lab.cli import Mode, Reply, Session
-from ts_isr.lab.hostile import Piece, babble_pieces, is_show, show_pieces
+from ts_isr.lab.hostile import Hostile, Piece, babble_pieces, is_show, show_pieces
 from ts_isr.lab.machine import SECRET_MASK, Device, load_host_key
 from ts_isr.lab.terminal import edit_line, take_lines
 
@@ -72,6 +72,7 @@ class LabSession(asyncssh.SSHServerSession):
         self.outbuf: list[str] = []
         self.flush_pending = False
         self.streaming: asyncio.Task[None] | None = None  # a hostile answer being written
+        self.hostile = device.knobs.hostile if device.knobs.hostile != Hostile() else None  # speed
 
     # asyncssh callbacks ---------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
@@ -145,7 +146,7 @@ class LabSession(asyncssh.SSHServerSession):
         out: list[str] = []
         received: list[str] = []
         knobs = self.device.knobs
-        hostile = knobs.hostile
+        hostile = self.hostile
         try:
             for index, raw in enumerate(lines):
                 line = edit_line(raw)
@@ -158,7 +159,7 @@ class LabSession(asyncssh.SSHServerSession):
                     self.hung = True
                     return
                 in_group = self.cli.mode is Mode.GROUP
-                if hostile.black_hole and in_group and line.strip():
+                if hostile is not None and hostile.black_hole and in_group and line.strip():
                     continue  # swallowed: no echo, no prompt, no change
                 was_config = self.cli.in_config()
                 try:
@@ -176,7 +177,7 @@ class LabSession(asyncssh.SSHServerSession):
                 elif reply.changed:
                     self.device.changed()
                 out.append((line if reply.echo else "") + "\r\n")
-                pieces = self._hostile_pieces(line, in_group, reply)
+                pieces = None if hostile is None else self._hostile_pieces(hostile, line, in_group, reply)
                 if pieces is not None:
                     self._stream(out, pieces, lines[index + 1 :])
                     return
@@ -195,9 +196,10 @@ class LabSession(asyncssh.SSHServerSession):
             if out and not self.closed:
                 self._send("".join(out))
 
-    def _hostile_pieces(self, line: str, in_group: bool, reply: Reply) -> Iterator[Piece] | None:
+    def _hostile_pieces(
+        self, hostile: Hostile, line: str, in_group: bool, reply: Reply
+    ) -> Iterator[Piece] | None:
         """The answer to ``line`` as a hostile mode prints it, or None to answer normally."""
-        hostile = self.device.knobs.hostile
         if hostile.babble and in_group and line.strip() and self.cli.mode is Mode.GROUP:
             return babble_pieces()
         if hostile.shapes_show() and is_show(line) and not reply.close:

@@ -7,8 +7,8 @@ import time
 from netmiko import ConnectHandler
 
 from tests.support.lab import lab_device
-from ts_isr.lab.cli import ASA, IOS
 from ts_isr.lab.hostile import Hostile, generated_members, show_pieces
+from ts_isr.lab.model import ASA, IOS
 
 MEMBERS = ["host 192.0.2.1", "host 192.0.2.2", "host 192.0.2.3", "host 192.0.2.4"]
 SHOW = "show object-group name G"

@@ -1,7 +1,7 @@
 """Pure member parsing, rendering and the streaming window, with no I/O.
 
 The device's side of the conversation comes from the lab's own interpreter
-(ts_isr.lab.cli), so the parser is checked against the text the lab prints.
+(ts_isr.lab.cli and show), so the parser is checked against the text the lab prints.
 """
 
 from __future__ import annotations
@@ -9,16 +9,9 @@ from __future__ import annotations
 import pytest
 
 from ts_isr.errors import DeviceError
-from ts_isr.lab.cli import (
-    ASA,
-    IOS,
-    DeviceState,
-    Mode,
-    Profile,
-    Session,
-    asa_object_group_config,
-    ios_show_object_group,
-)
+from ts_isr.lab.cli import Session
+from ts_isr.lab.model import ASA, IOS, DeviceState, Mode, Profile
+from ts_isr.lab.show import asa_object_group_config, ios_show_object_group
 from ts_isr.policy import parse_token
 from ts_isr.targets.cisco import (
     Device,

@@ -14,10 +14,10 @@ import signal
 import sys
 from pathlib import Path
 
-from ts_isr.lab.cli import PLATFORMS, Profile
 from ts_isr.lab.device import serve
 from ts_isr.lab.hostile import Hostile
 from ts_isr.lab.machine import Device, Knobs
+from ts_isr.lab.model import PLATFORMS, Profile
 
 
 def device_parser() -> argparse.ArgumentParser:

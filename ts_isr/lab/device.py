@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterator
 
 import asyncssh
 
-from ts_isr.lab.cli import Mode, Reply, Session
+from ts_isr.lab.cli import Session
 from ts_isr.lab.hostile import Hostile, Piece, babble_pieces, is_show, show_pieces
 from ts_isr.lab.machine import SECRET_MASK, Device, load_host_key
+from ts_isr.lab.model import Mode, Reply
 from ts_isr.lab.terminal import edit_line, take_lines
 
 _STREAM_BATCH = 65536  # bytes of hostile output written at once

@@ -16,7 +16,8 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ts_isr.lab.cli import ASA, format_ipv4
+from ts_isr.lab.model import ASA
+from ts_isr.lab.words import format_ipv4
 
 FAKE_PROMPT_PAUSE = 0.5  # long enough for a client to take the fake prompt as the end of the answer
 _GENERATED_BASE = 100 << 24 | 64 << 16  # 100.64.0.0/10 (shared address space, RFC 6598)

@@ -18,8 +18,8 @@ from typing import IO
 
 import asyncssh
 
-from ts_isr.lab.cli import DeviceState, Profile
 from ts_isr.lab.hostile import Hostile
+from ts_isr.lab.model import DeviceState, Profile
 from ts_isr.lab.syslog import ios_line
 
 STATE_FILE = "state.json"

@@ -176,8 +176,10 @@ class Session:
         log.info("Logging off.")
         conn, self.conn = self.conn, None
         try:
-            # netmiko's logout reads until a prompt: from a broken or hostile device, that never comes.
-            conn.paramiko_cleanup() if self.broken else conn.disconnect()
+            if self.broken:  # netmiko's logout waits for a prompt a broken or hostile device never sends
+                conn.paramiko_cleanup()
+            else:
+                conn.disconnect()
         except Exception as exc:
             log.debug(f"logging off: {escape(str(exc))}")
 
@@ -219,6 +221,13 @@ class Session:
             raise EOFError
         return self.decoder.decode(data)
 
+    def receive(self, wait: float, when: str) -> str:
+        """:meth:`read_some`, the session given up (one line saying ``when``) if the connection is gone."""
+        try:
+            return self.read_some(wait)
+        except EOFError:
+            raise self.lost(when) from None
+
     def read_until(self, pattern: re.Pattern[str], what: str, budget: Budget) -> str:
         """Read until ``pattern`` ends the output, within ``budget`` in time and bytes.
 
@@ -230,10 +239,7 @@ class Session:
         tail = ""
         started = last = time.monotonic()
         while True:
-            try:
-                chunk = self.read_some(0.2)
-            except EOFError:
-                raise self.lost(f"while {what}") from None
+            chunk = self.receive(0.2, f"while {what}")
             now = time.monotonic()
             if chunk:
                 chunks.append(chunk)

@@ -216,10 +216,7 @@ def push(session: Session, group: str, lines: list[str]) -> Stream:
         if stream.in_flight_bytes * 2 > stream.window:
             # Plenty queued in the device: let echoes gather, one wake-up for many lines.
             time.sleep(_GATHER)
-        try:
-            chunk = session.read_some(0.05)
-        except EOFError:
-            raise session.lost(f"after {stream.done} of {total} lines") from None
+        chunk = session.receive(0.05, f"after {stream.done} of {total} lines")
         now = time.monotonic()
         if chunk:
             replies.log(chunk)

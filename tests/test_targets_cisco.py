@@ -279,18 +279,18 @@ def test_device_repr_shows_no_secret(tmp_path):
 
 def test_bounds_follow_from_the_group_size_and_ssh_timeout():
     budget = read_budget(30000, 30.0)
-    assert budget.size == 61000 * 64 + 65536 and budget.seconds == 30.0 + 61.0
+    assert budget.size == 61000 * 64 + 65536 and budget.seconds == 30.0 + 122.0
     assert "61000 lines: 30000 of the tool's" in budget.why
-    assert push_budget(100, 5.0).seconds == 15.0 and resend_limit(100) == 200
+    assert push_budget(100, 5.0).seconds == 30.0 and resend_limit(100) == 200
 
 
 def test_a_push_past_its_bounds_fails_in_one_line_and_gives_the_session_up(tmp_path):
     device = Device("192.0.2.7", 22, "u", None, None, tmp_path / "known_hosts", 5.0)
     session = CiscoSession(IosDialect(), device)
     stream, budget = Stream.of(["host 192.0.2.1", "host 192.0.2.2"]), push_budget(2, 5.0)
-    check_bounds(session, stream, budget, 5.1, 2, "pushing 2 lines")
-    with pytest.raises(DeviceError, match=r"^192.0.2.7 took more than 5 s pushing 2 lines \(0 done\);"):
-        check_bounds(session, stream, budget, 5.3, 2, "pushing 2 lines")
+    check_bounds(session, stream, budget, 5.4, 2, "pushing 2 lines")
+    with pytest.raises(DeviceError, match=r"^192.0.2.7 took more than 6 s pushing 2 lines \(0 done\);"):
+        check_bounds(session, stream, budget, 5.6, 2, "pushing 2 lines")
     assert session.broken
     for _ in range(4):  # the device swallows both lines; each probe comes back alone
         stream.take(0.0)

@@ -78,7 +78,7 @@ class CiscoTarget(Target):
     def _read_group(self, kind: str) -> GroupContents:
         group = self.groups[kind]
         prompt = self.session.priv_prompt()
-        budget = read_budget(self.entries.get(kind, max(self.entries.values())), self.device.timeout)
+        budget = read_budget(self.entries[kind], self.device.timeout)
         for command in self.dialect.read_commands(group):
             what = f'reading group "{group}"'
             body = self.session.command(command, prompt, what, budget)

@@ -29,7 +29,7 @@ from ts_isr.policy import Policy  # noqa: E402
 from ts_isr.ranges import Cidr  # noqa: E402
 from ts_isr.sync import OwnershipStore, SyncOptions, synchronise  # noqa: E402
 from ts_isr.targets.cisco import CiscoTarget, Device  # noqa: E402
-from ts_isr.targets.ios import IosDialect  # noqa: E402
+from ts_isr.targets.cisco.ios import IosDialect  # noqa: E402
 
 LINE_COST_MS = 1.0
 INPUT_BUFFER = 4096

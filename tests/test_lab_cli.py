@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from ntc_templates.parse import parse_output
 
-from ts_isr.lab.cli import ASA, IOS, DeviceState, Mode, Profile, Session
-from ts_isr.lab.device import edit_line, take_lines
+from ts_isr.lab.cli import Session
+from ts_isr.lab.model import ASA, IOS, DeviceState, Mode, Profile
+from ts_isr.lab.terminal import edit_line, take_lines
 
 SECRET = "s3cret"
 

@@ -1,23 +1,18 @@
 """Pure member parsing, rendering and the streaming window, with no I/O.
 
 The device's side of the conversation comes from the lab's own interpreter
-(ts_isr.lab.cli), so the parser is checked against the text the lab prints.
+(ts_isr.lab.cli and show), so the parser is checked against the text the lab prints.
 """
 
 from __future__ import annotations
 
-from ts_isr.lab.cli import (
-    ASA,
-    IOS,
-    DeviceState,
-    Mode,
-    Profile,
-    Session,
-    asa_object_group_config,
-    ios_show_object_group,
-)
+import pytest
+
+from ts_isr.errors import DeviceError
+from ts_isr.lab.cli import Session
+from ts_isr.lab.model import ASA, IOS, DeviceState, Mode, Profile
+from ts_isr.lab.show import asa_object_group_config, ios_show_object_group
 from ts_isr.policy import parse_token
-from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import (
     Device,
     Stream,
@@ -29,7 +24,11 @@ from ts_isr.targets.cisco import (
     parse_members,
     removal_lines,
 )
-from ts_isr.targets.ios import IosDialect
+from ts_isr.targets.cisco import Session as CiscoSession
+from ts_isr.targets.cisco.asa import AsaDialect
+from ts_isr.targets.cisco.bounds import push_budget, read_budget, resend_limit
+from ts_isr.targets.cisco.ios import IosDialect
+from ts_isr.targets.cisco.stream import check_bounds
 
 
 def cidr(text):
@@ -276,3 +275,26 @@ def test_device_repr_shows_no_secret(tmp_path):
     """Review item 17: a traceback or a debug print of the device never shows its passwords."""
     shown = repr(Device("192.0.2.1", 22, "u", "pw-S3cret", "en-S3cret", tmp_path / "known_hosts", 5))
     assert "192.0.2.1" in shown and "S3cret" not in shown
+
+
+def test_bounds_follow_from_the_group_size_and_ssh_timeout():
+    budget = read_budget(30000, 30.0)
+    assert budget.size == 61000 * 64 + 65536 and budget.seconds == 30.0 + 122.0
+    assert "61000 lines: 30000 of the tool's" in budget.why
+    assert push_budget(100, 5.0).seconds == 30.0 and resend_limit(100) == 200
+
+
+def test_a_push_past_its_bounds_fails_in_one_line_and_gives_the_session_up(tmp_path):
+    device = Device("192.0.2.7", 22, "u", None, None, tmp_path / "known_hosts", 5.0)
+    session = CiscoSession(IosDialect(), device)
+    stream, budget = Stream.of(["host 192.0.2.1", "host 192.0.2.2"]), push_budget(2, 5.0)
+    check_bounds(session, stream, budget, 5.4, 2, "pushing 2 lines")
+    with pytest.raises(DeviceError, match=r"^192.0.2.7 took more than 6 s pushing 2 lines \(0 done\);"):
+        check_bounds(session, stream, budget, 5.6, 2, "pushing 2 lines")
+    assert session.broken
+    for _ in range(4):  # the device swallows both lines; each probe comes back alone
+        stream.take(0.0)
+        stream.probe(0.0)
+        stream.feed("\r\nR(config-network-group)#", 0.0)
+    with pytest.raises(DeviceError, match=r"'host 192.0.2.2' sent 5 times, 8 lines sent again in all"):
+        check_bounds(session, stream, budget, 1.0, 2, "pushing 2 lines")

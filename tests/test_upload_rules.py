@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import paramiko
 import pytest
@@ -20,6 +19,7 @@ from tests.support.asserts import assert_in_order
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import lab_device
 from tests.support.tools import free_port
+from tests.support.upload import ROOT, ZONE, Run, expected_members, odd_hosts
 from ts_isr.commands.upload_rules import main
 from ts_isr.errors import DeviceError, Exit
 from ts_isr.hostkeys import fingerprint
@@ -27,16 +27,7 @@ from ts_isr.lock import run_lock
 from ts_isr.policy import Policy, parse_token
 from ts_isr.targets.base import plan_changes
 from ts_isr.targets.cisco import CiscoTarget, Device
-from ts_isr.targets.ios import IosDialect
-
-ZONE = "ts.test."
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def odd_hosts(prefix: str, count: int, start: int = 0) -> list[str]:
-    """``count`` addresses that never aggregate: every other address from ``prefix``.0.0."""
-    return [f"{prefix}.{n // 128}.{(n % 128) * 2 + 1}" for n in range(start, start + count)]
-
+from ts_isr.targets.cisco.ios import IosDialect
 
 BLOCK1 = odd_hosts("198.18", 120)
 BLOCK2 = odd_hosts("198.18", 120, start=6)  # 6 old ones gone, 6 new ones
@@ -60,60 +51,6 @@ def knot(tmp_path_factory):
     server.start()
     yield server
     server.stop()
-
-
-def expected_members(platform: str, hosts: list[str]) -> set[str]:
-    prefix = "network-object " if platform == "asa" else ""
-    return {f"{prefix}host {host}" for host in hosts}
-
-
-class Run:
-    """One device, its config beside it, and upload_rules runs against both."""
-
-    def __init__(self, tmp_path: Path, knot: KnotServer, device, capsys) -> None:
-        self.dir = tmp_path / f"run-{device.platform}-{device.port}"
-        self.dir.mkdir()
-        self.device = device
-        self.capsys = capsys
-        self.known_hosts = self.dir / "known_hosts"
-        self.known_hosts.write_text(device.known_hosts_line() + "\n")
-        self.values = {
-            "device": device.host,
-            "ssh_port": device.port,
-            "username": device.username,
-            "password": device.password,
-            "enable_pw": device.secret,
-            "personality": device.platform,
-            "block_list": f"block1.{ZONE}",
-            "dns_server": "127.0.0.1",
-            "port": knot.port,
-            "ssh_timeout": 20,
-        }
-        self.config = self.dir / "threatstop.conf"
-        self.write()
-
-    def write(self, **changes) -> None:
-        self.values.update(changes)
-        text = "".join(f"{key}={value}\n" for key, value in self.values.items() if value is not None)
-        self.config.write_text(text)
-        self.config.chmod(0o600)
-
-    def __call__(self, *flags: str, **changes) -> tuple[int, str]:
-        if changes:
-            self.write(**changes)
-        self.capsys.readouterr()
-        code = main(["--config", str(self.config), "--detailed-exitcodes", *flags])
-        return code, self.capsys.readouterr().out
-
-    def group(self, name: str = "threatstop-block") -> set[str]:
-        return set(self.device.running().get(name, []))
-
-    @property
-    def log(self) -> str:
-        return (self.dir / "tsoutput.log").read_text()
-
-    def configured(self) -> bool:
-        return "configure terminal" in self.device.commands()
 
 
 def test_a_run_that_changed_the_device_exits_0_unless_detailed_exit_codes_are_asked_for(

@@ -136,3 +136,57 @@ def test_a_failed_save_is_made_up_for_by_the_next_run(tmp_path):
     assert synchronise(target, policy, store, dry) == Exit.UNCHANGED and target.saves == 2, (
         "a dry run saves nothing"
     )
+
+
+class Hiding(MemoryTarget):
+    """A device whose every read leaves out ``hidden`` members, as a fake prompt inside the output did."""
+
+    def __init__(self, members, hidden) -> None:
+        super().__init__(members)
+        self.hidden = frozenset(hidden)
+
+    def read(self):
+        return {kind: frozenset(cidrs) - self.hidden for kind, cidrs in self.members.items()}
+
+
+def test_members_a_read_hid_are_never_recorded_as_the_tools(tmp_path):
+    """Issue 16: the record was widened before the push, so the user's hidden members became the tool's."""
+    users = cidrs("192.0.2.1")  # the user's own line, also in the policy, hidden by every read
+    target = Hiding({"block": set(users)}, hidden=users)
+    store = OwnershipStore(tmp_path, "dev")
+    policy = Policy(tuple(sorted(cidrs("192.0.2.1", "192.0.2.2"))), ())
+    with pytest.raises(DeviceError, match="1 missing"):
+        synchronise(target, policy, store, SyncOptions(groups={"block": "TS"}))
+    assert store.load("TS") == cidrs("192.0.2.2"), "only what a read-back showed arriving"
+    assert not store.pending_path("TS").exists()
+
+
+class DiesMidPush(MemoryTarget):
+    """A device whose connection drops after ``survive`` additions of the next push."""
+
+    def __init__(self, members, survive: int) -> None:
+        super().__init__(members)
+        self.survive = survive
+
+    def apply(self, plan):
+        if self.survive is None:
+            return super().apply(plan)
+        group = self.members.setdefault("block", set())
+        for cidr in plan.change("block").add[: self.survive]:
+            group.add(cidr)
+        self.survive = None
+        raise DeviceError("connection lost")
+
+
+def test_a_run_that_dies_mid_push_lets_the_next_claim_exactly_what_it_added(tmp_path):
+    users = cidrs("10.9.9.9", "192.0.2.9")  # 192.0.2.9 is in the policy too: present before, never claimed
+    target = DiesMidPush({"block": set(users)}, survive=1)
+    store, options = OwnershipStore(tmp_path, "dev"), SyncOptions(groups={"block": "TS"})
+    policy = Policy(tuple(sorted(cidrs("192.0.2.1", "192.0.2.2", "192.0.2.9"))), ())
+    with pytest.raises(DeviceError, match="connection lost"):
+        synchronise(target, policy, store, options)
+    assert store.load("TS") == frozenset() and store.load_pending("TS") == cidrs("192.0.2.1", "192.0.2.2")
+    assert synchronise(target, policy, store, options) == Exit.CHANGED
+    assert store.load("TS") == cidrs("192.0.2.1", "192.0.2.2") and not store.pending_path("TS").exists()
+    assert synchronise(target, Policy(tuple(cidrs("198.51.100.1")), ()), store, options) == Exit.CHANGED
+    assert target.members["block"] == set(users | cidrs("198.51.100.1")), "the user's members stay"

@@ -9,8 +9,14 @@ Ownership: the tool removes only members it put in a group itself, recorded
 per device and group in ``state_dir`` (``exclusive_groups=yes`` lets it
 remove anything, and the record is kept all the same: while it holds
 members, the group stays managed even after its list leaves the config).
-The record is widened *before* a push, so members added by a run that dies
-half-way still count as the tool's on the next run.
+The record holds only what the tool has seen arrive: before a push, the
+members it is about to add (each absent from the group as read) go to a
+pending journal beside the record; the read-back after the push moves those
+it shows into the record and drops the journal.  A run that dies before its
+read-back leaves the journal, and the next run claims from it exactly the
+members its own read shows present.  A member that was in the group before
+the push is never in the journal, and a read that ended early (a prompt
+inside the output, a bound broken) fails the run before anything is recorded.
 
 The placeholder: a group used by an ACL may never be emptied, so a group
 that would be left with no member at all holds ``192.0.2.255/32`` instead.
@@ -97,14 +103,30 @@ class OwnershipStore:
     def path(self, group: str) -> Path:
         return self.state_dir / f"owned-{self.device}-{group}.txt"
 
+    def pending_path(self, group: str) -> Path:
+        """The journal of a push under way: members it adds, not the tool's until seen on the device."""
+        return self.state_dir / f"pending-{self.device}-{group}.txt"
+
     def load(self, group: str) -> frozenset[Cidr]:
         """The recorded members; an unparsable line is dropped (that only makes the tool keep more)."""
+        return self._load(self.path(group))
+
+    def load_pending(self, group: str) -> frozenset[Cidr]:
+        return self._load(self.pending_path(group))
+
+    def save_pending(self, group: str, added: Iterable[Cidr]) -> None:
+        write_atomic(self.pending_path(group), "".join(f"{cidr}\n" for cidr in sorted(added)))
+
+    def clear_pending(self, group: str) -> None:
+        self.pending_path(group).unlink(missing_ok=True)
+
+    def _load(self, path: Path) -> frozenset[Cidr]:
         try:
-            text = self.path(group).read_text(encoding="ascii")
+            text = path.read_text(encoding="ascii")
         except FileNotFoundError:
             return frozenset()
         except (OSError, UnicodeDecodeError) as exc:
-            raise DeviceError(f"cannot read {self.path(group)} ({exc}); fix or delete the file") from None
+            raise DeviceError(f"cannot read {path} ({exc}); fix or delete the file") from None
         owned = set()
         for line in text.split():
             parsed = parse_v4(line)
@@ -146,6 +168,51 @@ def log_counts(change: ListChange) -> None:
     log.info(f"{len(change.remove)} items are old and will be removed.")
 
 
+def claim_pending(
+    store: OwnershipStore, group: str, recorded: frozenset[Cidr], present: frozenset[Cidr]
+) -> frozenset[Cidr]:
+    """The record, with what a run that died before its read-back added and this read shows present."""
+    pending = store.load_pending(group)
+    if not pending and not store.pending_path(group).exists():
+        return recorded
+    claimed = pending & present
+    if claimed - recorded:
+        log.info(
+            f'{len(claimed - recorded)} members of "{group}" an unfinished run added are recorded as its own.'
+        )
+    recorded = recorded | claimed
+    store.save(group, recorded)
+    store.clear_pending(group)
+    return recorded
+
+
+def push_and_verify(
+    target: Target,
+    plan: Plan,
+    store: OwnershipStore,
+    options: SyncOptions,
+    recorded: dict[str, frozenset[Cidr]],
+    additions: Mapping[str, frozenset[Cidr]],
+) -> Members:
+    """Apply ``plan`` and read the device back; the additions it shows become the tool's in ``recorded``.
+
+    Only the run's own additions (absent as read, see ``additions``) are
+    journalled, so a member the user held already is never claimed.
+    """
+    journal = {c.kind: frozenset(c.add) & additions[c.kind] for c in plan.changes}
+    if options.record:
+        for kind, added in journal.items():
+            store.save_pending(options.groups[kind], added)
+    target.apply(plan)
+    actual = target.read()
+    if options.record:
+        for kind, added in journal.items():
+            recorded[kind] |= added & actual.get(kind, frozenset())
+            store.save(options.groups[kind], recorded[kind])
+            store.clear_pending(options.groups[kind])
+    return actual
+
+
 def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: SyncOptions) -> Exit:
     """Read, plan, guard, push, verify (retrying the remainder once), save; return UNCHANGED or CHANGED."""
     kinds = tuple(options.groups)
@@ -159,6 +226,8 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     changes = []
     for kind in kinds:  # the seed's order: each group read, then its counts
         installed[kind] = target.read_kind(kind)
+        if options.record:
+            recorded[kind] = claim_pending(store, options.groups[kind], recorded[kind], installed[kind])
         if owned is not None:
             owned[kind] = recorded[kind] - target.held_by_user(kind)
         change = plan_changes(installed, policy, target.families, owned, kinds=(kind,)).change(kind)
@@ -182,17 +251,13 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
         log.info("An earlier change was not saved; saving it now.")
         save_running_config(target, store)
         return Exit.CHANGED
-    if options.record:
-        for change in plan.changes:
-            store.save(options.groups[change.kind], recorded[change.kind] | frozenset(change.add))
     expected = {c.kind: c.applied_to(installed[c.kind]) for c in plan.changes}
-    target.apply(plan)
-    actual = target.read()
+    additions = {c.kind: frozenset(c.add) for c in plan.changes}
+    actual = push_and_verify(target, plan, store, options, recorded, additions)
     retry = remainder(expected, actual, kinds)
     if not retry.unchanged:
         log.warning("The device does not hold everything yet; sending the remainder once more.")
-        target.apply(retry)
-        actual = target.read()
+        actual = push_and_verify(target, retry, store, options, recorded, additions)
         retry = remainder(expected, actual, kinds)
         if not retry.unchanged:
             missing = sum(len(c.add) for c in retry.changes)

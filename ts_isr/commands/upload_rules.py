@@ -23,10 +23,10 @@ from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.ranges import Cidr
 from ts_isr.sync import PLACEHOLDER, OwnershipStore, SyncOptions, synchronise
-from ts_isr.targets.asa import AsaDialect
 from ts_isr.targets.cisco import CiscoTarget, Device
+from ts_isr.targets.cisco.asa import AsaDialect
+from ts_isr.targets.cisco.ios import IosDialect
 from ts_isr.targets.dryrun import DryRunTarget
-from ts_isr.targets.ios import IosDialect
 
 PROG = "upload_rules"
 
@@ -67,7 +67,13 @@ def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
     """The device of ``config``, with the groups for ``kinds``; not connected yet."""
     dialect = AsaDialect() if config.personality == "asa" else IosDialect()
     groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
-    return CiscoTarget(dialect, device_of(config), groups, exclusive=config.exclusive_groups)
+    return CiscoTarget(
+        dialect,
+        device_of(config),
+        groups,
+        exclusive=config.exclusive_groups,
+        max_policy_size=config.max_policy_size,
+    )
 
 
 def managed_kinds(allow_wanted: bool, allow_recorded: frozenset[Cidr]) -> tuple[str, ...]:

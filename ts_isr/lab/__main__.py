@@ -14,8 +14,10 @@ import signal
 import sys
 from pathlib import Path
 
-from ts_isr.lab.cli import PLATFORMS, Profile
-from ts_isr.lab.device import Device, Knobs, serve
+from ts_isr.lab.device import serve
+from ts_isr.lab.hostile import Hostile
+from ts_isr.lab.machine import Device, Knobs
+from ts_isr.lab.model import PLATFORMS, Profile
 
 
 def device_parser() -> argparse.ArgumentParser:
@@ -47,6 +49,13 @@ def device_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--syslog", metavar="HOST:PORT", help="`logging host`: send the device's log lines there"
     )
+    hostile = parser.add_argument_group("hostile modes (see ts_isr/lab/hostile.py)")
+    hostile.add_argument("--trickle-ms", type=float, default=0.0, help="show output: one line every N ms")
+    hostile.add_argument("--flood", action="store_true", help="a group shown goes on with members forever")
+    hostile.add_argument("--extra-members", type=int, default=0, metavar="N", help="a group shown: N more")
+    hostile.add_argument("--babble", action="store_true", help="each pushed member line: output without end")
+    hostile.add_argument("--black-hole", action="store_true", help="pushed members vanish; probes answered")
+    hostile.add_argument("--fake-prompt", action="store_true", help="a group shown: a prompt before its end")
     return parser
 
 
@@ -80,6 +89,14 @@ def build_device(args: argparse.Namespace) -> Device:
         hang_on=args.hang_on,
         banner=args.banner,
         syslog=parse_host_port(args.syslog) if args.syslog else None,
+        hostile=Hostile(
+            trickle_ms=args.trickle_ms,
+            flood=args.flood,
+            extra_members=args.extra_members,
+            babble=args.babble,
+            black_hole=args.black_hole,
+            fake_prompt=args.fake_prompt,
+        ),
     )
     keys = args.authorized_keys.read_text() if args.authorized_keys else None
     return Device(profile, args.username, password, knobs, args.state_dir, preload, keys)

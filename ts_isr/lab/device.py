@@ -2,157 +2,27 @@
 
 Raw mode with our own echo (no asyncssh line editor) because the device must take thousands of
 configuration lines a second, and because IOS echoes a line only once it has processed it.  Knobs
-that make it behave like a slow or faulty device live here, not in the interpreter.
+that make it behave like a slow, faulty or hostile device act here (hostile.py plans what a hostile
+device prints), not in the interpreter; the device's state and files are in machine.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
-import json
-import os
-import re
-import socket
-import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO
+from collections.abc import Callable, Iterator
 
 import asyncssh
 
-from ts_isr.lab.cli import DeviceState, Mode, Profile, Reply, Session
-from ts_isr.lab.syslog import ios_line
+from ts_isr.lab.cli import Session
+from ts_isr.lab.hostile import Hostile, Piece, babble_pieces, is_show, show_pieces
+from ts_isr.lab.machine import SECRET_MASK, Device, load_host_key
+from ts_isr.lab.model import Mode, Reply
+from ts_isr.lab.terminal import edit_line, take_lines
 
-STATE_FILE = "state.json"
-COMMANDS_FILE = "commands.log"
-HOST_KEY_FILE = "ssh_host_key"
-SECRET_MASK = "********"
-FLUSH_DELAY = 0.2
-_LINE_END = re.compile(rb"\r\n|\r|\n|\x1a")
-
-
-@dataclass(frozen=True)
-class Knobs:
-    """Realism and fault knobs; all off by default."""
-
-    line_cost_ms: float = 0.0
-    rtt_ms: float = 0.0
-    input_buffer: int | None = None
-    drop_after_lines: int | None = None
-    refuse_login: bool = False
-    hang_on: str | None = None
-    banner: str | None = None
-    syslog: tuple[str, int] | None = None  # `logging host`: where the device sends its own log lines
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write atomically, readable by the owner only (state may hold what a test preloaded)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def load_host_key(state_dir: Path | None) -> asyncssh.SSHKey:
-    """The device's host key: stable per state directory so clients can pin it."""
-    if state_dir is None:
-        return asyncssh.generate_private_key("ssh-ed25519")
-    path = state_dir / HOST_KEY_FILE
-    if not path.exists():
-        key = asyncssh.generate_private_key("ssh-ed25519")
-        write_private(path, key.export_private_key().decode())
-        (state_dir / f"{HOST_KEY_FILE}.pub").write_bytes(key.export_public_key())
-    return asyncssh.read_private_key(str(path))
-
-
-class Device:
-    """One simulated router or firewall: its state, its files and the knobs shared by all sessions."""
-
-    def __init__(
-        self,
-        profile: Profile,
-        username: str,
-        password: str,
-        knobs: Knobs,
-        state_dir: Path | None = None,
-        preload: dict[str, dict[str, list[str]]] | None = None,
-        authorized_keys: str | None = None,
-    ) -> None:
-        self.profile = profile
-        self.username = username
-        self.password = password
-        self.knobs = knobs
-        self.state_dir = state_dir
-        self.authorized_keys = authorized_keys
-        self.booted = time.monotonic()
-        self.config_lines = 0
-        self._flush_handle: asyncio.TimerHandle | None = None
-        self._commands: IO[str] | None = None
-        self.log_sequence = 0
-        self._syslog: socket.socket | None = None
-        if knobs.syslog is not None:
-            self._syslog = socket.socket(
-                socket.AF_INET6 if ":" in knobs.syslog[0] else socket.AF_INET, socket.SOCK_DGRAM
-            )
-            self._syslog.setblocking(False)
-        state_file = state_dir / STATE_FILE if state_dir else None
-        if preload is not None:
-            self.state = DeviceState.from_snapshot(preload)
-        elif state_file and state_file.exists():
-            self.state = DeviceState.from_snapshot(json.loads(state_file.read_text()))
-        else:
-            self.state = DeviceState()
-        if state_dir is not None:
-            state_dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(state_dir / COMMANDS_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._commands = os.fdopen(fd, "a")
-            self.flush_state()
-
-    def uptime(self) -> float:
-        return time.monotonic() - self.booted
-
-    def record(self, lines: list[str]) -> None:
-        """Append received lines to commands.log (flushed per batch, so a test sees them at once)."""
-        if self._commands is not None and lines:
-            self._commands.write("".join(line + "\n" for line in lines))
-            self._commands.flush()
-
-    def changed(self) -> None:
-        """Persist soon: after a burst of configuration lines, not after each one (speed)."""
-        if self.state_dir is None or self._flush_handle is not None:
-            return
-        self._flush_handle = asyncio.get_running_loop().call_later(FLUSH_DELAY, self.flush_state)
-
-    def flush_state(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if self.state_dir is not None:
-            write_private(self.state_dir / STATE_FILE, json.dumps(self.state.snapshot(), indent=1) + "\n")
-
-    def log(self, message: str, severity: int) -> None:
-        """Send one line to the `logging host`, as IOS does (UDP: lost if nobody listens)."""
-        if self._syslog is None or self.knobs.syslog is None:
-            return
-        self.log_sequence += 1
-        line = ios_line(message, self.log_sequence, datetime.now(UTC), self.profile.name, severity)
-        with contextlib.suppress(OSError):
-            self._syslog.sendto(line.encode(), self.knobs.syslog)
-
-    def close(self) -> None:
-        if self._syslog is not None:
-            self._syslog.close()
-        self.flush_state()
-        if self._commands is not None:
-            self._commands.close()
-            self._commands = None
+_STREAM_BATCH = 65536  # bytes of hostile output written at once
+_STREAM_BACKLOG = 1 << 20  # unsent bytes in the channel before a hostile stream waits for the client
 
 
 class LabServer(asyncssh.SSHServer):
@@ -202,6 +72,8 @@ class LabSession(asyncssh.SSHServerSession):
         self.worker: asyncio.Task[None] | None = None
         self.outbuf: list[str] = []
         self.flush_pending = False
+        self.streaming: asyncio.Task[None] | None = None  # a hostile answer being written
+        self.hostile = device.knobs.hostile if device.knobs.hostile != Hostile() else None  # speed
 
     # asyncssh callbacks ---------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
@@ -230,8 +102,9 @@ class LabSession(asyncssh.SSHServerSession):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        if self.worker is not None:
-            self.worker.cancel()
+        for task in (self.worker, self.streaming):
+            if task is not None:
+                task.cancel()
         self.device.flush_state()
 
     # input ------------------------------------------------------------------
@@ -242,6 +115,8 @@ class LabSession(asyncssh.SSHServerSession):
         if limit is not None:
             data = data[: max(limit - len(self.pending), 0)]  # IOS drops what overflows its buffer
         self.pending += data
+        if self.streaming is not None:
+            return  # the device is still printing an answer: the input waits
         if self.device.knobs.line_cost_ms:
             if self.worker is None or self.worker.done():
                 self.worker = asyncio.get_running_loop().create_task(self._work())
@@ -259,7 +134,7 @@ class LabSession(asyncssh.SSHServerSession):
         # Paced by deadline, not by sleeping a full cost per line: timer overshoot
         # would otherwise make the lab slower than the device it plays.
         due = loop.time()
-        while not self.closed and not self.hung:
+        while not self.closed and not self.hung and self.streaming is None:
             lines = self._take_lines(limit=1)
             if not lines:
                 return
@@ -272,8 +147,9 @@ class LabSession(asyncssh.SSHServerSession):
         out: list[str] = []
         received: list[str] = []
         knobs = self.device.knobs
+        hostile = self.hostile
         try:
-            for raw in lines:
+            for index, raw in enumerate(lines):
                 line = edit_line(raw)
                 if line == "\x1a":
                     line = "end" if self.cli.in_config() else ""
@@ -283,6 +159,9 @@ class LabSession(asyncssh.SSHServerSession):
                     out.append(line + "\r\n")
                     self.hung = True
                     return
+                in_group = self.cli.mode is Mode.GROUP
+                if hostile is not None and hostile.black_hole and in_group and line.strip():
+                    continue  # swallowed: no echo, no prompt, no change
                 was_config = self.cli.in_config()
                 try:
                     reply = self.cli.handle(line)
@@ -299,6 +178,10 @@ class LabSession(asyncssh.SSHServerSession):
                 elif reply.changed:
                     self.device.changed()
                 out.append((line if reply.echo else "") + "\r\n")
+                pieces = None if hostile is None else self._hostile_pieces(hostile, line, in_group, reply)
+                if pieces is not None:
+                    self._stream(out, pieces, lines[index + 1 :])
+                    return
                 out.extend(text + "\r\n" for text in reply.lines)
                 if reply.close:
                     self._close(out)
@@ -313,6 +196,41 @@ class LabSession(asyncssh.SSHServerSession):
             self.device.record(received)
             if out and not self.closed:
                 self._send("".join(out))
+
+    def _hostile_pieces(
+        self, hostile: Hostile, line: str, in_group: bool, reply: Reply
+    ) -> Iterator[Piece] | None:
+        """The answer to ``line`` as a hostile mode prints it, or None to answer normally."""
+        if hostile.babble and in_group and line.strip() and self.cli.mode is Mode.GROUP:
+            return babble_pieces()
+        if hostile.shapes_show() and is_show(line) and not reply.close:
+            return show_pieces(hostile, self.device.profile.platform, reply.lines, self.cli.prompt())
+        return None
+
+    def _stream(self, out: list[str], pieces: Iterator[Piece], rest: list[str]) -> None:
+        """Write ``pieces`` paced by their delays; the lines after this one wait until it is done."""
+        self.pending[:0] = b"".join(line.encode() + b"\n" for line in rest)
+        self._send("".join(out))
+        out.clear()
+        self.streaming = asyncio.get_running_loop().create_task(self._stream_out(pieces))
+
+    async def _stream_out(self, pieces: Iterator[Piece]) -> None:
+        batch: list[str] = []
+        size = 0
+        for text, delay in pieces:
+            if delay or size > _STREAM_BATCH:
+                self._send("".join(batch))
+                batch, size = [], 0
+                await asyncio.sleep(delay)
+                while self.chan is not None and self.chan.get_write_buffer_size() > _STREAM_BACKLOG:
+                    await asyncio.sleep(0.01)  # the client reads slower than the device prints
+                if self.closed:
+                    return
+            batch.append(text)
+            size += len(text)
+        self._send("".join(batch))
+        self.streaming = None
+        self._arrive(b"")
 
     def _send(self, text: str) -> None:
         """Queue output; written once per event-loop turn so a burst of lines costs one SSH packet."""
@@ -362,46 +280,6 @@ class LabSession(asyncssh.SSHServerSession):
             self.chan.get_extra_info("connection").abort()
         self.closed = True
         self.device.flush_state()
-
-
-def take_lines(buffer: bytearray, skip_lf: bool, limit: int | None = None) -> tuple[list[str], bool]:
-    """Remove complete lines from ``buffer``: CR, LF or CRLF ends a line, Ctrl-Z is a line of its own.
-
-    A CR at the very end may be the first half of a CRLF split across packets: the returned flag
-    says to skip a LF that starts the next packet, so it does not count as an empty line.
-    """
-    if skip_lf and not buffer:
-        return [], True
-    lines: list[str] = []
-    start = 1 if skip_lf and buffer[:1] == b"\n" else 0
-    skip_lf = False
-    for match in _LINE_END.finditer(buffer, start):
-        if limit is not None and len(lines) >= limit:
-            break
-        if match.group() == b"\x1a":
-            if match.start() > start:
-                lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
-            lines.append("\x1a")
-        else:
-            lines.append(buffer[start : match.start()].decode("utf-8", "replace"))
-            skip_lf = match.group() == b"\r" and match.end() == len(buffer)
-        start = match.end()
-    del buffer[:start]
-    return lines, skip_lf
-
-
-def edit_line(line: str) -> str:
-    """Apply backspace/delete as a terminal would before the parser sees the line."""
-    if "\x7f" not in line and "\x08" not in line:
-        return line
-    kept: list[str] = []
-    for char in line:
-        if char in "\x7f\x08":
-            if kept:
-                kept.pop()
-        else:
-            kept.append(char)
-    return "".join(kept)
 
 
 async def serve(device: Device, host: str, port: int) -> asyncssh.SSHAcceptor:

@@ -1,13 +1,13 @@
 """IOS / IOS-XE (ISR routers): object-group member syntax and ``show object-group`` parsing.
 
-Pure text in, addresses out; the SSH side is in :mod:`ts_isr.targets.cisco`.
+Pure text in, addresses out; the SSH side is in :mod:`ts_isr.targets.cisco.session`.
 """
 
 from __future__ import annotations
 
 import re
 
-from ts_isr.targets.cisco import ABSENT, Dialect, GroupContents, group_body, parse_members
+from ts_isr.targets.cisco.members import ABSENT, Dialect, GroupContents, group_body, parse_members
 
 # `show object-group` without a name (older IOS) prints every group: "Network object group X",
 # "Service object group Y"; the group read ends at the next one.

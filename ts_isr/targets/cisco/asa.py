@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from ts_isr.targets.cisco import ABSENT, Dialect, GroupContents, group_body, parse_members
+from ts_isr.targets.cisco.members import ABSENT, Dialect, GroupContents, group_body, parse_members
 
 _NEXT_GROUP = re.compile(r"object-group ", re.IGNORECASE)
 

@@ -1,0 +1,75 @@
+"""The lab device's model: platforms, CLI modes, its configuration state, its profile, a reply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+IOS = "ios"
+ASA = "asa"
+PLATFORMS = (IOS, ASA)
+
+
+class Mode(Enum):
+    USER = "user"
+    EXEC = "exec"
+    CONFIG = "config"
+    GROUP = "group"
+    PASSWORD = "password"  # after `enable`: the next line is the secret, never echoed
+    COPY_CONFIRM = "copy-confirm"  # after `copy running-config startup-config`: the filename question
+
+
+@dataclass
+class DeviceState:
+    """The configuration a device holds: object-groups with ordered members, running and startup apart.
+
+    Members are kept as insertion-ordered dicts (keys are the configuration text of each member) so
+    that adding, removing and testing one member stays O(1) for groups of 30,000 members.
+    """
+
+    running: dict[str, dict[str, None]] = field(default_factory=dict)
+    startup: dict[str, dict[str, None]] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, dict[str, list[str]]]:
+        """The state.json form: ``{"running": {GROUP: [member, ...]}, "startup": {...}}``."""
+        return {
+            "running": {name: list(members) for name, members in self.running.items()},
+            "startup": {name: list(members) for name, members in self.startup.items()},
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, dict[str, list[str]]]) -> DeviceState:
+        def load(groups: dict[str, list[str]]) -> dict[str, dict[str, None]]:
+            return {name: dict.fromkeys(members) for name, members in groups.items()}
+
+        return cls(load(data.get("running", {})), load(data.get("startup", {})))
+
+    def save(self) -> None:
+        """`write memory`: the startup configuration becomes a copy of the running one."""
+        self.startup = {name: dict(members) for name, members in self.running.items()}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What kind of device this is: platform, names, secret and the behaviours a test can switch on."""
+
+    platform: str = IOS
+    hostname: str = ""
+    secret: str = ""
+    old_ios: bool = False  # answers `show object-group name X` with `% Invalid input`, as 12.x/15.0 did
+    max_members: int | None = None
+    odd_prompt: bool = False  # the device sits in ROM monitor: a prompt no client should accept
+
+    @property
+    def name(self) -> str:
+        return self.hostname or ("ISR4331" if self.platform == IOS else "ASA5506")
+
+
+@dataclass
+class Reply:
+    """What the device prints after a line: the lines of output, then the next prompt."""
+
+    lines: list[str] = field(default_factory=list)
+    echo: bool = True
+    close: bool = False
+    changed: bool = False

@@ -1,0 +1,223 @@
+"""Member text of Cisco object-groups: parsing what a device prints, formatting what the tool sends.
+
+Pure text in, addresses out.  A line is the tool's only in the exact form the
+tool writes, so nothing the device printed is ever sent back as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from ts_isr.ranges import Cidr, int_to_text, range_to_cidrs
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
+
+
+def dotted_quad(text: str) -> int | None:
+    """``a.b.c.d`` exactly as a Cisco device prints it (no prefix, no length, no leading zero), or None."""
+    if not _DOTTED_QUAD.fullmatch(text):
+        return None
+    return int.from_bytes(bytes(int(octet) for octet in text.split(".")), "big")
+
+
+def mask_text(prefixlen: int) -> str:
+    return int_to_text(4, (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF)
+
+
+def mask_prefixlen(text: str) -> int | None:
+    """The prefix length of a dotted netmask; None for a non-contiguous or malformed one."""
+    mask = dotted_quad(text)
+    if mask is None:
+        return None
+    inverted = ~mask & 0xFFFFFFFF
+    if inverted & (inverted + 1):
+        return None
+    return 32 - inverted.bit_length()
+
+
+@dataclass(frozen=True)
+class Member:
+    """One address member line of a group, parsed: ``host X``, ``X MASK`` or ``range A B``.
+
+    A line is a member only when :meth:`text` rebuilds it exactly, so a
+    removal sent back to the device is made of parsed values, never of the
+    device's own text.  The tool writes ``host X`` for a single address and
+    ``X MASK`` for a wider network; any other line (a ``range``, an
+    ``X 255.255.255.255``) is a user's.
+    """
+
+    form: str  # "host", "mask" or "range"
+    first: int
+    last: int
+
+    @classmethod
+    def of(cls, cidr: Cidr) -> Member:
+        return cls("host" if cidr.prefixlen == 32 else "mask", cidr.network, cidr.last)
+
+    @property
+    def cidrs(self) -> tuple[Cidr, ...]:
+        return tuple(range_to_cidrs(4, self.first, self.last))
+
+    @property
+    def in_tools_form(self) -> bool:
+        """Written the way the tool writes members (see :meth:`of`); only such a line can be its own."""
+        return self.form == "host" or (self.form == "mask" and self.first != self.last)
+
+    def text(self) -> str:
+        if self.form == "host":
+            return f"host {int_to_text(4, self.first)}"
+        if self.form == "range":
+            return f"range {int_to_text(4, self.first)} {int_to_text(4, self.last)}"
+        prefixlen = 33 - (self.last - self.first + 1).bit_length()
+        return f"{int_to_text(4, self.first)} {mask_text(prefixlen)}"
+
+
+def parse_member(text: str) -> Member | None:
+    """``host X``, ``X MASK`` or ``range A B`` in the device's exact form; None for anything else."""
+    words = text.split(" ")
+    if len(words) == 2 and words[0] == "host":
+        address = dotted_quad(words[1])
+        return None if address is None else Member("host", address, address)
+    if len(words) == 2:
+        address, prefixlen = dotted_quad(words[0]), mask_prefixlen(words[1])
+        if address is None or prefixlen is None:
+            return None
+        hostmask = (1 << (32 - prefixlen)) - 1
+        return None if address & hostmask else Member("mask", address, address | hostmask)
+    if len(words) == 3 and words[0] == "range":
+        first, last = dotted_quad(words[1]), dotted_quad(words[2])
+        if first is None or last is None or first > last:
+            return None
+        return Member("range", first, last)
+    return None
+
+
+@dataclass(frozen=True)
+class GroupContents:
+    """One object-group as read: each IPv4 network it holds, with every member line that covers it.
+
+    ``others`` are the lines this tool never manages: description,
+    group-object, any, objects, IPv6 members, anything not in exact form.
+    """
+
+    members: Mapping[Cidr, tuple[Member, ...]]
+    others: tuple[str, ...]
+
+    @property
+    def cidrs(self) -> frozenset[Cidr]:
+        return frozenset(self.members)
+
+    @property
+    def held_by_user(self) -> frozenset[Cidr]:
+        """The networks a line in a form the tool never writes covers (a ``range``, an
+        ``X 255.255.255.255``): a user's line, so the tool removes them only in an exclusive group."""
+        return frozenset(
+            cidr for cidr, members in self.members.items() if not all(m.in_tools_form for m in members)
+        )
+
+
+ABSENT = GroupContents(members={}, others=())
+
+
+def group_body(text: str, header: str, next_group: re.Pattern[str]) -> list[str] | None:
+    """The stripped lines after ``header`` up to the next group's header; None without ``header``.
+
+    ``next_group`` is matched on the line as printed: members are indented,
+    so a description that reads like a header never ends the group.
+    """
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    lowered = [line.strip().lower() for line in lines]
+    if header.lower() not in lowered:
+        return None
+    body = []
+    for line in lines[lowered.index(header.lower()) + 1 :]:
+        if next_group.match(line):
+            break
+        body.append(line.strip())
+    return body
+
+
+def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
+    """Member lines (already stripped) into networks; what is not an address member is the user's."""
+    members: dict[Cidr, list[Member]] = {}
+    others: list[str] = []
+    for line in lines:
+        member = parse_member(line[len(prefix) :]) if line.startswith(prefix) else None
+        if member is None:
+            others.append(line)
+            continue
+        for cidr in member.cidrs:
+            members.setdefault(cidr, []).append(member)
+    return GroupContents(members={c: tuple(m) for c, m in members.items()}, others=tuple(others))
+
+
+def removal_lines(
+    contents: GroupContents, remove: Iterable[Cidr], keep: frozenset[Cidr], *, users_lines: bool
+) -> tuple[list[Cidr], list[tuple[Member, frozenset[Cidr]]]]:
+    """The members whose removal takes ``remove`` out, each with the networks it takes.
+
+    Every line covering a network goes, so none is left behind to hold it;
+    a line in a form the tool never writes only with ``users_lines``
+    (exclusive groups).  A ``range`` covers several networks, so those in
+    ``keep`` that no other line still holds come back first as single
+    members (returned as additions, sent before).
+    """
+    taken: dict[Member, None] = {}
+    for cidr in remove:
+        for member in contents.members.get(cidr, ()):
+            if users_lines or member.in_tools_form:
+                taken[member] = None
+    still_held = {c for c, members in contents.members.items() if any(m not in taken for m in members)}
+    gone = {cidr for member in taken for cidr in member.cidrs}
+    readd = sorted((gone & keep) - still_held)
+    return readd, [(member, frozenset(member.cidrs)) for member in taken]
+
+
+def never_empty(
+    present: frozenset[Cidr], removals: Iterable[tuple[str, frozenset[Cidr]]], other_members: bool
+) -> tuple[list[str], list[str]]:
+    """The removals to send, and those held back so that the group keeps a member.
+
+    ``present`` is what the group holds once the additions are in; a group
+    used by an ACL may not be emptied, and an empty block group blocks nothing.
+    """
+    if other_members:
+        return [line for line, _ in removals], []
+    left = set(present)
+    send, held = [], []
+    for line, cidrs in removals:
+        if left - cidrs:
+            left -= cidrs
+            send.append(line)
+        else:
+            held.append(line)
+    return send, held
+
+
+class Dialect(ABC):
+    """What differs between IOS and ASA: member prefix, how a group is read, session settings."""
+
+    name: str
+    device_type: str  # netmiko's
+    member_prefix: str
+    session_commands: tuple[str, ...] = ()  # terminal settings netmiko does not make in privileged EXEC
+
+    @abstractmethod
+    def read_commands(self, group: str) -> tuple[str, ...]:
+        """Commands that show one group, the preferred first (the next is tried on ``% Invalid input``)."""
+
+    @abstractmethod
+    def parse_group(self, group: str, text: str) -> GroupContents:
+        """The group in the output of a read command."""
+
+    def line(self, member: Member) -> str:
+        """The configuration line of ``member`` inside the group."""
+        return self.member_prefix + member.text()
+
+    def member_line(self, cidr: Cidr) -> str:
+        """The configuration line that adds ``cidr`` inside the group."""
+        return self.line(Member.of(cidr))

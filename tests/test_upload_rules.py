@@ -375,3 +375,15 @@ def test_a_failure_in_configuration_mode_logs_off_at_once(tmp_path, capsys):
         target.close()
         assert time.monotonic() - started < 15, "logged off without waiting for ssh_timeout"
         assert [line for line in device.commands() if line][-2:] == ["end", "disable"]
+
+
+def test_a_known_hosts_another_user_can_change_is_refused_before_any_login(tmp_path, knot, capsys):
+    """Whoever could write the trusted key could stand a fake device in between and collect the
+    passwords: the file is trusted like the config."""
+    with lab_device(tmp_path, platform="ios") as device:
+        run = Run(tmp_path, knot, device, capsys)
+        os.chown(run.known_hosts, 65534, 65534)
+        code, out = run()
+        assert code == Exit.FAILED
+        assert f"[ERROR] : known_hosts {run.known_hosts} is refused: it is owned by uid 65534" in out
+        assert device.commands() == [] and not run.group()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ts_isr.errors import DeviceError, TsError
+from ts_isr.files import check_trusted, trusted_path
 from ts_isr.log import escape, log
 from ts_isr.targets.cisco.bounds import Budget, command_budget
 from ts_isr.targets.cisco.members import Dialect
@@ -104,6 +105,8 @@ class Session:
 
         device = self.device
         log.info("Logging into remote device.")
+        if device.known_hosts.exists():  # whoever could change it could plant a fake device's key
+            check_trusted(trusted_path(device.known_hosts, "known_hosts"), "known_hosts")
         try:
             self.conn = ConnectHandler(
                 device_type=self.dialect.device_type,

@@ -20,6 +20,7 @@ def run(
 
 def test_a_run_reaches_node_exporter_with_every_label(tmp_path: Path) -> None:
     folder = tmp_path / "textfile"
+    folder.mkdir()
     done = run(
         True,
         policy_entries={"block": {"4": 120, "6": 3}},
@@ -45,6 +46,7 @@ def test_a_run_reaches_node_exporter_with_every_label(tmp_path: Path) -> None:
 
 def test_a_failed_run_keeps_the_last_success(tmp_path: Path) -> None:
     folder = tmp_path / "textfile"
+    folder.mkdir()
     good = run(True, started=1000.0)
     write_run_metrics(folder, good)
     write_run_metrics(folder, run(False, started=2000.0, previous=good))
@@ -57,6 +59,7 @@ def test_a_failed_run_keeps_the_last_success(tmp_path: Path) -> None:
 
 def test_two_commands_and_devices_never_collide(tmp_path: Path) -> None:
     folder = tmp_path / "textfile"
+    folder.mkdir()
     write_run_metrics(folder, run(True, policy_entries={"block": {"4": 1}}))
     other = RunRecord("tsadmin_update", "host-1", 5.0, policy_entries={"block": {"4": 2}})
     other.finish("unchanged", 6.0, None)
@@ -92,3 +95,21 @@ def test_a_planted_link_is_replaced_never_written_through(tmp_path: Path) -> Non
     assert write_run_metrics(folder, run(False)) is not None
     assert victim.read_text() == "root's file\n"
     assert not metrics_path(folder, "upload_rules", "192.0.2.1").is_symlink()
+
+
+def test_debians_layout_works_and_a_swapped_folder_is_refused(tmp_path: Path) -> None:
+    """/var/lib/prometheus is the prometheus user's, its node-exporter folder root's: root writes
+    there, and only in the folder it checked (a link put in its place is refused)."""
+    parent = tmp_path / "prometheus"
+    parent.mkdir()
+    folder = parent / "node-exporter"
+    folder.mkdir(mode=0o755)
+    os.chown(parent, 65534, 65534)
+    assert write_run_metrics(folder, run(True)) == metrics_path(folder, "upload_rules", "192.0.2.1")
+    assert oct(metrics_path(folder, "upload_rules", "192.0.2.1").stat().st_mode & 0o777) == "0o644"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    folder.rename(parent / "moved")
+    os.symlink(elsewhere, folder)
+    assert write_run_metrics(folder, run(True)) is None
+    assert list(elsewhere.iterdir()) == []

@@ -126,11 +126,11 @@ def test_a_tsoutput_link_is_never_appended_to(run_dir: Path) -> None:
 def test_a_lock_link_never_truncates_its_target(run_dir: Path) -> None:
     target = precious(run_dir)
     (run_dir / "var" / "state").mkdir(mode=0o700, parents=True)
-    os.symlink(target, run_dir / "var" / "state" / "upload_rules.lock")
+    os.symlink(target, run_dir / "var" / "state" / "upload_rules-192.0.2.1-22.lock")
     done = upload_rules(run_dir)
     assert done.returncode == Exit.FAILED
     assert done.stdout.startswith(
-        f"[ERROR] : {run_dir}/var/state/upload_rules.lock is a symbolic link; refused"
+        f"[ERROR] : {run_dir}/var/state/upload_rules-192.0.2.1-22.lock is a symbolic link; refused"
     )
     assert done.stdout.count("\n") == 1
     assert_untouched(target)

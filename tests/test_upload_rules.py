@@ -258,7 +258,7 @@ def test_device_errors_fail_loudly_after_one_retry(tmp_path, knot, capsys):
 def test_concurrent_run_exits_at_once_and_kill_9_never_blocks(tmp_path, knot, capsys):
     with lab_device(tmp_path, line_cost_ms=2) as device:
         run = Run(tmp_path, knot, device, capsys)
-        with run_lock(run.dir / "state" / "upload_rules.lock", "test"):
+        with run_lock(run.dir / "state" / f"upload_rules-{device.host}-{device.port}.lock", "test"):
             started = time.monotonic()
             code, out = run()
             assert code == Exit.LOCKED and "holds the lock" in out and time.monotonic() - started < 10

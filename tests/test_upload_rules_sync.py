@@ -90,12 +90,19 @@ def test_synchronise_keeps_users_members_retries_once_and_records_ownership(tmp_
     target = MemoryTarget({"block": cidrs("10.9.9.9")}, flaky=1)
     options = SyncOptions(groups={"block": "TS"})
     policy = Policy(tuple(sorted(cidrs("192.0.2.1", "192.0.2.2"))), ())
-    assert synchronise(target, policy, store, options) == Exit.CHANGED
+    first = synchronise(target, policy, store, options)
+    assert (first.exit, first.added, first.removed, first.members) == (
+        Exit.CHANGED,
+        {"block": 2},
+        {"block": 0},
+        {"block": 3},
+    )
     assert target.applied == 2 and target.members["block"] == set(cidrs("10.9.9.9", "192.0.2.1", "192.0.2.2"))
     assert store.load("TS") == cidrs("192.0.2.1", "192.0.2.2")
-    assert synchronise(target, policy, store, options) == Exit.UNCHANGED and target.applied == 2
+    assert synchronise(target, policy, store, options).exit == Exit.UNCHANGED and target.applied == 2
     smaller = Policy(tuple(cidrs("192.0.2.2")), ())
-    assert synchronise(target, smaller, store, options) == Exit.CHANGED
+    shrunk = synchronise(target, smaller, store, options)
+    assert (shrunk.exit, shrunk.removed, shrunk.members) == (Exit.CHANGED, {"block": 1}, {"block": 2})
     assert target.members["block"] == set(cidrs("10.9.9.9", "192.0.2.2"))
 
 
@@ -128,12 +135,12 @@ def test_a_failed_save_is_made_up_for_by_the_next_run(tmp_path):
     with pytest.raises(DeviceError, match="write memory failed"):
         synchronise(target, policy, store, options)
     assert store.unsaved.exists()
-    assert synchronise(target, policy, store, options) == Exit.CHANGED
+    assert synchronise(target, policy, store, options).exit == Exit.CHANGED
     assert target.saves == 2 and not store.unsaved.exists()
-    assert synchronise(target, policy, store, options) == Exit.UNCHANGED and target.saves == 2
+    assert synchronise(target, policy, store, options).exit == Exit.UNCHANGED and target.saves == 2
     dry = SyncOptions(groups={"block": "TS"}, write_memory=True, record=False)
     store.unsaved.write_text("")
-    assert synchronise(target, policy, store, dry) == Exit.UNCHANGED and target.saves == 2, (
+    assert synchronise(target, policy, store, dry).exit == Exit.UNCHANGED and target.saves == 2, (
         "a dry run saves nothing"
     )
 
@@ -186,7 +193,7 @@ def test_a_run_that_dies_mid_push_lets_the_next_claim_exactly_what_it_added(tmp_
     with pytest.raises(DeviceError, match="connection lost"):
         synchronise(target, policy, store, options)
     assert store.load("TS") == frozenset() and store.load_pending("TS") == cidrs("192.0.2.1", "192.0.2.2")
-    assert synchronise(target, policy, store, options) == Exit.CHANGED
+    assert synchronise(target, policy, store, options).exit == Exit.CHANGED
     assert store.load("TS") == cidrs("192.0.2.1", "192.0.2.2") and not store.pending_path("TS").exists()
-    assert synchronise(target, Policy(tuple(cidrs("198.51.100.1")), ()), store, options) == Exit.CHANGED
+    assert synchronise(target, Policy(tuple(cidrs("198.51.100.1")), ()), store, options).exit == Exit.CHANGED
     assert target.members["block"] == set(users | cidrs("198.51.100.1")), "the user's members stay"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -270,6 +271,7 @@ class BuiltPolicy:
     policy: Policy
     dropped: dict[str, dict[str, int]]  # list -> reason (invalid, too_broad, truncated, lifeline)
     spared: tuple[SparedLifeline, ...]
+    fetched_at: datetime  # as the last good policy records it
 
     def entries(self) -> dict[str, dict[str, int]]:
         """list -> family -> entries of the built policy."""
@@ -378,9 +380,10 @@ def build_for(
     )
     if not policy.block:
         log.warning(f"the block list {fetched.block_name} is empty: nothing will be blocked")
+    fetched_at = datetime.now(UTC)
     if state_dir is not None and record:
         try:
-            save_last_good(state_dir, policy, spared=spared, key=store_key)
+            save_last_good(state_dir, policy, fetched_at, spared, key=store_key)
         except OSError as exc:
             raise FetchError(
                 f"cannot keep the last good policy in {state_dir} ({exc.strerror}); "
@@ -390,7 +393,7 @@ def build_for(
     dropped.setdefault("block", {}).update(truncated=report.block_truncated, lifeline=len(spared))
     if "allow" in dropped or report.allow_truncated:
         dropped.setdefault("allow", {})["truncated"] = report.allow_truncated
-    return BuiltPolicy(policy, dropped, spared)
+    return BuiltPolicy(policy, dropped, spared, fetched_at)
 
 
 def fetch_policy(

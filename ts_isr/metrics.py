@@ -12,13 +12,15 @@ numbers come from the run's :class:`~ts_isr.runrecord.RunRecord`.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ts_isr.files import UnsafePath, safe_name, trusted_dir, write_atomic
+from ts_isr.files import UnsafePath, safe_name, untrusted_because
 from ts_isr.log import escape, log
 from ts_isr.runrecord import RunRecord
 
@@ -139,9 +141,41 @@ def write_run_metrics(metrics_dir: Path | None, run: RunRecord) -> Path | None:
         return None
     path = metrics_path(metrics_dir, run.command, run.device)
     try:
-        trusted_dir(metrics_dir, "metrics_dir", 0o755)
-        write_atomic(path, render(run), 0o644)
+        _replace_in(metrics_dir, path.name, render(run))
     except (OSError, UnsafePath) as exc:
         log.warning(f"cannot write the metrics file {path}: {escape(str(exc))}; fix metrics_dir")
         return None
     return path
+
+
+def _replace_in(folder: Path, name: str, text: str) -> None:
+    """Replace ``folder/name`` atomically, working inside the folder as opened.
+
+    Debian's textfile folder sits under ``/var/lib/prometheus``, which the
+    ``prometheus`` user owns and so could swap its entries; the folder itself
+    is root's.  It is opened without following a link and checked as opened,
+    and every file operation is made relative to that handle, so whatever
+    happens to the path afterwards, root writes only in the folder it checked.
+    """
+    folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        reason = untrusted_because(os.fstat(folder_fd))
+        if reason is not None:
+            raise UnsafePath(
+                f"metrics_dir {folder} is refused: {reason}; choose a folder only root can change"
+            )
+        temporary = f".{name}.{secrets.token_hex(6)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(temporary, flags, 0o644, dir_fd=folder_fd)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                os.fchmod(handle.fileno(), 0o644)  # node_exporter reads it, whatever the umask
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+        except BaseException:
+            os.unlink(temporary, dir_fd=folder_fd)
+            raise
+    finally:
+        os.close(folder_fd)

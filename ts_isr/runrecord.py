@@ -28,7 +28,7 @@ class RunRecord:
     device: str
     started: float  # seconds since the epoch
     duration: float = 0.0
-    result: str = "failed"  # one of RESULTS
+    result: str = "unchanged"  # one of RESULTS
     reason: str = ""  # a failure's one line
     last_success: float | None = None
     policy_fetched_at: float | None = None  # which policy the run applied

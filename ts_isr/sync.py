@@ -162,6 +162,30 @@ class SyncOptions:
     record: bool = True  # False for a dry run: the ownership records stay as they are
 
 
+@dataclass(frozen=True)
+class SyncResult:
+    """What one device's run did, as Nornir's ``Result`` carries one per host: for the summary,
+    the metrics and the exit status."""
+
+    changed: bool
+    added: Mapping[str, int]  # list kind -> entries added
+    removed: Mapping[str, int]
+    members: Mapping[str, int]  # list kind -> members the group holds after the run
+
+    @property
+    def exit(self) -> Exit:
+        return Exit.CHANGED if self.changed else Exit.UNCHANGED
+
+
+def _result(changed: bool, plan: Plan, held: Members) -> SyncResult:
+    return SyncResult(
+        changed,
+        {c.kind: len(c.add) for c in plan.changes},
+        {c.kind: len(c.remove) for c in plan.changes},
+        {kind: len(members) for kind, members in held.items()},
+    )
+
+
 def log_counts(change: ListChange) -> None:
     log.info(f"{change.still_active} items are still active in the ThreatSTOP {change.kind} list.")
     log.info(f"{len(change.add)} items are new in the ThreatSTOP {change.kind} list.")
@@ -213,8 +237,8 @@ def push_and_verify(
     return actual
 
 
-def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: SyncOptions) -> Exit:
-    """Read, plan, guard, push, verify (retrying the remainder once), save; return UNCHANGED or CHANGED."""
+def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: SyncOptions) -> SyncResult:
+    """Read, plan, guard, push, verify (retrying the remainder once), save; say what changed."""
     kinds = tuple(options.groups)
     recorded = {kind: store.load(options.groups[kind]) for kind in kinds}
     skipped = sum(1 for cidr in (*policy.block, *policy.allow) if cidr.family not in target.families)
@@ -247,10 +271,10 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     if plan.unchanged:
         log.info("The device already holds the policy: nothing to change.")
         if not (options.write_memory and options.record and store.unsaved.exists()):
-            return Exit.UNCHANGED
+            return _result(False, plan, installed)
         log.info("An earlier change was not saved; saving it now.")
         save_running_config(target, store)
-        return Exit.CHANGED
+        return _result(True, plan, installed)
     expected = {c.kind: c.applied_to(installed[c.kind]) for c in plan.changes}
     additions = {c.kind: frozenset(c.add) for c in plan.changes}
     actual = push_and_verify(target, plan, store, options, recorded, additions)
@@ -272,4 +296,4 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
             store.save(options.groups[change.kind], change.applied_to(recorded[change.kind]))
     if options.write_memory and options.record:
         save_running_config(target, store)
-    return Exit.CHANGED
+    return _result(True, plan, actual)

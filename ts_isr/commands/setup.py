@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ts_isr import __version__, hostkeys, sysconf
 from ts_isr.commands.common import command_dir, command_parser, load_command_config, run_command
-from ts_isr.commands.upload_rules import cisco_target
 from ts_isr.config import CISCO_KEYS, Config, Invalid, find_config, read_values, save_config
+from ts_isr.devicerun import cisco_target
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.log import add_secret, log, setup_logging
 from ts_isr.tools import child_env

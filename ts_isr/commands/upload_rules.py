@@ -14,19 +14,17 @@ import time
 from datetime import datetime
 
 from ts_isr import __version__
+from ts_isr.commands.answers import search_lines, show_status
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
+from ts_isr.devicerun import RunOptions, device_lock, note_policy, note_sync, recorded_run, sync_device
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
 from ts_isr.lock import run_lock
 from ts_isr.log import log
-from ts_isr.ranges import Cidr
-from ts_isr.sync import PLACEHOLDER, OwnershipStore, SyncOptions, synchronise
-from ts_isr.targets.cisco import CiscoTarget, Device
-from ts_isr.targets.cisco.asa import AsaDialect
-from ts_isr.targets.cisco.ios import IosDialect
-from ts_isr.targets.dryrun import DryRunTarget
+from ts_isr.runrecord import RunRecord, load_record
+from ts_isr.targets.cisco import CiscoTarget
 
 PROG = "upload_rules"
 
@@ -48,42 +46,23 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--print-policy", action="store_true", help="print the policy (block/allow CIDRs); touch no device"
     )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="show the last run (time, result, entries) from local state; exit 1 when it needs attention",
+    )
+    parser.add_argument(
+        "--search",
+        nargs="+",
+        metavar="ADDRESS",
+        help="say whether the last good policy blocks or allows each address, and by which entry",
+    )
     return parser
 
 
-def device_of(config: Config) -> Device:
-    return Device(
-        host=str(config.device),
-        port=config.ssh_port,
-        username=config.username,
-        password=config.password,
-        secret=config.enable_pw,
-        known_hosts=config.known_hosts,
-        timeout=config.ssh_timeout,
-    )
-
-
-def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
-    """The device of ``config``, with the groups for ``kinds``; not connected yet."""
-    dialect = AsaDialect() if config.personality == "asa" else IosDialect()
-    groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
-    return CiscoTarget(
-        dialect,
-        device_of(config),
-        groups,
-        exclusive=config.exclusive_groups,
-        max_policy_size=config.max_policy_size,
-    )
-
-
-def managed_kinds(allow_wanted: bool, allow_recorded: frozenset[Cidr]) -> tuple[str, ...]:
-    """The block group always; the allow group when there is an allow list, and also while the tool
-    still has members in it, so that removing allow_list from the config empties it (down to the
-    placeholder) instead of leaving the old allowed addresses there for good."""
-    return ("block", "allow") if allow_wanted or allow_recorded - {PLACEHOLDER} else ("block",)
-
-
-def upload(config: Config, args: argparse.Namespace) -> Exit:
+def upload(config: Config, args: argparse.Namespace, record: RunRecord | None) -> Exit:
+    """The seed's sequence for one device; ``record`` (None for a dry run or --print-policy) is told
+    what the run did."""
     log.info("Previous configuration found ... Loading config data...")
     log.info("Initializing data from configuration file.")
     log.info("Verifying manditory parameters state.")
@@ -92,37 +71,32 @@ def upload(config: Config, args: argparse.Namespace) -> Exit:
     built = fetch_policy(
         config,
         force=args.force,
-        record=not (args.dry_run or args.print_policy),
+        record=record is not None,
         families=CiscoTarget.families,
     )
-    policy = built.policy
     if args.print_policy:
-        for line in policy.lines():
+        for line in built.policy.lines():
             print(line)
         return Exit.UNCHANGED
-    store = OwnershipStore(config.state_dir, f"{config.device}-{config.ssh_port}")
-    kinds = managed_kinds(bool(config.allow_list or policy.allow), store.load(config.object_group_allow))
+    if record is not None:
+        note_policy(record, built)
     log.info("Initializing remote connection.")
-    if args.trust_host_key:
-        from ts_isr import hostkeys  # paramiko: imported only when a device is contacted
+    result = sync_device(config, built, RunOptions(args.dry_run, args.force, args.trust_host_key))
+    if record is not None:
+        note_sync(record, result)
+    return result.exit
 
-        hostkeys.trust(
-            config.known_hosts, str(config.device), config.ssh_port, config.ssh_timeout, unasked=True
-        )
-    device = cisco_target(config, kinds)
-    target = DryRunTarget(device) if args.dry_run else device
-    options = SyncOptions(
-        groups=device.groups,
-        exclusive=config.exclusive_groups,
-        max_shrink=config.max_shrink,
-        force=args.force,
-        write_memory=config.write_memory,
-        record=not args.dry_run,
-    )
-    with target:
-        device.connect()
-        result = synchronise(target, policy, store, options)
-    return result
+
+def answer(config: Config, args: argparse.Namespace) -> Exit:
+    """--status and --search: from local state only, no lock, no network."""
+    label = str(config.device)
+    if args.status:
+        return show_status(config.state_dir, PROG, [label])
+    groups = {"block": config.object_group_block, "allow": config.object_group_allow}
+    record = load_record(config.state_dir, PROG, label)
+    for line in search_lines(args.search, config.state_dir, groups=groups, record=record):
+        print(line)
+    return Exit.UNCHANGED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> Exit:
         config = load_command_config(args.config)
+        if args.status or args.search:
+            return answer(config, args)
         use_logfile(config.tsoutput, verbose=args.verbose)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
         try:  # its ownership records decide what is removed from the device: checked before any is read
@@ -139,8 +115,12 @@ def main(argv: list[str] | None = None) -> int:
             raise TsError(
                 f"cannot use state_dir {config.state_dir}: {exc.strerror}; fix it or its permissions"
             ) from None
-        with run_lock(config.state_dir / "upload_rules.lock", PROG):
-            result = upload(config, args)
+        with run_lock(device_lock(config), PROG):
+            if args.dry_run or args.print_policy:
+                result = upload(config, args, None)
+            else:
+                with recorded_run(config, str(config.device)) as record:
+                    result = upload(config, args, record)
         elapsed = int(time.monotonic() - started)
         hours, rest = divmod(elapsed, 3600)
         took = f"{hours:02}:{rest // 60:02}:{rest % 60:02}"

@@ -1,0 +1,146 @@
+"""One Cisco device's run, the same for a single-device run, setup and every device of a fleet.
+
+The factory (:func:`cisco_target`) makes the target from a device's checked
+settings; :func:`sync_device` trusts its key when asked, connects, and
+synchronises it with a built policy; :func:`recorded_run` keeps what the run
+did (``--status``, the metrics) whatever way it ends.  Each device has its own
+lock, ownership records and last good policy in ``state_dir``, named by
+:func:`device_key`, so a single-device run and a fleet run never push to the
+same device at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ts_isr.config import Config
+from ts_isr.errors import LockedError
+from ts_isr.fetch import BuiltPolicy
+from ts_isr.files import safe_name
+from ts_isr.metrics import metrics_dir_of, write_run_metrics
+from ts_isr.ranges import Cidr
+from ts_isr.runrecord import RunRecord, load_record, save_record
+from ts_isr.sync import PLACEHOLDER, OwnershipStore, SyncOptions, SyncResult, synchronise
+from ts_isr.targets.cisco import CiscoTarget, Device
+from ts_isr.targets.cisco.asa import AsaDialect
+from ts_isr.targets.cisco.ios import IosDialect
+from ts_isr.targets.dryrun import DryRunTarget
+
+COMMAND = "upload_rules"
+
+
+def device_key(config: Config) -> str:
+    """What names a device's state files and lock: its address and SSH port."""
+    return f"{config.device}-{config.ssh_port}"
+
+
+def device_of(config: Config) -> Device:
+    return Device(
+        host=str(config.device),
+        port=config.ssh_port,
+        username=config.username,
+        password=config.password,
+        secret=config.enable_pw,
+        known_hosts=config.known_hosts,
+        timeout=config.ssh_timeout,
+    )
+
+
+def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
+    """The device of ``config``, with the groups for ``kinds``; not connected yet."""
+    dialect = AsaDialect() if config.personality == "asa" else IosDialect()
+    groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
+    return CiscoTarget(
+        dialect,
+        device_of(config),
+        groups,
+        exclusive=config.exclusive_groups,
+        max_policy_size=config.max_policy_size,
+    )
+
+
+def managed_kinds(allow_wanted: bool, allow_recorded: frozenset[Cidr]) -> tuple[str, ...]:
+    """The block group always; the allow group when there is an allow list, and also while the tool
+    still has members in it, so that removing allow_list from the config empties it (down to the
+    placeholder) instead of leaving the old allowed addresses there for good."""
+    return ("block", "allow") if allow_wanted or allow_recorded - {PLACEHOLDER} else ("block",)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    dry_run: bool = False
+    force: bool = False
+    trust_host_key: bool = False
+
+
+def device_lock(config: Config) -> Path:
+    return config.state_dir / f"{COMMAND}-{safe_name(device_key(config))}.lock"
+
+
+def sync_device(config: Config, built: BuiltPolicy, options: RunOptions) -> SyncResult:
+    """Log into the device and bring its groups to ``built``; the caller holds its lock."""
+    policy = built.policy
+    store = OwnershipStore(config.state_dir, device_key(config))
+    kinds = managed_kinds(bool(config.allow_list or policy.allow), store.load(config.object_group_allow))
+    if options.trust_host_key:
+        from ts_isr import hostkeys  # paramiko: imported only when a device is contacted
+
+        hostkeys.trust(
+            config.known_hosts, str(config.device), config.ssh_port, config.ssh_timeout, unasked=True
+        )
+    device = cisco_target(config, kinds)
+    target = DryRunTarget(device) if options.dry_run else device
+    sync_options = SyncOptions(
+        groups=device.groups,
+        exclusive=config.exclusive_groups,
+        max_shrink=config.max_shrink,
+        force=options.force,
+        write_memory=config.write_memory,
+        record=not options.dry_run,
+    )
+    with target:
+        device.connect()
+        return synchronise(target, policy, store, sync_options)
+
+
+@contextmanager
+def recorded_run(config: Config, label: str, command: str = COMMAND) -> Iterator[RunRecord]:
+    """A run's record, filled by the body and kept at its end, success or failure (a run that found
+    the lock held is not a run: the holder writes its own).  The metrics file follows the record."""
+    previous = load_record(config.state_dir, command, label)
+    record = RunRecord(command, label, time.time())
+    try:
+        yield record
+    except LockedError:
+        raise
+    except BaseException as exc:
+        reason = str(exc) if str(exc) else type(exc).__name__
+        record.finish("failed", time.time(), previous, reason.splitlines()[0])
+        _keep(config, record)
+        raise
+    record.finish(record.result, time.time(), previous)
+    _keep(config, record)
+
+
+def _keep(config: Config, record: RunRecord) -> None:
+    save_record(config.state_dir, record)
+    write_run_metrics(metrics_dir_of(config.get("metrics_dir")), record)
+
+
+def note_policy(record: RunRecord, built: BuiltPolicy) -> None:
+    record.policy_entries = built.entries()
+    record.dropped_entries = built.dropped
+    record.policy_fetched_at = built.fetched_at.timestamp()
+
+
+def note_sync(record: RunRecord, result: SyncResult) -> None:
+    record.result = "changed" if result.changed else "unchanged"
+    record.device_entries = dict(result.members)
+    record.changes = {
+        kind: {"add": result.added.get(kind, 0), "remove": result.removed.get(kind, 0)}
+        for kind in result.members
+    }

@@ -1,4 +1,4 @@
-"""Where a packaged install keeps things (no build needed).
+"""Where a packaged install keeps things, and what a checkout reports as its version (no build needed).
 
 A config in /etc/threatstop (ts-isr) keeps its state under /var/lib/ts-isr and its log under
 /var/log/threatstop; tsadmin's in /opt/threatstop keeps its upload state under /var/lib/ts-iptables;
@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from ts_isr import __version__
 from ts_isr.config import CISCO_KEYS, validate
 from ts_isr.linux.settings import LINUX_KEYS
+from ts_isr.version import installed_version, package_of
 
 CISCO = {"device": "192.0.2.1", "block_list": "blk.example.threatstop.local", "username": "u"}
 
@@ -51,3 +53,12 @@ def test_a_value_in_the_file_wins_over_the_packages_layout():
     found = paths(CISCO_KEYS, raw, "/etc/threatstop")
     assert found["state_dir"] == Path("/etc/threatstop/state")
     assert found["tsoutput"] == Path("/var/log/other.log")
+
+
+def test_outside_a_package_the_version_is_the_python_packages():
+    assert package_of(Path(__file__).resolve()) is None
+    assert installed_version() == __version__
+
+
+def test_a_file_a_package_installed_names_its_package():
+    assert package_of(Path("/usr/bin/dpkg-query")) == "dpkg"

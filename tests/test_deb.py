@@ -96,9 +96,16 @@ def machine(
         yield
     finally:
         try:
-            debs.purge_all()
+            purge_elsewhere()
         finally:
             state.restore()
+
+
+def purge_elsewhere() -> None:
+    """Purge what a test left, in a namespace of its own: ts-iptables' prerm runs tsadmin remove where
+    apt-get runs, and the host's own firewall is never the tests' to change."""
+    with NetnsPair(()) as scratch:
+        debs.purge_all(netns=scratch.host)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +122,7 @@ def syslog_daemon(machine: None) -> Iterator[None]:
 def packages(syslog_daemon: None) -> Iterator[None]:
     """Each test starts without the packages and leaves none behind."""
     yield
-    debs.purge_all()
+    purge_elsewhere()
 
 
 def policy_zone() -> str:
@@ -211,6 +218,25 @@ def test_purge_in_a_namespace_removes_opt_threatstop(builds: dict[str, Build], h
     assert host.firewall() == before
     assert not Path("/opt/threatstop").exists() and not VENV.exists()
     assert tsadmin_cron_lines() == []
+
+
+def test_a_refused_remove_keeps_the_package_and_the_rules(builds: dict[str, Build], host: Host) -> None:
+    apt_ok("install", str(builds[V1].deb("ts-iptables")))
+    host.add()
+    # The host's own rule jumping to the chain: tsadmin remove refuses to take the chain from under it.
+    jump = ["INPUT", "-p", "tcp", "--dport", "80", "-j", "TS"]
+    host.pair.run(["iptables", "-A", *jump])
+    added = host.firewall()
+    refused = debs.apt("remove", "ts-iptables", netns=host.pair.host)
+    assert refused.returncode != 0
+    errors = [line for line in refused.stdout.splitlines() if line.startswith("[ERROR]")]
+    assert len(errors) == 1 and "-A INPUT -p tcp -m tcp --dport 80 -j TS" in errors[0], refused.stdout
+    assert "the package stays installed" in refused.stdout
+    assert installed_version("ts-iptables") == V1
+    assert host.firewall() == added and not host.pair.reachable(BLOCKED, timeout=1)
+    host.pair.run(["iptables", "-D", *jump])
+    apt_ok("remove", "ts-iptables", netns=host.pair.host)
+    assert host.pair.reachable(BLOCKED)
 
 
 def sent_and_answered(ping: subprocess.Popen[str]) -> tuple[int, int]:

@@ -4,6 +4,7 @@ The wheel goes into a scratch virtualenv of its own: ``pip install --prefix`` ru
 own pip first uninstalls ts_isr from the project's environment (its console scripts vanish).
 """
 
+import re
 import subprocess
 import sys
 import venv
@@ -58,3 +59,15 @@ def test_an_installed_wheel_finds_every_template_outside_the_checkout(tmp_path):
     for command in COMMANDS:
         assert (env_dir / "bin" / command).is_file()
     assert environment_state() == before, "the test changed the environment it runs in"
+
+
+def test_the_lab_and_the_test_tools_are_extras_not_runtime_dependencies(tmp_path):
+    wheel = zipfile.ZipFile(build_wheel(tmp_path))
+    metadata = wheel.read(next(n for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [
+        line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")
+    ]
+    runtime = {re.split(r"[<>=;\s]", item)[0].lower() for item in requires if "extra ==" not in item}
+    assert runtime == {"netmiko", "paramiko", "dnspython", "requests", "python-crontab", "configobj"}
+    lab = [item for item in requires if "asyncssh" in item]
+    assert lab and all("extra ==" in item for item in lab)

@@ -1,10 +1,21 @@
-"""Packaging: ``pip install .`` gives a console script for every command."""
+"""Packaging: ``pip install .`` gives a console script for every command.
+
+The runtime dependencies are what a production install runs; the lab devices (``lab``) and the
+test tools (``test``) are extras.  The Debian packages pin them in ``debian/requirements-*.txt``.
+"""
+
+import re
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# One version: ts_isr/__init__.py's, which tsadmin version also falls back to.
+INIT = (Path(__file__).parent / "ts_isr" / "__init__.py").read_text(encoding="utf-8")
+VERSION = re.search(r'__version__ = "([^"]+)"', INIT).group(1)
+
 setup(
     name="ts_isr",
-    version="3.0.0",
+    version=VERSION,
     description="Keep Cisco ISR/ASA object-groups and Linux ipsets in step with ThreatSTOP IP Defense",
     python_requires=">=3.11",
     packages=find_packages(include=["ts_isr", "ts_isr.*"]),
@@ -22,13 +33,16 @@ setup(
         "requests>=2.31",
         "python-crontab>=3.0",
         "configobj>=5.0.8",
-        "pexpect>=4.8",
-        "asyncssh>=2.14",
+        "paramiko>=3.4",
         "prometheus-client>=0.16",
         "nornir>=3.4",
     ],
     extras_require={
+        # The simulated ISR/ASA of the demo and the tests.
+        "lab": ["asyncssh>=2.14"],
         "test": [
+            "asyncssh>=2.14",
+            "pexpect>=4.8",
             "pytest>=8",
             "hypothesis>=6",
             "trustme>=1.1",

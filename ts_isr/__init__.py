@@ -1,3 +1,3 @@
 """ts_isr: keep Cisco ISR/ASA object-groups and Linux ipsets in step with ThreatSTOP IP Defense."""
 
-__version__ = "3.0.0"
+__version__ = "3.1.0"

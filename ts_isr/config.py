@@ -168,6 +168,24 @@ def schema(*keys: Key) -> dict[str, Key]:
     return {key.name: key for key in keys}
 
 
+# Defaults of the relative_to_config keys: beside the config (a checkout, a test, a private config),
+# except for the configs the Debian packages use, whose state goes to /var/lib and logs to /var/log.
+BESIDE_CONFIG = {"known_hosts": "known_hosts", "tsoutput": "tsoutput.log", "state_dir": "state"}
+PACKAGE_LAYOUT = {
+    Path("/etc/threatstop"): {
+        "known_hosts": "/var/lib/ts-isr/known_hosts",
+        "tsoutput": "/var/log/threatstop/tsoutput.log",
+        "state_dir": "/var/lib/ts-isr",
+    },
+    Path("/opt/threatstop"): {"state_dir": "/var/lib/ts-iptables"},
+}
+
+
+def path_default(name: str, base: Path) -> str | None:
+    """The default of a relative_to_config key for a config in the folder ``base``."""
+    return PACKAGE_LAYOUT.get(base, {}).get(name) or BESIDE_CONFIG.get(name)
+
+
 # The Cisco ISR/ASA appliance's keys: the seed's example first, then the suite's own.
 CISCO_KEYS = schema(
     Key(
@@ -239,16 +257,22 @@ CISCO_KEYS = schema(
     Key(
         "known_hosts",
         parse_path,
-        "The device's trusted SSH host key, written by setup.",
-        "known_hosts",
+        "The device's trusted SSH host key, written by setup (default: known_hosts beside this file; "
+        "/var/lib/ts-isr/known_hosts for /etc/threatstop/threatstop.conf).",
         relative_to_config=True,
     ),
-    Key("tsoutput", parse_path, "Log file of upload_rules.", "tsoutput.log", relative_to_config=True),
+    Key(
+        "tsoutput",
+        parse_path,
+        "Log file of upload_rules (default: tsoutput.log beside this file; "
+        "/var/log/threatstop/tsoutput.log for /etc/threatstop/threatstop.conf).",
+        relative_to_config=True,
+    ),
     Key(
         "state_dir",
         parse_path,
-        "Where the last good policy and upload bookkeeping are kept.",
-        "state",
+        "Where the last good policy and upload bookkeeping are kept (default: state beside this file; "
+        "/var/lib/ts-isr for /etc/threatstop/threatstop.conf, /var/lib/ts-iptables for tsadmin's).",
         relative_to_config=True,
     ),
     Key("min_prefix", _int_range(0, 32), "Refuse IPv4 entries broader than this prefix length.", "8"),
@@ -381,7 +405,7 @@ def validate(raw: Mapping[str, Any], keys: Schema, base: Path) -> tuple[dict[str
                 problems.append(f"{name}: contains a comma; put the value in double quotes")
                 continue
         if text is None or text == "":
-            text = key.default
+            text = path_default(name, base) if key.relative_to_config else key.default
         if text is None or text == "":
             if key.required:
                 problems.append(f"{name}: is required and missing; add '{name}=...' or run setup")

@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ts_isr import __version__
 from ts_isr.autoconf import fetch_settings
 from ts_isr.commands.common import DETAILED_HELP, EXIT_CODES_HELP, run_command
 from ts_isr.config import Config, Invalid, Schema, load_config, read_values, save_config, validate
@@ -39,6 +38,7 @@ from ts_isr.ranges import Cidr
 from ts_isr.sysconf import CronJob, ensure_cron_jobs, remove_cron_jobs
 from ts_isr.targets.base import plan_changes
 from ts_isr.targets.ipset import IpsetTarget, policy_of
+from ts_isr.version import installed_version
 
 CRON_TAGS = ("threatstop tsadmin update", "threatstop tsadmin logs")
 COUNTDOWN_SECONDS = 5
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = Paths(Path(args.root).resolve())
     if args.command == "version":
-        print(f"tsadmin (ts-iptables, ts_isr) {__version__}")
+        print(f"tsadmin (ts-iptables, ts_isr) {installed_version()}")
         return int(Exit.UNCHANGED)
     as_root = os.geteuid() == 0
     logfile = paths.tsadmin_log if as_root else None

@@ -2,8 +2,8 @@
 
 The factory (:func:`cisco_target`) makes the target from a device's checked
 settings; :func:`sync_device` trusts its key when asked, connects, and
-synchronises it with a built policy; :func:`recorded_run` keeps what the run
-did (``--status``, the metrics) whatever way it ends.  Each device has its own
+synchronises it with a built policy; :func:`note_policy` and :func:`note_sync`
+tell the run's record what it did.  Each device has its own
 lock, ownership records and last good policy in ``state_dir``, named by
 :func:`device_key`, so a single-device run and a fleet run never push to the
 same device at once.
@@ -11,19 +11,14 @@ same device at once.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from ts_isr.config import Config
-from ts_isr.errors import LockedError
 from ts_isr.fetch import BuiltPolicy
 from ts_isr.files import safe_name
-from ts_isr.metrics import metrics_dir_of, write_run_metrics
 from ts_isr.ranges import Cidr
-from ts_isr.runrecord import RunRecord, load_record, save_record
+from ts_isr.runrecord import RunRecord
 from ts_isr.sync import PLACEHOLDER, OwnershipStore, SyncOptions, SyncResult, synchronise
 from ts_isr.targets.cisco import CiscoTarget, Device
 from ts_isr.targets.cisco.asa import AsaDialect
@@ -105,30 +100,6 @@ def sync_device(config: Config, built: BuiltPolicy, options: RunOptions) -> Sync
     with target:
         device.connect()
         return synchronise(target, policy, store, sync_options)
-
-
-@contextmanager
-def recorded_run(config: Config, label: str, command: str = COMMAND) -> Iterator[RunRecord]:
-    """A run's record, filled by the body and kept at its end, success or failure (a run that found
-    the lock held is not a run: the holder writes its own).  The metrics file follows the record."""
-    previous = load_record(config.state_dir, command, label)
-    record = RunRecord(command, label, time.time())
-    try:
-        yield record
-    except LockedError:
-        raise
-    except BaseException as exc:
-        reason = str(exc) if str(exc) else type(exc).__name__
-        record.finish("failed", time.time(), previous, reason.splitlines()[0])
-        _keep(config, record)
-        raise
-    record.finish(record.result, time.time(), previous)
-    _keep(config, record)
-
-
-def _keep(config: Config, record: RunRecord) -> None:
-    save_record(config.state_dir, record)
-    write_run_metrics(metrics_dir_of(config.get("metrics_dir")), record)
 
 
 def note_policy(record: RunRecord, built: BuiltPolicy) -> None:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from ts_isr import __version__
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
 from ts_isr.errors import Exit
 from ts_isr.log import log
-from ts_isr.logupload import Device, upload_configured
+from ts_isr.logupload import Device, backlog_of, upload_configured
+from ts_isr.monitoring import recorded_run
+
+PROG = "loguploadclient"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = command_parser(
-        "loguploadclient",
+        PROG,
         "Rotate the device's syslog file (logfile) and upload it, and logrotate's rotated files, "
         "to ThreatSTOP over HTTPS (url); files are kept until the server confirms them.",
     )
@@ -39,10 +43,21 @@ def device_of(config: Config) -> Device:
 def run(args: argparse.Namespace) -> Exit:
     config = load_command_config(args.config)
     use_logfile(config.tsoutput, verbose=args.verbose)
-    log.info(f"Starting loguploadclient v{__version__}.")
-    upload_configured(
-        config, config.logfile, device_of(config), config.log_reopen_command, rotate=not args.no_rotate
-    )
+    log.info(f"Starting {PROG} v{__version__}.")
+    with recorded_run(config, str(config.device), PROG) as record:
+        try:
+            report = upload_configured(
+                config,
+                config.logfile,
+                device_of(config),
+                config.log_reopen_command,
+                rotate=not args.no_rotate,
+            )
+            record.log_uploaded_bytes = report.bytes_sent
+        finally:
+            backlog = backlog_of(config, config.logfile, time.time())
+            if backlog is not None:
+                record.log_pending_bytes, record.log_oldest_pending_age = backlog
     return Exit.UNCHANGED
 
 

@@ -17,12 +17,13 @@ from ts_isr import __version__
 from ts_isr.commands.answers import search_lines, show_status
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import Config
-from ts_isr.devicerun import RunOptions, device_lock, note_policy, note_sync, recorded_run, sync_device
+from ts_isr.devicerun import RunOptions, device_lock, note_policy, note_sync, sync_device
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
 from ts_isr.lock import run_lock
 from ts_isr.log import log
+from ts_isr.monitoring import recorded_run
 from ts_isr.runrecord import RunRecord, load_record
 from ts_isr.targets.cisco import CiscoTarget
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run or args.print_policy:
                 result = upload(config, args, None)
             else:
-                with recorded_run(config, str(config.device)) as record:
+                with recorded_run(config, str(config.device), PROG) as record:
                     result = upload(config, args, record)
         elapsed = int(time.monotonic() - started)
         hours, rest = divmod(elapsed, 3600)

@@ -71,7 +71,7 @@ from ts_isr.logupload.packing import (
     pack_part,
     part_file_name,
 )
-from ts_isr.logupload.run import UploadReport, upload_configured, upload_logs
+from ts_isr.logupload.run import UploadReport, backlog_of, upload_configured, upload_logs
 from ts_isr.logupload.spool import DEFAULT_REOPEN_COMMAND, LogSpool, Progress
 from ts_isr.logupload.spoolfiles import is_rotated_name, is_spool_name, opened_for_writing, spool_name
 from ts_isr.logupload.uploader import KEEPALIVE_TRUST, Destination, Uploader, default_ca_bundle
@@ -94,6 +94,7 @@ __all__ = [
     "UploadError",
     "UploadReport",
     "Uploader",
+    "backlog_of",
     "compress_range",
     "default_ca_bundle",
     "form_fields",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ts_isr.errors import TsError
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.logupload.packing import DEFAULT_PART_SIZE, Packed, UploadError, pack_part
@@ -71,6 +72,15 @@ def upload_configured(
             keep_days=config.keep_uploaded_days,
             rotate=rotate,
         )
+
+
+def backlog_of(config: Any, logfile: Path, now: float) -> tuple[int, float] | None:
+    """Bytes waiting and the oldest one's age, for monitoring; None when the spool cannot be read
+    (the run's own error says why)."""
+    try:
+        return LogSpool(logfile, config.state_dir, reopen_command=None).backlog(now)
+    except (OSError, TsError):
+        return None
 
 
 def _run(

@@ -245,6 +245,21 @@ class LogSpool:
             )
         return regular
 
+    def backlog(self, now: float) -> tuple[int, float]:
+        """(bytes not yet confirmed, age in seconds of the oldest file holding some), the live log
+        included: what monitoring watches to see that logs stopped reaching ThreatSTOP.  A file's
+        age is that of its last write, so the oldest line can only be older."""
+        waiting, oldest = 0, now
+        candidates = [(path, self.progress(path).offset) for path in self.pending()]
+        if is_regular(self.logfile):
+            candidates.append((self.logfile, 0))
+        for path, confirmed in candidates:
+            info = path.lstat()
+            if info.st_size > confirmed:
+                waiting += info.st_size - confirmed
+                oldest = min(oldest, info.st_mtime)
+        return waiting, max(0.0, now - oldest)
+
     def wait_closed(self, path: Path) -> bool:
         """True once no process has ``path`` open (its writer reopened); False after close_timeout."""
         deadline = time.monotonic() + self.close_timeout

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TextIO
 
@@ -23,19 +24,45 @@ _LEVEL_TAGS = {
 }
 MASK = "******"
 
+#: The fleet device the running thread works on (None outside a fleet run): every line it logs
+#: names it on the terminal and in the fleet's log, and reaches that device's own log file.
+current_device: ContextVar[str | None] = ContextVar("ts_isr_device", default=None)
+
 
 class SeedFormatter(logging.Formatter):
     """``[INFO ] : message`` as the vendor's scripts print it; the file also gets a time stamp."""
 
-    def __init__(self, with_time: bool) -> None:
+    def __init__(self, with_time: bool, named: bool = True) -> None:
         super().__init__()
         self.with_time = with_time
+        self.named = named  # a fleet device's lines begin with its name (not in its own file)
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_LEVEL_TAGS.get(record.levelno, '[INFO ]')} : {record.getMessage()}"
+        device = getattr(record, "device", None) if self.named else None
+        where = f"{device}: " if device else ""
+        line = f"{_LEVEL_TAGS.get(record.levelno, '[INFO ]')} : {where}{record.getMessage()}"
         if self.with_time:
             return f"{self.formatTime(record, '%Y-%m-%d %H:%M:%S')} {line}"
         return line
+
+
+class DeviceTag(logging.Filter):
+    """Stamps each record with the fleet device of its thread (see :data:`current_device`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.device = current_device.get()
+        return True
+
+
+class OnlyDevice(logging.Filter):
+    """Lets through only one fleet device's records: its own log file."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return current_device.get() == self.name
 
 
 class PrivateFileHandler(logging.FileHandler):
@@ -89,6 +116,7 @@ def _standalone(secret: str) -> str:
 
 _WORD = re.compile(r"[A-Za-z0-9_]")
 _mask = SecretMask()
+_tag = DeviceTag()
 
 
 def add_secret(secret: str | None) -> None:
@@ -119,11 +147,19 @@ def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | 
     console.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     console.setFormatter(SeedFormatter(with_time=False))
     console.addFilter(_mask)
+    console.addFilter(_tag)
     log.addHandler(console)
     if logfile is not None:
-        trusted_dir(logfile.parent, "log folder")
-        handler = PrivateFileHandler(logfile, encoding="utf-8")
-        handler.setLevel(logging.DEBUG)
-        handler.setFormatter(SeedFormatter(with_time=True))
-        handler.addFilter(_mask)
-        log.addHandler(handler)
+        log.addHandler(private_log(logfile))
+
+
+def private_log(logfile: Path, device: str | None = None) -> logging.Handler:
+    """A handler writing every detail to ``logfile`` (in a folder only root or the running user can
+    change), masked; with ``device``, only that fleet device's lines, without its name on each."""
+    trusted_dir(logfile.parent, "log folder")
+    handler = PrivateFileHandler(logfile, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(SeedFormatter(with_time=True, named=device is None))
+    handler.addFilter(_mask)
+    handler.addFilter(OnlyDevice(device) if device else _tag)
+    return handler

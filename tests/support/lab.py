@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -117,13 +119,73 @@ def lab_device(tmp_path: Path, platform: str = "ios", **knobs: Any) -> Iterator[
         _wait_ready(process, state_dir / "stderr.log")
         yield device
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        _stop(process)
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free TCP ports on loopback."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        sockets = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+@contextmanager
+def lab_fleet(
+    tmp_path: Path, count: int, platforms: tuple[str, ...] = ("ios", "asa"), **knobs: Any
+) -> Iterator[list[LabDevice]]:
+    """``count`` lab devices served by one process (``--count``), platforms in turn, each with its
+    own state: a fleet without a process per router."""
+    state_dir = Path(tmp_path) / f"lab-fleet-{secrets.token_hex(4)}"
+    state_dir.mkdir(parents=True)
+    base = free_ports(count)
+    password, secret = "pw-" + secrets.token_hex(6), "en-" + secrets.token_hex(6)
+    devices = [
+        LabDevice(
+            "127.0.0.1",
+            base + i,
+            "tsadmin",
+            password,
+            secret,
+            platforms[i % len(platforms)],
+            state_dir / f"dev-{i}",
+        )
+        for i in range(count)
+    ]
+    argv = [sys.executable, "-m", "ts_isr.lab", "device", "--port", str(base), "--count", str(count)]
+    argv += ["--platforms", ",".join(platforms), "--username", "tsadmin", "--state-dir", str(state_dir)]
+    argv += knob_arguments(knobs)
+    env = dict(os.environ, LAB_PASSWORD=password, LAB_SECRET=secret)
+    with open(state_dir / "stderr.log", "w") as stderr:
+        process = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env, cwd=Path(__file__).parents[2]
+        )
+    try:
+        _wait_ready(process, state_dir / "stderr.log")
+        yield devices
+    finally:
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _wait_ready(process: subprocess.Popen[str], stderr: Path) -> None:

@@ -12,15 +12,18 @@ import argparse
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from ts_isr import __version__
 from ts_isr.commands.answers import search_lines, show_status
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
-from ts_isr.config import Config
+from ts_isr.config import CISCO_KEYS, Config
 from ts_isr.devicerun import RunOptions, device_lock, note_policy, note_sync, sync_device
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
+from ts_isr.fleet.inventory import FLEET_KEYS
+from ts_isr.fleet.run import FleetOptions, fleet_of, run_fleet
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.monitoring import recorded_run
@@ -58,7 +61,54 @@ def parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="say whether the last good policy blocks or allows each address, and by which entry",
     )
+    fleet = parser.add_argument_group("fleet (a Nornir inventory of many devices; see README)")
+    fleet.add_argument(
+        "--inventory", metavar="NORNIR_YAML", type=Path, help="run every device of this inventory"
+    )
+    fleet.add_argument("--workers", type=int, default=10, metavar="N", help="devices at once (default 10)")
+    fleet.add_argument("--limit", metavar="NAME[,NAME...]", help="only these hosts")
+    fleet.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only hosts whose name, group or data match",
+    )
+    fleet.add_argument(
+        "--shard", metavar="K/N", help="only this management host's share: a stable split by name"
+    )
     return parser
+
+
+def fleet_options(args: argparse.Namespace) -> FleetOptions:
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    return FleetOptions(
+        inventory=args.inventory,
+        workers=args.workers,
+        limit=args.limit,
+        filters=tuple(args.filter),
+        shard=args.shard,
+        dry_run=args.dry_run,
+        force=args.force,
+        trust_host_key=args.trust_host_key,
+        print_policy=args.print_policy,
+    )
+
+
+def fleet_answer(config: Config, args: argparse.Namespace) -> Exit:
+    """--status and --search for every selected device of the fleet, from local state."""
+    _, devices, bad = fleet_of(config, fleet_options(args))
+    if args.status:
+        return show_status(config.state_dir, PROG, [device.name for device in devices + bad])
+    for device in devices:
+        groups = {"block": device.config.object_group_block, "allow": device.config.object_group_allow}
+        record = load_record(config.state_dir, PROG, device.name)
+        for line in search_lines(
+            args.search, config.state_dir, store_key=device.name, groups=groups, record=record
+        ):
+            print(f"{device.name}: {line}")
+    return Exit.FAILED if bad else Exit.UNCHANGED
 
 
 def upload(config: Config, args: argparse.Namespace, record: RunRecord | None) -> Exit:
@@ -105,10 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
 
     def body() -> Exit:
-        config = load_command_config(args.config)
+        config = load_command_config(args.config, FLEET_KEYS if args.inventory else CISCO_KEYS)
         if args.status or args.search:
-            return answer(config, args)
-        use_logfile(config.tsoutput, verbose=args.verbose)
+            return fleet_answer(config, args) if args.inventory else answer(config, args)
+        use_logfile(config.tsoutput, verbose=args.verbose, quiet=True if args.inventory else None)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
         try:  # its ownership records decide what is removed from the device: checked before any is read
             trusted_dir(config.state_dir, "state_dir")
@@ -116,12 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             raise TsError(
                 f"cannot use state_dir {config.state_dir}: {exc.strerror}; fix it or its permissions"
             ) from None
-        with run_lock(device_lock(config), PROG):
-            if args.dry_run or args.print_policy:
-                result = upload(config, args, None)
-            else:
-                with recorded_run(config, str(config.device), PROG) as record:
-                    result = upload(config, args, record)
+        result = run_fleet(config, fleet_options(args)) if args.inventory else single(config, args)
         elapsed = int(time.monotonic() - started)
         hours, rest = divmod(elapsed, 3600)
         took = f"{hours:02}:{rest // 60:02}:{rest % 60:02}"
@@ -129,6 +174,15 @@ def main(argv: list[str] | None = None) -> int:
         return result
 
     return run_command(body, verbose=args.verbose, detailed=args.detailed_exitcodes)
+
+
+def single(config: Config, args: argparse.Namespace) -> Exit:
+    """One device, as the seed's script ran it, under the device's lock."""
+    with run_lock(device_lock(config), PROG):
+        if args.dry_run or args.print_policy:
+            return upload(config, args, None)
+        with recorded_run(config, str(config.device), PROG) as record:
+            return upload(config, args, record)
 
 
 if __name__ == "__main__":

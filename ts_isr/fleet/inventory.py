@@ -12,12 +12,13 @@ bad host is one line naming the host and the key, and the others still run.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ts_isr.config import CISCO_KEYS, Config, validate
 from ts_isr.errors import ConfigError
+from ts_isr.log import add_secret
 
 PLATFORMS = {"cisco_ios": "ios", "cisco_xe": "ios", "ios": "ios", "cisco_asa": "asa", "asa": "asa"}
 # What every device shares: the policy servers, where state and logs live, and the fleet's own pace.
@@ -26,6 +27,10 @@ FLEET_WIDE = frozenset(
 )
 # Set by the host's own Nornir fields, never by its data.
 CONNECTION = frozenset({"device", "ssh_port", "username", "password", "enable_pw", "personality"})
+# The fleet's threatstop.conf: what a single device's config must have, its hosts give here.
+FLEET_KEYS = {
+    name: replace(key, required=False) if name in CONNECTION else key for name, key in CISCO_KEYS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class BadHost:
     reason: str
 
 
-def _text(value: Any) -> str:
+def as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (list, tuple)):
@@ -62,12 +67,12 @@ def host_settings(host: Any) -> tuple[dict[str, str], list[str]]:
                 f"{key}: is set for the whole fleet in threatstop.conf (or by the host's own fields)"
             )
         elif key in CISCO_KEYS and value is not None:
-            values[key] = _text(value)
+            values[key] = as_text(value)
     fields = {"device": host.hostname or host.name, "ssh_port": host.port, "username": host.username}
-    values.update({key: _text(value) for key, value in fields.items() if value is not None})
+    values.update({key: as_text(value) for key, value in fields.items() if value is not None})
     values["password"] = host.password or ""
     secret = host.get_connection_parameters("netmiko").extras.get("secret")
-    values["enable_pw"] = "" if secret is None else _text(secret)
+    values["enable_pw"] = "" if secret is None else as_text(secret)
     platform = (host.platform or "").lower()
     if platform not in PLATFORMS:
         problems.append(
@@ -95,7 +100,10 @@ def fleet_devices(
         if problems:
             bad.append(BadHost(host.name, f"host {host.name}: {problems[0]}"))
         else:
-            devices.append(FleetDevice(host.name, Config(config_path, values)))
+            config = Config(config_path, values)
+            for secret in config.secrets(CISCO_KEYS):  # masked in every log line, as a single config's
+                add_secret(secret)
+            devices.append(FleetDevice(host.name, config))
     return devices, bad
 
 

@@ -27,6 +27,17 @@ def device_parser() -> argparse.ArgumentParser:
     parser.add_argument("--platform", choices=PLATFORMS, default="ios")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=1,
+        help="serve N devices from this one process, on ports PORT..PORT+N-1, each with its own state "
+        "(in STATE_DIR/dev-I) and the same knobs: a fleet for tests and benchmarks",
+    )
+    parser.add_argument(
+        "--platforms",
+        help="with --count: the devices' platforms in turn, e.g. ios,asa (default: --platform for all)",
+    )
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password", default=None, help="login password (default: $LAB_PASSWORD)")
     parser.add_argument("--secret", default=None, help="enable secret (default: $LAB_SECRET)")
@@ -102,19 +113,50 @@ def build_device(args: argparse.Namespace) -> Device:
     return Device(profile, args.username, password, knobs, args.state_dir, preload, keys)
 
 
+def fleet_arguments(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One set of arguments a device: consecutive ports, platforms in turn, a state folder each."""
+    if args.count == 1:
+        return [args]
+    if args.count < 1 or args.state_dir is None or args.preload is not None:
+        raise SystemExit("lab device: --count N wants N >= 1, a --state-dir, and no --preload")
+    platforms = (args.platforms or args.platform).split(",")
+    if any(platform not in PLATFORMS for platform in platforms):
+        raise SystemExit(f"lab device: --platforms takes {', '.join(PLATFORMS)}, not {args.platforms!r}")
+    return [
+        argparse.Namespace(
+            **{
+                **vars(args),
+                "port": args.port + i,
+                "platform": platforms[i % len(platforms)],
+                "state_dir": args.state_dir / f"dev-{i}",
+                "hostname": f"{args.hostname or 'lab'}{i}",
+            }
+        )
+        for i in range(args.count)
+    ]
+
+
 async def run_device(args: argparse.Namespace) -> int:
-    device = build_device(args)
-    server = await serve(device, args.host, args.port)
+    devices = []
+    servers = []
+    for each in fleet_arguments(args):
+        if each.state_dir is not None:
+            each.state_dir.mkdir(parents=True, exist_ok=True)
+        device = build_device(each)
+        devices.append(device)
+        servers.append(await serve(device, each.host, each.port))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    print(f"lab device ready on {args.host}:{args.port}", flush=True)
+    where = f"{args.port}" if args.count == 1 else f"{args.port}-{args.port + args.count - 1}"
+    print(f"lab device ready on {args.host}:{where}", flush=True)
     try:
         await stop.wait()
     finally:
-        server.close()
-        device.close()
+        for server, device in zip(servers, devices):
+            server.close()
+            device.close()
     return 0
 
 

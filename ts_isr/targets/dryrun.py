@@ -7,7 +7,7 @@ real one up to the device's configuration mode, which it never enters.
 
 from __future__ import annotations
 
-from ts_isr.log import log
+from ts_isr.log import current_device, log
 from ts_isr.ranges import Cidr
 from ts_isr.targets.base import Members, Plan, Target
 
@@ -29,12 +29,17 @@ class DryRunTarget(Target):
         return dict(self.simulated)
 
     def apply(self, plan: Plan) -> None:
+        """Print the difference in one piece (so a fleet's devices never interleave), each line
+        naming its device in a fleet run."""
+        device = current_device.get()
+        where = f"{device}: " if device else ""
+        lines = []
         for change in plan.changes:
-            for cidr in change.add:
-                print(f"+ {change.kind} {cidr}")
-            for cidr in change.remove:
-                print(f"- {change.kind} {cidr}")
+            lines += [f"{where}+ {change.kind} {cidr}" for cidr in change.add]
+            lines += [f"{where}- {change.kind} {cidr}" for cidr in change.remove]
             self.simulated[change.kind] = change.applied_to(self.simulated.get(change.kind, frozenset()))
+        if lines:
+            print("\n".join(lines), flush=True)
         log.info("Dry run: the device was not changed.")
 
     def held_by_user(self, kind: str) -> frozenset[Cidr]:

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ts_isr.log import escape, log
+from ts_isr.log import current_device, escape, log
 from ts_isr.targets.cisco.bounds import (
     LOG_LINE_BYTES,
     MAX_RESENDS,
@@ -205,7 +205,7 @@ def push(session: Session, group: str, lines: list[str]) -> Stream:
     replies = Replies(SLACK_BYTES + total * LOG_LINE_BYTES)
     where = f'pushing {total} lines to "{group}"'
     started = last_output = last_shown = last_probe = time.monotonic()
-    show_progress = sys.stderr.isatty() and total > 200
+    show_progress = sys.stderr.isatty() and total > 200 and current_device.get() is None  # not in a fleet
     stall = min(1.0, session.device.timeout)
     while not stream.finished:
         batch = stream.take(time.monotonic())

@@ -1,0 +1,228 @@
+"""``upload_rules --inventory nornir.yaml``: every device of a fleet, on Nornir's threaded runner.
+
+The lists are fetched once per distinct list settings and shared read-only;
+each device is then built and synchronised by the very code of a
+single-device run (:mod:`ts_isr.devicerun`), under its own lock, with its own
+records and its own log file.  A failed fetch changes no device that depends
+on it; a failed device never stops the others.  Logins open at
+``connect_rate`` a second at most, so the devices' AAA servers are not flooded.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ts_isr.config import Config, read_values
+from ts_isr.devicerun import RunOptions, device_lock, note_policy, note_sync, sync_device
+from ts_isr.errors import Exit, TsError
+from ts_isr.fetch import FetchedLists, build_for, fetch_lists_of, list_settings, settle_servers
+from ts_isr.files import safe_name
+from ts_isr.fleet.inventory import FleetDevice, check_unique, fleet_devices
+from ts_isr.fleet.load import open_inventory
+from ts_isr.fleet.pacer import Pacer
+from ts_isr.fleet.report import Outcome, progress, summary
+from ts_isr.fleet.select import select
+from ts_isr.lock import run_lock
+from ts_isr.log import current_device, escape, log, private_log
+from ts_isr.monitoring import recorded_run
+from ts_isr.targets.cisco import CiscoTarget
+
+PROG = "upload_rules"
+
+
+@dataclass(frozen=True)
+class FleetOptions:
+    inventory: Path
+    workers: int
+    limit: str | None = None
+    filters: tuple[str, ...] = ()
+    shard: str | None = None
+    dry_run: bool = False
+    force: bool = False
+    trust_host_key: bool = False
+    print_policy: bool = False
+
+
+def device_log(shared: Config, name: str) -> Path:
+    """Each device's seed-style log: ``fleet/<host>.log`` beside the fleet's own tsoutput."""
+    return Path(shared.tsoutput).parent / "fleet" / f"{safe_name(name)}.log"
+
+
+def fleet_of(shared: Config, options: FleetOptions) -> tuple[Any, list[FleetDevice], list[Outcome]]:
+    """The selected hosts: Nornir narrowed to the good ones, their devices, and the bad hosts' lines."""
+    nornir = select(
+        open_inventory(options.inventory, options.workers), options.limit, options.filters, options.shard
+    )
+    devices, bad = fleet_devices(nornir.inventory.hosts.values(), read_values(shared.path), shared.path)
+    check_unique(devices)
+    for host in bad:
+        log.error(host.reason)
+    good = {device.name for device in devices}
+    return (
+        nornir.filter(filter_func=lambda host: host.name in good),
+        devices,
+        [Outcome(host.name, "failed", reason=host.reason) for host in bad],
+    )
+
+
+def fetch_all(devices: list[FleetDevice], record: bool) -> dict[tuple, FetchedLists | TsError]:
+    """One fetch per distinct list settings, each whole or failed (a failure is kept, not raised)."""
+    fetched: dict[tuple, FetchedLists | TsError] = {}
+    for device in devices:
+        key = list_settings(device.config)
+        if key in fetched:
+            continue
+        try:
+            fetched[key] = fetch_lists_of(device.config)
+            settle_servers(device.config, fetched[key], record)
+        except TsError as exc:
+            log.error(f"the lists of {device.config.block_list} could not be fetched: {exc}")
+            fetched[key] = exc
+    return fetched
+
+
+class Progress:
+    """A Nornir processor: ``N of M devices done, F failed`` on a terminal as devices finish."""
+
+    def __init__(self, total: int, failed_already: int) -> None:
+        self.total, self.done, self.failed = total, 0, failed_already
+        self.shown = sys.stderr.isatty()
+        self.lock = threading.Lock()
+
+    def task_instance_completed(self, task: Any, host: Any, result: Any) -> None:
+        with self.lock:
+            self.done += 1
+            self.failed += bool(result.failed)
+            if self.shown:
+                print(
+                    f"\r{progress(self.done, self.total, self.failed)} ", end="", file=sys.stderr, flush=True
+                )
+
+    def task_completed(self, task: Any, result: Any) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+    def task_started(self, task: Any) -> None: ...
+    def task_instance_started(self, task: Any, host: Any) -> None: ...
+    def subtask_instance_started(self, task: Any, host: Any) -> None: ...
+    def subtask_instance_completed(self, task: Any, host: Any, result: Any) -> None: ...
+
+
+def one_device(
+    device: FleetDevice, fetched: FetchedLists | TsError, pacer: Pacer, options: FleetOptions, shared: Config
+) -> Outcome:
+    """Build and synchronise one device, under its lock; any failure is this device's alone."""
+    token = current_device.set(device.name)
+    handler = private_log(device_log(shared, device.name), device.name)
+    log.addHandler(handler)
+    started = time.monotonic()
+    try:
+        outcome = _sync_one(device, fetched, pacer, options)
+    except TsError as exc:
+        log.error(str(exc))
+        outcome = Outcome(device.name, "failed", reason=str(exc).splitlines()[0])
+    except Exception as exc:  # a bug must not stop the other devices; its trace is in the logs
+        log.debug("".join(traceback.format_exception(exc)))
+        reason = f"internal error: {type(exc).__name__}: {escape(str(exc))}; report it with the log"
+        log.error(reason)
+        outcome = Outcome(device.name, "failed", reason=reason)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        current_device.reset(token)
+    return Outcome(
+        outcome.name,
+        outcome.result,
+        outcome.added,
+        outcome.removed,
+        time.monotonic() - started,
+        outcome.reason,
+    )
+
+
+def _sync_one(
+    device: FleetDevice, fetched: FetchedLists | TsError, pacer: Pacer, options: FleetOptions
+) -> Outcome:
+    if isinstance(fetched, TsError):
+        raise TsError(f"its lists could not be fetched ({fetched}); the device was not touched")
+    config = device.config
+    run = RunOptions(options.dry_run, options.force, options.trust_host_key)
+    with run_lock(device_lock(config), PROG):
+        if options.dry_run:
+            built = build_for(
+                fetched,
+                config,
+                force=options.force,
+                record=False,
+                families=CiscoTarget.families,
+                store_key=device.name,
+            )
+            pacer.wait()
+            result = sync_device(config, built, run)
+        else:
+            with recorded_run(config, device.name, PROG) as record:
+                built = build_for(
+                    fetched, config, force=options.force, families=CiscoTarget.families, store_key=device.name
+                )
+                note_policy(record, built)
+                pacer.wait()
+                result = sync_device(config, built, run)
+                note_sync(record, result)
+    return Outcome(
+        device.name,
+        "changed" if result.changed else "unchanged",
+        sum(result.added.values()),
+        sum(result.removed.values()),
+    )
+
+
+def print_policies(devices: list[FleetDevice], fetched: dict[tuple, FetchedLists | TsError]) -> Exit:
+    """``--print-policy`` for a fleet: each device's built policy, its lines named by the device."""
+    failed = False
+    for device in devices:
+        lists = fetched[list_settings(device.config)]
+        if isinstance(lists, TsError):
+            failed = True
+            continue
+        built = build_for(
+            lists, device.config, record=False, families=CiscoTarget.families, store_key=device.name
+        )
+        print("\n".join(f"{device.name}: {line}" for line in built.policy.lines()))
+    return Exit.FAILED if failed else Exit.UNCHANGED
+
+
+def run_fleet(shared: Config, options: FleetOptions, emit: Callable[[str], None] = print) -> Exit:
+    """The whole fleet run; the summary table at the end (on a terminal, or when a device failed)."""
+    with run_lock(Path(shared.state_dir) / f"{PROG}-fleet.lock", f"{PROG} fleet"):
+        nornir, devices, outcomes = fleet_of(shared, options)
+        log.info(f"Fleet: {len(devices)} devices selected, {len(outcomes)} refused.")
+        fetched = fetch_all(devices, record=not (options.dry_run or options.print_policy))
+        if options.print_policy:
+            return print_policies(devices, fetched)
+        by_name = {device.name: device for device in devices}
+        pacer = Pacer(shared.connect_rate)
+
+        def task(task: Any) -> Any:
+            from nornir.core.task import Result
+
+            device = by_name[task.host.name]
+            outcome = one_device(device, fetched[list_settings(device.config)], pacer, options, shared)
+            return Result(host=task.host, result=outcome, failed=outcome.failed)
+
+        processor = Progress(len(devices), len(outcomes))
+        results = nornir.with_processors([processor]).run(task=task, name="ts_isr sync") if devices else {}
+        outcomes += [multi[0].result for multi in results.values()]
+    failures = [outcome for outcome in outcomes if outcome.failed]
+    if failures or sys.stdout.isatty() or options.dry_run:
+        for line in summary(outcomes):
+            emit(line)
+    if failures:
+        return Exit.FAILED
+    return Exit.CHANGED if any(outcome.result == "changed" for outcome in outcomes) else Exit.UNCHANGED

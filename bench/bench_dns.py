@@ -167,6 +167,7 @@ def whole_process(knot: KnotServer, dig_path: str, repeat: int, tmp: Path) -> bo
     config.write_text(
         f"device=192.0.2.1\nusername=u\nblock_list=lista.{ZONE.rstrip('.')}\ndns_server=127.0.0.1\n"
         f"port={knot.port}\nstate_dir={tmp}/whole-state\ntsoutput={tmp}/whole.log\nmetrics_dir=off\n"
+        "max_policy_size=2000000\n"
     )
     config.chmod(0o600)
     argv = [sys.executable, "-m", "ts_isr.commands.upload_rules", "--config", str(config), "--print-policy"]

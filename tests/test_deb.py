@@ -334,7 +334,12 @@ def test_ts_isr_sets_up_the_appliance_for_real(
 
             knot.add_zone(ZONE, isr_zone(["192.0.2.10", "192.0.2.99"]))
             knot.reload()
-            upload = subprocess.run(["/usr/bin/upload_rules"], cwd=tmp_path, capture_output=True, text=True)
+            upload = subprocess.run(
+                ["/usr/bin/upload_rules", "--detailed-exitcodes"],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+            )
             assert upload.returncode == 4, upload.stdout + upload.stderr
             assert set(dev.running()["threatstop-block"]) == {"host 192.0.2.10", "host 192.0.2.99"}
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.e2e import cron_command, cron_env
+from tests.support.hostroot import shape_host
 from tests.support.https_server import LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import NetnsPair, entered, kernel_log_all_netns
@@ -51,7 +52,7 @@ def firewall_state(pair: NetnsPair) -> tuple[str, ...]:
 def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> None:
     for tool in ("ipset", "iptables", "ip6tables", "ping", "syslog-ng"):
         require_tool(tool)
-    root = tmp_path / "root"
+    root = shape_host(tmp_path / "root")
     prefix = "E" + secrets.token_hex(2)
     knot = KnotServer(tmp_path)
     policy = make_zone_records(

@@ -16,99 +16,35 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.hostroot import shape_host
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import HOST_ADDRESS, NetnsPair, entered, kernel_log_all_netns
 from tests.support.tools import require_tool
+from tests.support.tsadmin_lab import (
+    ALLOW_LIST,
+    ALLOWED_IN_NET,
+    BLOCK_LIST,
+    BLOCKED_HOST,
+    BLOCKED_IN_NET,
+    FREE_HOST,
+    TSADMIN,
+    ZONE,
+    Lab,
+    open_lab,
+    policy_zone,
+)
 
 pytestmark = pytest.mark.root
-
-TSADMIN = Path(__file__).resolve().parent.parent / "bin" / "tsadmin"
-ZONE = "test.threatstop.local"
-BLOCK_LIST = f"blk.{ZONE}"
-ALLOW_LIST = f"alw.{ZONE}"
-BLOCKED_HOST = "192.0.2.10"
-BLOCKED_NET = "203.0.113.0/24"
-BLOCKED_IN_NET = "203.0.113.9"
-ALLOWED_IN_NET = "203.0.113.5"
-FREE_HOST = "198.51.100.20"
-PEER_ADDRESSES = (BLOCKED_HOST, BLOCKED_IN_NET, ALLOWED_IN_NET, FREE_HOST)
-HOST_RULE = ["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]
-
-
-def policy_zone(extra_block: tuple[str, ...] = ()) -> str:
-    items = [f"1:{BLOCKED_HOST}/32", f"1:{BLOCKED_NET}", *(f"1:{item}" for item in extra_block)]
-    return make_zone_records(apl={"blk": items}, a={"alw": [ALLOWED_IN_NET]})
-
-
-@dataclass
-class Lab:
-    pair: NetnsPair
-    knot: KnotServer
-    root: Path
-    prefix: str
-
-    def tsadmin(
-        self, *args: str, user: str | None = None, ssh_client: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, str(TSADMIN), *args, "--root", str(self.root)]
-        if user is not None:
-            argv = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups", *argv]
-        # Whoever runs the tests over SSH must not leak their address into tsadmin's lifelines.
-        env = {name: value for name, value in os.environ.items() if name != "SSH_CONNECTION"}
-        if ssh_client is not None:
-            env["SSH_CONNECTION"] = f"{ssh_client} 50022 {HOST_ADDRESS} 22"
-        return self.pair.run(argv, input="", env=env)
-
-    def add(self, *extra: str, ssh_client: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.tsadmin(
-            "add",
-            f"--block_list={BLOCK_LIST}",
-            f"--allow_list={ALLOW_LIST}",
-            "--dns_server=127.0.0.1",
-            f"--port={self.knot.port}",
-            f"--tsprefix={self.prefix}",
-            "--silent",
-            *extra,
-            ssh_client=ssh_client,
-        )
-
-    def state(self) -> tuple[str, str, str]:
-        """What the kernel holds: rules of both families and every set, counters and comments left out."""
-        v4 = self.pair.run(["iptables-save"]).stdout
-        v6 = self.pair.run(["ip6tables-save"]).stdout
-        sets = self.pair.run(["ipset", "save"]).stdout
-        return tuple(_without_comments(text) for text in (v4, v6, sets))
-
-    def set_zone(self, text: str) -> None:
-        self.knot.add_zone(ZONE, text)
-        with entered(self.pair.host):
-            self.knot.reload()
-
-
-def _without_comments(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    for tool in ("ipset", "iptables", "ip6tables", "ping", "setpriv"):
-        require_tool(tool)
-    with NetnsPair(PEER_ADDRESSES) as pair:
-        knot = KnotServer(tmp_path)
-        knot.add_zone(ZONE, policy_zone())
-        with entered(pair.host):
-            knot.start()
-        try:
-            pair.run(["iptables", *HOST_RULE])
-            pair.run(["ipset", "create", "hostowned", "hash:ip"])
-            yield Lab(pair, knot, tmp_path / "root", "T" + secrets.token_hex(2))
-        finally:
-            knot.stop()
+    with open_lab(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -323,7 +259,8 @@ def test_ipv6_entries_get_ipv6_sets_and_rules(tmp_path: Path) -> None:
         try:
             assert v6.reachable("2001:db8:bad::5")
             argv = [sys.executable, str(TSADMIN), "add", f"--block_list={BLOCK_LIST}", "--silent"]
-            argv += ["--dns_server=127.0.0.1", f"--port={knot.port}", "--root", str(tmp_path / "root")]
+            root = shape_host(tmp_path / "root")
+            argv += ["--dns_server=127.0.0.1", f"--port={knot.port}", "--root", str(root)]
             done = v6.run(argv)
             assert done.returncode == 4, done.stdout + done.stderr
             assert not v6.reachable("2001:db8:bad::5")

@@ -34,6 +34,7 @@ from tests.support.netns import NetnsPair, entered  # noqa: E402
 from ts_isr.commands.tsadmin import chain_spec, install_policy, remove_installation  # noqa: E402
 from ts_isr.config import load_config, save_config  # noqa: E402
 from ts_isr.fetch import fetch_policy  # noqa: E402
+from ts_isr.linux.iptables_backend import LIMITS  # noqa: E402
 from ts_isr.linux.names import derive_names  # noqa: E402
 from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths  # noqa: E402
 
@@ -81,7 +82,7 @@ def measure(work: Path, hosts: list[str], rounds: int, entries: int) -> dict[str
         + "".join(f"add rawbench {host}\n" for host in hosts)
     )
     paths = Paths(work / "root")
-    names = derive_names("TS")
+    names = derive_names("TS", LIMITS)
     with NetnsPair(()) as pair:
         knot = KnotServer(work)
         knot.add_zone(ZONE, policy_zone(hosts))

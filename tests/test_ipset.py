@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ts_isr.errors import DeviceError
+from ts_isr.linux.iptables_backend import LIMITS
 from ts_isr.linux.names import derive_names
 from ts_isr.policy import Policy, parse_token
 from ts_isr.targets.base import plan_changes
@@ -22,7 +23,7 @@ from ts_isr.targets.ipset import (
     state_members,
 )
 
-NAMES = derive_names("TS")
+NAMES = derive_names("TS", LIMITS)
 OURS = NAMES.all_set_names()
 
 

@@ -18,9 +18,10 @@ from ts_isr.linux.firewall import (
     render_install,
     render_removal,
 )
+from ts_isr.linux.iptables_backend import LIMITS
 from ts_isr.linux.names import derive_names
 
-NAMES = derive_names("TS")
+NAMES = derive_names("TS", LIMITS)
 
 
 def table_text(builtin_rules: dict[str, list[str]], chain_rules: list[str] | None) -> str:

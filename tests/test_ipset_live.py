@@ -9,6 +9,7 @@ import pytest
 from tests.support.netns import NetnsPair, entered
 from tests.support.tools import require_tool
 from ts_isr.errors import DeviceError
+from ts_isr.linux.iptables_backend import LIMITS
 from ts_isr.linux.names import derive_names
 from ts_isr.policy import Policy, parse_token
 from ts_isr.ranges import Cidr
@@ -16,7 +17,7 @@ from ts_isr.targets.base import plan_changes
 from ts_isr.targets.ipset import IpsetTarget
 
 pytestmark = pytest.mark.root
-NAMES = derive_names("TL")
+NAMES = derive_names("TL", LIMITS)
 
 
 @pytest.fixture

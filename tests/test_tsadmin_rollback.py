@@ -18,7 +18,7 @@ from tests.support.hostroot import shape_host
 from tests.support.tools import require_tool
 from tests.support.tsadmin_lab import BLOCKED_HOST, Lab, open_lab
 from ts_isr.errors import ConfigError, DeviceError
-from ts_isr.linux.preflight import check_firewall
+from ts_isr.linux.iptables_backend import check_tools
 
 pytestmark = pytest.mark.root
 
@@ -183,7 +183,7 @@ def test_skip_checkpolicy_with_the_policy_out_of_reach_installs_and_says_when_it
 
 def test_missing_firewall_tools_and_kernel_support_are_one_line_each() -> None:
     with pytest.raises(ConfigError) as missing:
-        check_firewall(lambda tool: None if tool in ("ipset", "ip6tables-save") else f"/sbin/{tool}")
+        check_tools(lambda tool: None if tool in ("ipset", "ip6tables-save") else f"/sbin/{tool}")
     message = str(missing.value)
     assert "ipset, ip6tables-save not installed" in message and "apt-get install ipset iptables" in message
     assert "\n" not in message
@@ -192,5 +192,5 @@ def test_missing_firewall_tools_and_kernel_support_are_one_line_each() -> None:
         raise DeviceError("ipset list failed: Kernel error received: Operation not supported")
 
     with pytest.raises(DeviceError) as kernel:
-        check_firewall(lambda tool: f"/sbin/{tool}", refuses)
+        check_tools(lambda tool: f"/sbin/{tool}", refuses)
     assert "modprobe ip_set" in str(kernel.value) and "nothing was changed" in str(kernel.value)

@@ -25,25 +25,26 @@ from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import as_cidr, fetch_policy
 from ts_isr.linux import host, schedule
 from ts_isr.linux.addsettings import gather_settings, validated
-from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, Firewall, parse_logopts
+from ts_isr.linux.backend import Backend, make_backend
+from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, parse_logopts
 from ts_isr.linux.install import AddPlan, install_host
+from ts_isr.linux.iptables_backend import IptablesBackend
 from ts_isr.linux.lifecycle import (
     install_and_retire,
     install_policy,
     installed_prefix,
-    remove_installation,
     retire_and_record,
 )
-from ts_isr.linux.names import derive_names
-from ts_isr.linux.preflight import check_firewall, probe, scheduler, syslog_warning
+from ts_isr.linux.preflight import probe, scheduler, syslog_warning
 from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths
-from ts_isr.linux.system import require_root, run_tool
+from ts_isr.linux.system import require_root
 from ts_isr.linux.validip import check_valid_ip
 from ts_isr.lock import run_lock
 from ts_isr.log import MASK, add_secret, log
 from ts_isr.logupload import Device, upload_configured
 from ts_isr.ranges import Cidr
-from ts_isr.targets.ipset import IpsetTarget
+
+BACKEND = IptablesBackend.kind
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +141,11 @@ def chain_spec(config: Config) -> ChainSpec:
     )
 
 
+def configured_backend(config: Config) -> Backend:
+    """The firewall backend for this config (ipset + iptables, the one there is so far)."""
+    return make_backend(BACKEND, config.tsprefix)
+
+
 def host_logfile(config: Config, paths: Paths) -> Path:
     return paths.under(str(config.logfile))
 
@@ -157,21 +163,21 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
     path = config_path(args, paths)
     raw = gather_settings(args, path)
     config = validated(raw, path)
-    names = derive_names(config.tsprefix)
     with run_lock(paths.lock, "tsadmin"):
         plan = plan_add(args, paths, config, raw)
         previous = installed_prefix(paths) or (plan.before or {}).get("tsprefix")
         changed = install_host(plan, paths)
         if args.skip_checkpolicy:
             changed |= first_update(config, plan, paths)
-        changed |= retire_and_record(previous, names, paths)
+        changed |= retire_and_record(previous, plan.backend, paths)
     log.info("ThreatSTOP is installed" if changed else "ThreatSTOP was already installed as configured")
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 
 def plan_add(args: argparse.Namespace, paths: Paths, config: Config, raw: dict[str, str]) -> AddPlan:
     """Every check and every text before the first change: a refusal here leaves the host untouched."""
-    check_firewall()
+    backend = configured_backend(config)
+    backend.check_host()
     facts = probe(paths)
     chosen = scheduler(facts)
     policy = None
@@ -184,9 +190,7 @@ def plan_add(args: argparse.Namespace, paths: Paths, config: Config, raw: dict[s
     else:
         # Recorded as the last good policy by the install, not before it: a refusal leaves no trace.
         policy = fetch_policy(config, lifelines_extra=kept_reachable(config, paths), record=False)
-    names = derive_names(config.tsprefix)
-    firewall = Firewall(names)
-    firewall.check_owned()
+    backend.check_owned()
     logfile = host_logfile(config, paths)
     warning = syslog_warning(facts, logfile)
     if warning:
@@ -197,15 +201,11 @@ def plan_add(args: argparse.Namespace, paths: Paths, config: Config, raw: dict[s
         config_file=config.path,
         values={name: value for name, value in raw.items() if name in LINUX_KEYS},
         before=before,
-        names=names,
+        backend=backend,
         spec=spec,
         spec_before=previous_spec(before, config.path, spec),
         policy=policy,
-        backups={
-            "ipset": run_tool(["ipset", "save"]),
-            "iptables": firewall.backup(4),
-            "ip6tables": firewall.backup(6),
-        },
+        backups=backend.backup(),
         br_netfilter=bool(config.load_br_netfilter),
         logfile=logfile,
         kernel_log=host.render_kernel_log(paths, logfile),
@@ -231,7 +231,7 @@ def first_update(config: Config, plan: AddPlan, paths: Paths) -> bool:
     """--skip_checkpolicy skips the check, not the policy: fetched now, and a failure only retried later."""
     try:
         policy = fetch_policy(config, lifelines_extra=kept_reachable(config, paths))
-        return install_policy(plan.names, plan.spec, policy, paths)
+        return install_policy(plan.backend, plan.spec, policy, paths)
     except TsError as exc:
         log.warning(
             f"{exc}; ThreatSTOP is installed but the first policy update failed: the {plan.scheduler} "
@@ -249,9 +249,9 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
     with run_lock(paths.lock, "tsadmin"):
         if config.type == "auto":
             config = refresh_auto_settings(config)
-        names = derive_names(config.tsprefix)
+        backend = configured_backend(config)
         policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths))
-        changed = install_and_retire(names, chain_spec(config), policy, paths, configured_before)
+        changed = install_and_retire(backend, chain_spec(config), policy, paths, configured_before)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 
@@ -286,12 +286,12 @@ def command_remove(args: argparse.Namespace, paths: Paths) -> Exit:
     configured = read_values(path).get("tsprefix") if path.exists() else None
     with run_lock(paths.lock, "tsadmin"):
         prefixes = dict.fromkeys([installed_prefix(paths), configured or LINUX_KEYS["tsprefix"].default])
-        everything = [derive_names(prefix) for prefix in prefixes if prefix]
-        for names in everything:
-            Firewall(names).check_owned(removing=True)
+        everything = [make_backend(BACKEND, prefix) for prefix in prefixes if prefix]
+        for backend in everything:
+            backend.check_owned(removing=True)
         changed = False
-        for names in everything:
-            changed |= remove_installation(names)
+        for backend in everything:
+            changed |= backend.remove()
         changed |= host.remove_file(paths.installed_prefix)
         changed |= host.remove_log_config(paths)
         changed |= host.set_br_netfilter(paths, False)
@@ -313,14 +313,12 @@ def command_show(args: argparse.Namespace, paths: Paths) -> Exit:
         if isinstance(value, list):
             shown = ", ".join(str(item) for item in value)
         print(f"  {name} = {shown}")
-    names = derive_names(config.tsprefix)
-    target = IpsetTarget(names)
-    members = target.read()
-    print(f"Chain {names.chain}: {'installed' if Firewall(names).installed() else 'not installed'}")
-    for spec in names.sets:
-        if spec.name in target.sets:
-            print(f"  {spec.name} ({spec.hash_type}): {len(target.sets[spec.name].members)} entries")
-    print(f"Block list: {len(members['block'])} entries, allow list: {len(members['allow'])} entries")
+    backend = configured_backend(config)
+    print(f"Firewall: {backend.kind}: {backend.why}")
+    for line in backend.show():
+        print(line)
+    counted = ", ".join(f"{count} {what}" for what, count in backend.counters().items())
+    print(f"Blocked since installed: {counted}")
     return Exit.UNCHANGED
 
 
@@ -338,10 +336,9 @@ def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
 def command_restore(args: argparse.Namespace, paths: Paths) -> Exit:
     """Boot: the sets from the last saved state, then the chain; no network needed."""
     config = load(args, paths)
-    names = derive_names(config.tsprefix)
+    backend = configured_backend(config)
     with run_lock(paths.lock, "tsadmin"):
-        policy = IpsetTarget.load_state(paths.state, names)
-        changed = install_policy(names, chain_spec(config), policy, paths)
+        changed = install_policy(backend, chain_spec(config), backend.load(paths.state), paths)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 

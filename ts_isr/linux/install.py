@@ -13,15 +13,14 @@ from pathlib import Path
 
 from ts_isr.config import save_config
 from ts_isr.linux import host, schedule
+from ts_isr.linux.backend import Backend, make_backend
 from ts_isr.linux.firewall import ChainSpec
-from ts_isr.linux.lifecycle import apply_firewall, install_policy, installed_anything, remove_installation
-from ts_isr.linux.names import Names
+from ts_isr.linux.lifecycle import install_policy
 from ts_isr.linux.rollback import Rollback
 from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths
 from ts_isr.policy import Policy
 from ts_isr.policystore import FILE_NAME as LAST_GOOD
 from ts_isr.policystore import save_last_good
-from ts_isr.targets.ipset import IpsetTarget, policy_of
 
 
 @dataclass(frozen=True)
@@ -31,7 +30,7 @@ class AddPlan:
     config_file: Path
     values: dict[str, str]  # the config to write
     before: dict[str, str] | None  # the config as it was (None: there was none)
-    names: Names
+    backend: Backend
     spec: ChainSpec
     spec_before: ChainSpec  # the chain an undo puts back on an earlier installation
     policy: Policy | None
@@ -57,10 +56,10 @@ def _install(plan: AddPlan, paths: Paths, undo: Rollback) -> bool:
         undo.file(paths.backup(what))
     changed = bool(host.backup_once(paths, plan.backups))
     # The firewall first: the later steps only make sense around it.
-    note_firewall(plan.names, plan.spec_before, undo)
+    note_firewall(plan.backend, plan.spec_before, undo)
     undo.file(paths.state)
     undo.file(paths.state_pending)
-    changed |= install_policy(plan.names, plan.spec, plan.policy, paths)
+    changed |= install_policy(plan.backend, plan.spec, plan.policy, paths)
     if plan.policy is not None and plan.state_dir is not None:
         undo.file(plan.state_dir / LAST_GOOD)
         save_last_good(plan.state_dir, plan.policy)
@@ -85,12 +84,15 @@ def _install(plan: AddPlan, paths: Paths, undo: Rollback) -> bool:
     return host.install_unit(paths, plan.unit) or changed
 
 
-def note_firewall(names: Names, spec_before: ChainSpec, undo: Rollback) -> None:
-    """A first install is undone by removing it; an earlier one is put back with its entries and chain."""
-    if not installed_anything(names):
-        undo.add(f"remove the {names.prefix} sets and chain", lambda: remove_installation(names))
+def note_firewall(backend: Backend, spec_before: ChainSpec, undo: Rollback) -> None:
+    """A first install is undone by removing it; an earlier one is put back with its entries and rules."""
+    prefix = backend.names.prefix
+    if not backend.present():
+        undo.add(f"remove the {prefix} sets and rules", lambda: make_backend(backend.kind, prefix).remove())
         return
-    previous = policy_of(IpsetTarget(names).read())
-    undo.add(
-        f"put the {names.prefix} sets and chain back", lambda: apply_firewall(names, spec_before, previous)
-    )
+    previous = backend.read_policy()
+
+    def put_back() -> None:
+        make_backend(backend.kind, prefix).apply(spec_before, previous, lambda: None)
+
+    undo.add(f"put the {prefix} sets and rules back", put_back)

@@ -1,5 +1,6 @@
-"""What ``tsadmin add`` checks before its first change: the firewall's tools and kernel support, something
-that runs the periodic jobs (cron, else systemd timers), and the syslog daemon's state.
+"""What ``tsadmin add`` checks about the host before its first change (the firewall backend checks its own
+tools and kernel support): something that runs the periodic jobs (cron, else systemd timers), and the
+syslog daemon's state.
 
 The daemons are told apart by what they leave under ``--root``: a live pid in
 their pid file, ``/run/systemd/system`` for systemd (sd_booted's test), the
@@ -9,26 +10,13 @@ the way the test writes it, and the real ``/`` is read the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ts_isr.errors import ConfigError, DeviceError
+from ts_isr.errors import ConfigError
 from ts_isr.linux.host import pid_alive, syslog_daemon, syslog_running
 from ts_isr.linux.settings import Paths
-from ts_isr.linux.system import run_tool
-from ts_isr.tools import find_tool
 
-# Tool, and the Debian package that installs it.
-FIREWALL_TOOLS = {
-    "ipset": "ipset",
-    "iptables": "iptables",
-    "iptables-save": "iptables",
-    "iptables-restore": "iptables",
-    "ip6tables": "iptables",
-    "ip6tables-save": "iptables",
-    "ip6tables-restore": "iptables",
-}
 CRON_PIDFILES = ("/run/crond.pid", "/var/run/crond.pid")  # Debian's cron and cronie both write crond.pid
 SYSTEMD_RUNNING = "/run/systemd/system"
 
@@ -51,31 +39,6 @@ def probe(paths: Paths) -> HostFacts:
         syslog=daemon,
         syslog_running=daemon is not None and syslog_running(paths, daemon),
     )
-
-
-def missing_tools(lookup: Callable[[str], str | None] = find_tool) -> list[str]:
-    """The firewall tools ``lookup`` cannot find."""
-    return [tool for tool in FIREWALL_TOOLS if lookup(tool) is None]
-
-
-def check_firewall(
-    lookup: Callable[[str], str | None] = find_tool, run: Callable[[list[str]], str] = run_tool
-) -> None:
-    """Every tool the ipset + iptables firewall needs, and a kernel that has ipsets: else one line."""
-    missing = missing_tools(lookup)
-    if missing:
-        packages = " ".join(dict.fromkeys(FIREWALL_TOOLS[tool] for tool in missing))
-        raise ConfigError(
-            f"{', '.join(missing)} not installed; install them (apt-get install {packages}) and run "
-            "tsadmin add again; nothing was changed"
-        )
-    try:
-        run(["ipset", "list", "-n"])
-    except DeviceError as exc:
-        raise DeviceError(
-            f"the kernel refuses ipsets ({exc}): load the ip_set module (modprobe ip_set) or use a "
-            "kernel that has it, and run tsadmin add again; nothing was changed"
-        ) from None
 
 
 def scheduler(facts: HostFacts) -> str:

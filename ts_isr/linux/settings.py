@@ -24,15 +24,16 @@ from ts_isr.config import (
     schema,
 )
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, parse_logopts
+from ts_isr.linux.iptables_backend import LIMITS as STRICTEST_LIMITS
 from ts_isr.linux.names import DEFAULT_PREFIX, PrefixError, derive_names
 
 LINUX_TITLE = "Configuration file of ThreatSTOP ts-iptables (tsadmin), /opt/threatstop/threatstop.conf"
 
 
 def parse_prefix(text: str) -> str:
-    """A prefix every derived kernel name fits (the reason is the ConfigError's text)."""
+    """A prefix every backend's derived names fit (the reason is the ConfigError's text)."""
     try:
-        derive_names(text)
+        derive_names(text, STRICTEST_LIMITS)
     except PrefixError as exc:
         raise Invalid(exc.reason) from None
     return text

@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.knot import KnotServer, make_zone_records  # noqa: E402
 from tests.support.netns import NetnsPair, entered  # noqa: E402
-from ts_isr.commands.tsadmin import chain_spec, install_policy, remove_installation  # noqa: E402
+from ts_isr.commands.tsadmin import chain_spec  # noqa: E402
 from ts_isr.config import load_config, save_config  # noqa: E402
 from ts_isr.fetch import fetch_policy  # noqa: E402
-from ts_isr.linux.iptables_backend import LIMITS  # noqa: E402
-from ts_isr.linux.names import derive_names  # noqa: E402
+from ts_isr.linux.backend import make_backend  # noqa: E402
+from ts_isr.linux.lifecycle import install_policy  # noqa: E402
 from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths  # noqa: E402
 
 ZONE = "bench.threatstop.local"
@@ -82,7 +82,7 @@ def measure(work: Path, hosts: list[str], rounds: int, entries: int) -> dict[str
         + "".join(f"add rawbench {host}\n" for host in hosts)
     )
     paths = Paths(work / "root")
-    names = derive_names("TS", LIMITS)
+    backend = make_backend("iptables", "TS")
     with NetnsPair(()) as pair:
         knot = KnotServer(work)
         knot.add_zone(ZONE, policy_zone(hosts))
@@ -110,21 +110,21 @@ def measure(work: Path, hosts: list[str], rounds: int, entries: int) -> dict[str
                     policy = fetch_policy(config)
                     fetches.append(time.perf_counter() - start)
                     assert len(policy.block) == entries, len(policy.block)
-                    installs.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
-                    remove_installation(names)
+                    installs.append(timed(lambda p=policy: install_policy(backend, spec, p, paths)))
+                    backend.remove()
                     command = [sys.executable, str(TSADMIN), "update", "--root", str(paths.root)]
                     commands.append(timed(lambda c=command: pair.run(c)))
-                    remove_installation(names)
+                    backend.remove()
                 # 1% churn: every round serves the other list of the two (2,000 entries apart) than
                 # the one installed, so each update replaces 1%.
-                install_policy(names, spec, fetch_policy(config), paths)
+                install_policy(backend, spec, fetch_policy(config), paths)
                 churned = hosts[: -entries // 100] + scattered_hosts(entries // 100, seed=2)
                 for round_ in range(rounds):
                     knot.add_zone(ZONE, policy_zone(churned if round_ % 2 == 0 else hosts))
                     knot.reload()
                     policy = fetch_policy(config)
-                    churns.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
-                remove_installation(names)
+                    churns.append(timed(lambda p=policy: install_policy(backend, spec, p, paths)))
+                backend.remove()
         finally:
             knot.stop()
     return {

@@ -81,7 +81,7 @@ def test_add_blocks_logs_allows_and_remove_gives_the_rules_back(lab: Lab, kernel
     assert any(f"DST={BLOCKED_HOST}" in line for line in kernel_lines(tag))
     shown = lab.tsadmin("show")
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert "Firewall: iptables: ipset sets matched by an iptables chain" in shown.stdout
+    assert "Firewall: iptables (auto: keeps the iptables installation): ipset sets" in shown.stdout
     blocked = re.search(r"Blocked since installed: (\d+) blocked packets", shown.stdout)
     assert blocked and int(blocked.group(1)) >= 2, shown.stdout  # the two blocked pings above
 

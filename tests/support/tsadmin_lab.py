@@ -31,7 +31,9 @@ HOST_RULE = ["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]
 
 
 def policy_zone(extra_block: tuple[str, ...] = ()) -> str:
-    items = [f"1:{BLOCKED_HOST}/32", f"1:{BLOCKED_NET}", *(f"1:{item}" for item in extra_block)]
+    """The block list (APL items ``1:`` IPv4, ``2:`` IPv6; ``extra_block`` IPv4) and the allowed host."""
+    items = [f"1:{BLOCKED_HOST}/32", f"1:{BLOCKED_NET}"]
+    items += [item if item[:2] in ("1:", "2:") else f"1:{item}" for item in extra_block]
     return make_zone_records(apl={"blk": items}, a={"alw": [ALLOWED_IN_NET]})
 
 
@@ -41,6 +43,7 @@ class Lab:
     knot: KnotServer
     root: Path
     prefix: str
+    tools: Path | None = None  # a directory put first on tsadmin's PATH (iptables-legacy links)
 
     def tsadmin(
         self, *args: str, user: str | None = None, ssh_client: str | None = None
@@ -52,6 +55,8 @@ class Lab:
         env = {name: value for name, value in os.environ.items() if name != "SSH_CONNECTION"}
         if ssh_client is not None:
             env["SSH_CONNECTION"] = f"{ssh_client} 50022 {HOST_ADDRESS} 22"
+        if self.tools is not None:
+            env["PATH"] = f"{self.tools}:{env.get('PATH', '/usr/bin:/bin')}"
         return self.pair.run(argv, input="", env=env)
 
     def add(self, *extra: str, ssh_client: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -85,12 +90,14 @@ def _without_comments(text: str) -> str:
 
 
 @contextmanager
-def open_lab(tmp_path: Path) -> Iterator[Lab]:
+def open_lab(
+    tmp_path: Path, addresses: tuple[str, ...] = PEER_ADDRESSES, zone: str | None = None
+) -> Iterator[Lab]:
     for tool in ("ipset", "iptables", "ip6tables", "ping", "setpriv"):
         require_tool(tool)
-    with NetnsPair(PEER_ADDRESSES) as pair:
+    with NetnsPair(addresses) as pair:
         knot = KnotServer(tmp_path)
-        knot.add_zone(ZONE, policy_zone())
+        knot.add_zone(ZONE, zone or policy_zone())
         with entered(pair.host):
             knot.start()
         try:

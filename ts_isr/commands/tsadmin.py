@@ -25,13 +25,13 @@ from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import as_cidr, fetch_policy
 from ts_isr.linux import host, schedule
 from ts_isr.linux.addsettings import gather_settings, validated
-from ts_isr.linux.backend import Backend, make_backend
+from ts_isr.linux.backend import Backend, choose, make_backend
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, parse_logopts
 from ts_isr.linux.install import AddPlan, install_host
-from ts_isr.linux.iptables_backend import IptablesBackend
 from ts_isr.linux.lifecycle import (
     install_and_retire,
     install_policy,
+    installed_firewall,
     installed_prefix,
     retire_and_record,
 )
@@ -43,8 +43,7 @@ from ts_isr.lock import run_lock
 from ts_isr.log import MASK, add_secret, log
 from ts_isr.logupload import Device, upload_configured
 from ts_isr.ranges import Cidr
-
-BACKEND = IptablesBackend.kind
+from ts_isr.tools import find_tool
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--dns_server", help="DNS server(s) for policy queries")
     add.add_argument(
         "--load_br_netfilter", nargs="?", const="y", choices=("y", "n"), help="load br_netfilter at boot"
+    )
+    add.add_argument(
+        "--firewall", choices=("auto", "iptables", "nftables"), help="firewall backend (default: auto)"
     )
     add.add_argument("--logopts", help='extra LOG options, e.g. "--log-uid --log-level 6"')
     add.add_argument("--logopts_direction", choices=DIRECTIONS, help="direction the logopts apply to")
@@ -141,9 +143,10 @@ def chain_spec(config: Config) -> ChainSpec:
     )
 
 
-def configured_backend(config: Config) -> Backend:
-    """The firewall backend for this config (ipset + iptables, the one there is so far)."""
-    return make_backend(BACKEND, config.tsprefix)
+def configured_backend(config: Config, paths: Paths) -> tuple[Backend, str]:
+    """The firewall backend for this config and host, and why it is the one."""
+    kind, why = choose(str(config.firewall), installed_firewall(paths), find_tool("iptables") is not None)
+    return make_backend(kind, config.tsprefix), why
 
 
 def host_logfile(config: Config, paths: Paths) -> Path:
@@ -176,7 +179,8 @@ def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
 
 def plan_add(args: argparse.Namespace, paths: Paths, config: Config, raw: dict[str, str]) -> AddPlan:
     """Every check and every text before the first change: a refusal here leaves the host untouched."""
-    backend = configured_backend(config)
+    backend, why = configured_backend(config, paths)
+    log.info(f"Firewall: {backend.kind} ({why})")
     backend.check_host()
     facts = probe(paths)
     chosen = scheduler(facts)
@@ -249,7 +253,7 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
     with run_lock(paths.lock, "tsadmin"):
         if config.type == "auto":
             config = refresh_auto_settings(config)
-        backend = configured_backend(config)
+        backend, _ = configured_backend(config, paths)
         policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths))
         changed = install_and_retire(backend, chain_spec(config), policy, paths, configured_before)
     return Exit.CHANGED if changed else Exit.UNCHANGED
@@ -283,10 +287,13 @@ def command_remove(args: argparse.Namespace, paths: Paths) -> Exit:
             print("Nothing was removed.")
             return Exit.UNCHANGED
     path = config_path(args, paths)
-    configured = read_values(path).get("tsprefix") if path.exists() else None
+    values = read_values(path) if path.exists() else {}
+    configured = values.get("tsprefix") or LINUX_KEYS["tsprefix"].default
     with run_lock(paths.lock, "tsadmin"):
-        prefixes = dict.fromkeys([installed_prefix(paths), configured or LINUX_KEYS["tsprefix"].default])
-        everything = [make_backend(BACKEND, prefix) for prefix in prefixes if prefix]
+        installed = installed_firewall(paths)
+        kind, _ = choose(values.get("firewall") or "auto", installed, find_tool("iptables") is not None)
+        wanted = [(installed, installed_prefix(paths)), (kind, configured)]
+        everything = [make_backend(k, prefix) for k, prefix in dict.fromkeys(wanted) if k and prefix]
         for backend in everything:
             backend.check_owned(removing=True)
         changed = False
@@ -313,8 +320,8 @@ def command_show(args: argparse.Namespace, paths: Paths) -> Exit:
         if isinstance(value, list):
             shown = ", ".join(str(item) for item in value)
         print(f"  {name} = {shown}")
-    backend = configured_backend(config)
-    print(f"Firewall: {backend.kind}: {backend.why}")
+    backend, why = configured_backend(config, paths)
+    print(f"Firewall: {backend.kind} ({why}): {backend.why}")
     for line in backend.show():
         print(line)
     counted = ", ".join(f"{count} {what}" for what, count in backend.counters().items())
@@ -336,7 +343,7 @@ def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
 def command_restore(args: argparse.Namespace, paths: Paths) -> Exit:
     """Boot: the sets from the last saved state, then the chain; no network needed."""
     config = load(args, paths)
-    backend = configured_backend(config)
+    backend, _ = configured_backend(config, paths)
     with run_lock(paths.lock, "tsadmin"):
         changed = install_policy(backend, chain_spec(config), backend.load(paths.state), paths)
     return Exit.CHANGED if changed else Exit.UNCHANGED

@@ -24,6 +24,7 @@ ADD_VALUE_OPTIONS = (
     "block_list",
     "device_id",
     "dns_server",
+    "firewall",
     "logopts",
     "logopts_direction",
     "maxpolicysize",

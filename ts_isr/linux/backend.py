@@ -16,6 +16,7 @@ from ts_isr.errors import ConfigError
 from ts_isr.linux.firewall import ChainSpec
 from ts_isr.linux.iptables_backend import IptablesBackend
 from ts_isr.linux.names import Names
+from ts_isr.linux.nft_backend import NftablesBackend
 from ts_isr.policy import Policy
 
 
@@ -60,7 +61,10 @@ class Backend(Protocol):
         """What the block rules matched since they were installed."""
 
 
-BACKENDS: dict[str, Callable[[str], Backend]] = {IptablesBackend.kind: IptablesBackend}
+BACKENDS: dict[str, Callable[[str], Backend]] = {
+    IptablesBackend.kind: IptablesBackend,
+    NftablesBackend.kind: NftablesBackend,
+}
 
 
 def make_backend(kind: str, prefix: str) -> Backend:
@@ -69,3 +73,16 @@ def make_backend(kind: str, prefix: str) -> Backend:
         return BACKENDS[kind](prefix)
     except KeyError:
         raise ConfigError(f"firewall {kind!r} is not supported; use one of: {', '.join(BACKENDS)}") from None
+
+
+def choose(wanted: str, installed: str | None, iptables_present: bool) -> tuple[str, str]:
+    """The backend's kind, and why (for ``tsadmin show``): ``auto`` keeps what is installed; a new
+    install takes ipset + iptables wherever iptables exists (its ``-m set`` works on iptables-nft too,
+    and ipset loads big lists far cheaper), nftables elsewhere."""
+    if wanted != "auto":
+        return wanted, f"firewall = {wanted} in the config"
+    if installed:
+        return installed, f"auto: keeps the {installed} installation"
+    if iptables_present:
+        return "iptables", "auto: iptables is installed"
+    return "nftables", "auto: no iptables here"

@@ -3,6 +3,8 @@ saved, a prefix retired, everything removed.  Shared by ``add``, ``update``, ``r
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ts_isr.files import write_atomic
 from ts_isr.linux.backend import Backend, make_backend
 from ts_isr.linux.firewall import ChainSpec
@@ -26,22 +28,33 @@ def install_policy(backend: Backend, spec: ChainSpec, policy: Policy | None, pat
 
 
 def installed_prefix(paths: Paths) -> str | None:
-    """The prefix whose chain and sets are on the host, as recorded after the last good install."""
+    """The prefix whose rules and sets are on the host, as recorded after the last good install."""
+    return _record(paths.installed_prefix)
+
+
+def installed_firewall(paths: Paths) -> str | None:
+    """The backend installed, as recorded (installs from before the record used iptables)."""
+    return _record(paths.installed_firewall) or ("iptables" if installed_prefix(paths) else None)
+
+
+def _record(path: Path) -> str | None:
     try:
-        return paths.installed_prefix.read_text(encoding="utf-8").strip() or None
+        return path.read_text(encoding="utf-8").strip() or None
     except FileNotFoundError:
         return None
 
 
 def retire_and_record(previous: str | None, backend: Backend, paths: Paths) -> bool:
-    """Retire the prefix installed before, then record the new one.
+    """Retire the installation before (another prefix or another backend), then record the new one.
 
     The record is written only once the retirement worked, so a failed
-    prefix change is retried, not forgotten.
+    change is retried, not forgotten.
     """
-    changed = retire_prefix(previous, backend)
+    changed = retire(previous, installed_firewall(paths) or backend.kind, backend)
     if installed_prefix(paths) != backend.names.prefix:
         write_atomic(paths.installed_prefix, backend.names.prefix + "\n", 0o644)
+    if _record(paths.installed_firewall) != backend.kind:
+        write_atomic(paths.installed_firewall, backend.kind + "\n", 0o644)
     return changed
 
 
@@ -57,10 +70,10 @@ def install_and_retire(
     return retire_and_record(previous, backend, paths) or changed
 
 
-def retire_prefix(previous: str | None, backend: Backend) -> bool:
-    """A new prefix: its rules are on top now, so the old ones and their sets can go without a gap."""
+def retire(previous: str | None, previous_kind: str, backend: Backend) -> bool:
+    """A new prefix or backend: its rules are on top now, so the old ones can go without a gap."""
     prefix = backend.names.prefix
-    if not previous or previous == prefix:
+    if not previous or (previous, previous_kind) == (prefix, backend.kind):
         return False
-    log.info(f"Prefix changed from {previous} to {prefix}: removing the {previous} chain and sets")
-    return make_backend(backend.kind, previous).remove()
+    log.info(f"Now {backend.kind} with prefix {prefix}: removing the {previous_kind} rules of {previous}")
+    return make_backend(previous_kind, previous).remove()

@@ -74,6 +74,12 @@ LINUX_KEYS = schema(
         "Prefix of the chain, the ipsets and the LOG prefix (at most 12 characters).",
         DEFAULT_PREFIX,
     ),
+    Key(
+        "firewall",
+        _choice("auto", "iptables", "nftables"),
+        "auto (keep the installed one; else ipset + iptables where iptables exists), iptables or nftables.",
+        "auto",
+    ),
     # RETURN by default: an allowed address is not blocked, and the host's own rules still judge it.
     Key(
         "allow_action",
@@ -171,6 +177,11 @@ class Paths:
     def state_pending(self) -> Path:
         """Present while the sets hold something the saved state does not (a save that failed)."""
         return self.install_dir / "threatstop_ipset.save.pending"
+
+    @property
+    def installed_firewall(self) -> Path:
+        """The backend whose objects are installed: a change of backend retires that one."""
+        return self.install_dir / "installed_firewall"
 
     @property
     def installed_prefix(self) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ts_isr.errors import ConfigError, DeviceError
-from ts_isr.linux.backend import make_backend
+from ts_isr.linux.backend import choose, make_backend
 from ts_isr.linux.iptables_backend import LIMITS, blocked_counters
 from ts_isr.linux.nft_backend import counted, nft_log_options, table_text
 from ts_isr.linux.nft_memory import available_bytes, check_fits
@@ -69,3 +69,13 @@ def test_nft_memory_refuses_a_load_that_cannot_fit_in_one_line() -> None:
     message = str(refused.value)
     assert "max_policy_size" in message and "firewall = iptables" in message and "\n" not in message
     assert available_bytes("MemTotal: 1000 kB\nMemAvailable:  2048 kB\n") == 2048 * 1024
+
+
+def test_auto_keeps_the_installed_backend_and_prefers_iptables_where_it_exists() -> None:
+    assert choose("auto", None, iptables_present=True)[0] == "iptables"
+    assert choose("auto", None, iptables_present=False) == ("nftables", "auto: no iptables here")
+    assert choose("auto", "nftables", iptables_present=True)[0] == "nftables"
+    assert choose("iptables", "nftables", iptables_present=True) == (
+        "iptables",
+        "firewall = iptables in the config",
+    )

@@ -225,3 +225,19 @@ def test_boot_restore_and_remove_exactly(lab: tuple[Lab, str]) -> None:
     assert removed.returncode == 4, removed.stdout + removed.stderr
     assert kernel_state(lab_) == before, "remove leaves every ruleset as it was before add"
     assert lab_.pair.reachable(BLOCKED_HOST)
+
+
+def test_a_change_of_backend_retires_the_other_once_the_new_one_is_in_place(tmp_path: Path) -> None:
+    require_tool("nft")
+    with open_lab(tmp_path) as lab:
+        before = kernel_state(lab)
+        add(lab, "iptables")
+        add(lab, "nftables")
+        assert lab.prefix not in lab.pair.run(["iptables-save"]).stdout
+        assert lab.prefix not in lab.pair.run(["ipset", "list", "-n"]).stdout
+        assert f"table inet {lab.prefix}" in lab.pair.run(["nft", "-t", "list", "ruleset"]).stdout
+        assert not lab.pair.reachable(BLOCKED_HOST) and lab.pair.reachable(ALLOWED_IN_NET)
+        kept = lab.tsadmin("update")
+        assert kept.returncode == 0, "an update keeps the nftables installation: " + kept.stdout + kept.stderr
+        assert lab.tsadmin("remove", "--silent").returncode == 4
+        assert kernel_state(lab) == before

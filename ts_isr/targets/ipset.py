@@ -296,12 +296,7 @@ class IpsetTarget(Target):
                 log.warning(f"{exc}; the in-place update stopped part-way: swapping in whole sets instead")
                 self._swap(plan, update, restore=before)
                 return
-            for change in plan.changes:
-                log.info(
-                    f"{change.kind} list: {len(change.desired)} entries "
-                    f"(+{len(change.add)} -{len(change.remove)}) changed in place"
-                )
-            self._applied(update, in_place=True)
+            self._applied(plan, update, in_place=True)
             return
         self._swap(plan, update)
 
@@ -316,15 +311,16 @@ class IpsetTarget(Target):
                 self.stream(["ipset", "restore"], back.chunks())
                 self._destroy_twins()
             raise
+        self._applied(plan, update, in_place=False)
+
+    def _applied(self, plan: Plan, update: Update, *, in_place: bool) -> None:
+        """The batch succeeded as a whole: the sets hold what was rendered, no need to read 200,000 back."""
+        how = "changed in place" if in_place else "swapped in"
         for change in plan.changes:
             log.info(
                 f"{change.kind} list: {len(change.desired)} entries "
-                f"(+{len(change.add)} -{len(change.remove)}) swapped in"
+                f"(+{len(change.add)} -{len(change.remove)}) {how}"
             )
-        self._applied(update, in_place=False)
-
-    def _applied(self, update: Update, *, in_place: bool) -> None:
-        """The batch succeeded as a whole: the sets hold what was rendered, no need to read 200,000 back."""
         self.sets = update.sets()
         self.state_text = update.render_state() if in_place else update.state
 

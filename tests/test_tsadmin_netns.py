@@ -322,17 +322,17 @@ def test_a_host_chain_named_like_the_prefix_is_never_emptied_or_deleted(lab: Lab
 
 
 def test_a_host_jump_to_the_chain_makes_remove_refuse_before_emptying_the_sets(lab: Lab) -> None:
-    """Review item 10: DOCKER-USER -j <prefix> would make -X fail after the sets were flushed."""
+    """Review item 10: a host chain jumping to ours would make -X fail after the sets were flushed."""
     assert lab.add().returncode == 4
-    lab.pair.run(["iptables", "-N", "DOCKER-USER"])
-    lab.pair.run(["iptables", "-A", "DOCKER-USER", "-j", lab.prefix])
+    lab.pair.run(["iptables", "-N", "HOST-FILTER"])
+    lab.pair.run(["iptables", "-A", "HOST-FILTER", "-j", lab.prefix])
     installed = lab.state()
     refused = lab.tsadmin("remove", "--silent")
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert f"-A DOCKER-USER -j {lab.prefix}" in refused.stdout
+    assert f"-A HOST-FILTER -j {lab.prefix}" in refused.stdout
     assert lab.state() == installed, "the sets keep their entries, the chain its rules"
     assert not lab.pair.reachable(BLOCKED_HOST)
-    lab.pair.run(["iptables", "-D", "DOCKER-USER", "-j", lab.prefix])
+    lab.pair.run(["iptables", "-D", "HOST-FILTER", "-j", lab.prefix])
     removed = lab.tsadmin("remove", "--silent")
     assert removed.returncode == 4, removed.stdout + removed.stderr
     assert lab.prefix not in lab.state()[0]

@@ -194,3 +194,26 @@ def test_missing_firewall_tools_and_kernel_support_are_one_line_each() -> None:
     with pytest.raises(DeviceError) as kernel:
         check_tools(lambda tool: f"/sbin/{tool}", refuses)
     assert "modprobe ip_set" in str(kernel.value) and "nothing was changed" in str(kernel.value)
+
+
+def nft_state(lab: Lab) -> str:
+    return lab.pair.run(["nft", "-t", "list", "ruleset"]).stdout
+
+
+def test_the_nftables_backend_is_rolled_back_too(lab: Lab) -> None:
+    """A first install removed, then a re-add put back (its table, rules and sets) when the crontab fails."""
+    require_tool("nft")
+    (lab.root / "crontab" / "in-the-way").mkdir(parents=True)
+    before = (host_state(lab), nft_state(lab))
+    failed = lab.add("--firewall=nftables")
+    assert failed.returncode == 1 and "was undone" in failed.stdout, failed.stdout + failed.stderr
+    assert (host_state(lab), nft_state(lab)) == before
+    (lab.root / "crontab" / "in-the-way").rmdir()
+    (lab.root / "crontab").rmdir()
+    assert lab.add("--firewall=nftables").returncode == 4
+    (lab.root / "etc/modules-load.d/threatstop.conf/in-the-way").mkdir(parents=True)
+    installed = (host_state(lab), nft_state(lab))
+    failed = lab.add("--firewall=nftables", "--allow_action=ACCEPT", "--load_br_netfilter=y")
+    assert failed.returncode == 1 and "was undone" in failed.stdout, failed.stdout + failed.stderr
+    assert (host_state(lab), nft_state(lab)) == installed
+    assert not lab.pair.reachable(BLOCKED_HOST)

@@ -4,7 +4,7 @@
 DEBIAN_PACKAGES=(
   python3-venv knot knot-dnsutils bind9-dnsutils ipset iptables iproute2 iputils-ping
   syslog-ng-core logrotate cron stunnel4 procps curl gzip openssh-client git systemd util-linux kmod
-  nftables
+  nftables systemd-journal-remote
 )
 
 # install_debian_packages [PACKAGE...]: the named packages, or all the tests use.

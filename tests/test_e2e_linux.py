@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.e2e import cron_command, cron_env
-from tests.support.hostroot import shape_host
+from tests.support.hostroot import shape_host, write_config
 from tests.support.https_server import LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import NetnsPair, entered, kernel_log_all_netns
@@ -82,13 +82,11 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
             pair.run(["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"])
             pair.run(["ipset", "create", "hostowned", "hash:ip"])
             before = firewall_state(pair)
-            config = root / "opt/threatstop/threatstop.conf"
-            config.parent.mkdir(parents=True)
-            config.write_text(
+            write_config(
+                root,
                 f"url = {server.url}\nca_bundle = {server.ca_file}\n"
-                f"log_reopen_command = syslog-ng-ctl reopen --control {daemon.control}\n"
+                f"log_reopen_command = syslog-ng-ctl reopen --control {daemon.control}\n",
             )
-            config.chmod(0o600)
 
             added = tsadmin(
                 "add",

@@ -34,3 +34,12 @@ def shape_host(
         if not config.exists():
             config.write_text("@version: current\n" if syslog == "syslog-ng" else "")
     return root
+
+
+def write_config(root: Path, text: str) -> Path:
+    """tsadmin's config under the root, mode 0600 as tsadmin requires of a file holding secrets."""
+    config = root / "opt/threatstop/threatstop.conf"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(text)
+    config.chmod(0o600)
+    return config

@@ -23,6 +23,7 @@ from ts_isr.commands.common import EXIT_CODES_HELP, run_command
 from ts_isr.config import Config, load_config, read_values, save_config
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import as_cidr, fetch_policy
+from ts_isr.journal import Journal, upload_from_journal
 from ts_isr.linux import host, schedule
 from ts_isr.linux.addsettings import gather_settings, validated
 from ts_isr.linux.backend import Backend, choose, make_backend
@@ -330,13 +331,26 @@ def command_show(args: argparse.Namespace, paths: Paths) -> Exit:
 
 
 def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
-    """Rotate the block log, make the syslog daemon reopen it, and upload it (the Cisco upload code)."""
+    """Rotate the block log, make the syslog daemon reopen it, and upload it (the Cisco upload code).
+
+    Without a syslog daemon the lines come from the journal (:mod:`ts_isr.journal`).
+    """
     config = load(args, paths)
-    reopen = config.log_reopen_command or host.reopen_command(paths)
     device = Device(
         address=str(config.external_ip or ""), identifier=str(config.device_id or socket.gethostname())
     )
-    upload_configured(config, host_logfile(config, paths), device, reopen)
+    logfile = host_logfile(config, paths)
+    if host.syslog_daemon(paths) is None and (paths.root == Path("/") or config.journal_dir):
+        journal = Journal(Path(str(config.journal_dir)) if config.journal_dir else None)
+        upload_from_journal(
+            journal,
+            Path(str(config.state_dir)),
+            logfile,
+            lambda: upload_configured(config, logfile, device, None).waiting,
+        )
+        return Exit.UNCHANGED
+    reopen = config.log_reopen_command or host.reopen_command(paths)
+    upload_configured(config, logfile, device, reopen)
     return Exit.UNCHANGED
 
 

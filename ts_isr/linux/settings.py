@@ -129,6 +129,11 @@ LINUX_KEYS = schema(
         help="Makes the syslog daemon reopen the log after tsadmin logs renamed it (default: by daemon).",
     ),
     _cisco("state_dir"),
+    Key(
+        "journal_dir",
+        parse_plain,
+        "Journal files to read the block log from where no syslog daemon runs (default: the system's).",
+    ),
 )
 
 # What `tsadmin add` asks in manual mode, in order; the advanced ones only with --advanced.

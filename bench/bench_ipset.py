@@ -1,16 +1,17 @@
-"""tsadmin's install of 200,000 entries vs a raw ``ipset restore`` of the same entries, in a namespace.
+"""Each Linux firewall backend loading 200,000 entries, against the raw tool loading the same entries.
 
-Everything runs as root inside a network namespace this bench creates, with
-Knot serving the policy on that namespace's loopback:
+Everything runs as root inside a network namespace this bench creates, one
+fresh process per case (so each peak memory is that case's own):
 
-1. Baseline: ``ipset restore`` of a prepared file (one ``create``, 200,000 ``add``).
-2. tsadmin's update path on an empty host: read the sets, plan, one restore
-   batch (twins, swap), the chain, the saved state, not counting the DNS
-   fetch.  Target: <= 1.5x the baseline.  Also the fetch, and the whole
-   ``tsadmin update`` command (a fresh process: start-up, fetch, install).
-3. An update with 1% churn (2,000 entries replaced), against the same baseline.
+- raw ``ipset restore`` of a prepared file (one ``create``, 200,000 ``add``);
+- raw ``nft -f`` of a prepared file (a table with one interval set, the same entries);
+- per backend (``iptables``: ipset + iptables; ``nftables``): the first load through the backend
+  interface (render, load, rules), then an update with 1% churn (2,000 entries replaced).
 
-Printed as ratios against the baseline measured in the same run (medians).
+Targets: first load at most 1.5x its raw tool; a 1% ipset churn at most 0.1x its first load.
+Printed as medians of ``--rounds``, with two peaks: the case's Python process (``ru_maxrss``), and
+the whole case, process and the tools it ran together (``memory.max_usage_in_bytes`` of a memory
+cgroup made for it; a tool's own ``ru_maxrss`` would count its parent's pages, copied at fork).
 Usage: bench_ipset.py [--entries 200000] [--rounds 3]
 """
 
@@ -18,9 +19,12 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import os
 import random
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,18 +33,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.knot import KnotServer, make_zone_records  # noqa: E402
-from tests.support.netns import NetnsPair, entered  # noqa: E402
-from ts_isr.commands.tsadmin import chain_spec, install_policy, remove_installation  # noqa: E402
-from ts_isr.config import load_config, save_config  # noqa: E402
-from ts_isr.fetch import fetch_policy  # noqa: E402
-from ts_isr.linux.names import derive_names  # noqa: E402
-from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths  # noqa: E402
+from tests.support.netns import NetnsPair  # noqa: E402
+from ts_isr.linux.backend import make_backend  # noqa: E402
+from ts_isr.linux.firewall import ChainSpec  # noqa: E402
+from ts_isr.policy import Policy, parse_token  # noqa: E402
 
-ZONE = "bench.threatstop.local"
-PER_PART = 4000
-TSADMIN = ROOT / "bin" / "tsadmin"
-TARGET_RATIO = 1.5
+LOAD_TARGET = 1.5
+CHURN_TARGET = 0.1
+CASES = ("raw-ipset", "raw-nft", "iptables", "nftables")
 
 
 def scattered_hosts(count: int, seed: int) -> list[str]:
@@ -50,120 +50,110 @@ def scattered_hosts(count: int, seed: int) -> list[str]:
     return [str(ipaddress.IPv4Address(a << 1)) for a in picked]
 
 
-def policy_zone(hosts: list[str]) -> str:
-    parts = {f"blk-{i}": hosts[i * PER_PART : (i + 1) * PER_PART] for i in range(-(-len(hosts) // PER_PART))}
-    return make_zone_records(ptr={"blk": [f"{name}.{ZONE}." for name in parts]}, a=parts)
+CGROUP = Path("/sys/fs/cgroup/memory")
 
 
-def timed(action) -> float:
+def own_peak() -> dict[str, float]:
+    """This process's peak resident memory, in MB."""
+    return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_raw(argv: list[str], text: str) -> float:
     start = time.perf_counter()
-    action()
-    return time.perf_counter() - start
-
-
-def raw_restore(pair: NetnsPair, prepared: Path) -> float:
-    """The baseline: the kernel's own bulk load of the same entries from a file."""
-
-    def load() -> None:
-        with prepared.open() as handle:
-            pair.run(["ipset", "restore"], stdin=handle)
-
-    elapsed = timed(load)
-    pair.run(["ipset", "destroy", "rawbench"])
+    done = subprocess.run(argv, input=text, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[0]} failed: {done.stderr.strip().splitlines()[0][:300]}")
     return elapsed
 
 
-def measure(work: Path, hosts: list[str], rounds: int, entries: int) -> dict[str, float]:
-    """Every timing, as the median of ``rounds`` runs, in one namespace with Knot on its loopback."""
-    prepared = work / "raw.restore"
-    prepared.write_text(
-        f"create rawbench hash:ip family inet hashsize {1 << 18} maxelem {1 << 19}\n"
-        + "".join(f"add rawbench {host}\n" for host in hosts)
+def one_case(case: str, entries: int) -> dict[str, float]:
+    """One case in this (fresh) process, inside the namespace: its timings and peaks."""
+    hosts = scattered_hosts(entries, seed=1)
+    if case == "raw-ipset":
+        text = f"create rawbench hash:ip family inet hashsize {1 << 18} maxelem {1 << 19}\n"
+        return {"load": run_raw(["ipset", "restore"], text + "".join(f"add rawbench {h}\n" for h in hosts))}
+    if case == "raw-nft":
+        elements = ", ".join(hosts)
+        declared = "type ipv4_addr; flags interval"
+        text = f"table inet rawbench {{\n set s {{\n  {declared}\n  elements = {{ {elements} }}\n }}\n}}\n"
+        return {"load": run_raw(["nft", "-f", "-"], text)}
+    block = tuple(sorted(parse_token(host) for host in hosts))
+    churned = sorted(
+        set(block[entries // 100 :]) | {parse_token(h) for h in scattered_hosts(entries // 100, 2)}
     )
-    paths = Paths(work / "root")
-    names = derive_names("TS")
-    with NetnsPair(()) as pair:
-        knot = KnotServer(work)
-        knot.add_zone(ZONE, policy_zone(hosts))
-        with entered(pair.host):
-            knot.start()
-        try:
-            save_config(
-                paths.config,
-                {
-                    "block_list": f"blk.{ZONE}",
-                    "dns_server": "127.0.0.1",
-                    "port": knot.port,
-                    "max_policy_size": 1_000_000,
-                },
-                LINUX_KEYS,
-                LINUX_TITLE,
-            )
-            config = load_config(paths.config, LINUX_KEYS)
-            spec = chain_spec(config)
-            raw, fetches, installs, commands, churns = [], [], [], [], []
-            with entered(pair.host):
-                for _ in range(rounds):
-                    raw.append(raw_restore(pair, prepared))
-                    start = time.perf_counter()
-                    policy = fetch_policy(config).policy
-                    fetches.append(time.perf_counter() - start)
-                    assert len(policy.block) == entries, len(policy.block)
-                    installs.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
-                    remove_installation(names)
-                    command = [sys.executable, str(TSADMIN), "update", "--root", str(paths.root)]
-                    commands.append(timed(lambda c=command: pair.run(c)))
-                    remove_installation(names)
-                # 1% churn: every round serves the other list of the two (2,000 entries apart) than
-                # the one installed, so each update replaces 1%.
-                install_policy(names, spec, fetch_policy(config).policy, paths)
-                churned = hosts[: -entries // 100] + scattered_hosts(entries // 100, seed=2)
-                for round_ in range(rounds):
-                    knot.add_zone(ZONE, policy_zone(churned if round_ % 2 == 0 else hosts))
-                    knot.reload()
-                    policy = fetch_policy(config).policy
-                    churns.append(timed(lambda p=policy: install_policy(names, spec, p, paths)))
-                remove_installation(names)
-        finally:
-            knot.stop()
-    return {
-        name: statistics.median(values)
-        for name, values in (
-            ("raw", raw),
-            ("install", installs),
-            ("fetch", fetches),
-            ("command", commands),
-            ("churn", churns),
+    backend = make_backend(case, "TB")
+    start = time.perf_counter()
+    backend.apply(ChainSpec(), Policy(block, ()), lambda: None)
+    load = time.perf_counter() - start
+    start = time.perf_counter()
+    backend.apply(ChainSpec(), Policy(tuple(churned), ()), lambda: None)
+    return {"load": load, "churn": time.perf_counter() - start}
+
+
+def measure(case: str, entries: int, pair: NetnsPair) -> dict[str, float]:
+    """``case`` in a fresh process in the namespace and a memory cgroup of its own, then the namespace
+    emptied again."""
+    group = CGROUP / f"bench_ipset_{os.getpid()}_{case}"
+    group.mkdir()
+    try:
+        argv = ["ip", "netns", "exec", pair.host, sys.executable, __file__, "--case", case]
+        done = subprocess.run(
+            [*argv, "--entries", str(entries)],
+            capture_output=True,
+            text=True,
+            check=False,
+            preexec_fn=lambda: (group / "cgroup.procs").write_text(str(os.getpid())),
         )
-    }
+        whole = int((group / "memory.max_usage_in_bytes").read_text()) / (1 << 20)
+    finally:
+        group.rmdir()
+    if done.returncode != 0:
+        raise SystemExit(f"{case}: {done.stdout}{done.stderr}")
+    for cleanup in (["nft", "flush", "ruleset"], ["iptables", "-F"], ["iptables", "-X"]):
+        pair.run(cleanup)
+    pair.run(["ipset", "destroy"])
+    return {**json.loads(done.stdout.splitlines()[-1]), "whole_mb": whole}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--case", choices=CASES, help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args()  # scripts/bench.sh passes its arguments to every bench
-    rounds, entries = args.rounds, args.entries
+    if args.case:
+        print(json.dumps({**one_case(args.case, args.entries), **own_peak()}))
+        return 0
     if os.geteuid() != 0:
-        sys.exit("bench_ipset needs root: it creates a network namespace with ipset and iptables in it")
-    hosts = scattered_hosts(entries, seed=1)
-    with tempfile.TemporaryDirectory(prefix="bench_ipset.") as scratch:
-        medians = measure(Path(scratch), hosts, rounds, entries)
-    base, install, fetch = medians["raw"], medians["install"], medians["fetch"]
-    print(f"entries: {entries}, rounds: {rounds} (medians)")
-    print(f"raw ipset restore (baseline): {base:.3f} s")
-    ratio = install / base
-    print(f"tsadmin install, no DNS:      {install:.3f} s  ratio {ratio:.2f}x (target <= {TARGET_RATIO}x)")
-    print(f"tsadmin fetch over DNS:       {fetch:.3f} s")
-    print(f"install + fetch:              {install + fetch:.3f} s  ratio {(install + fetch) / base:.2f}x")
+        sys.exit("bench_ipset needs root: it creates a network namespace with ipset, iptables and nft in it")
+    results: dict[str, list[dict[str, float]]] = {case: [] for case in CASES}
+    with tempfile.TemporaryDirectory(prefix="bench_ipset."), NetnsPair(()) as pair:
+        for _ in range(args.rounds):
+            for case in CASES:
+                results[case].append(measure(case, args.entries, pair))
+
+    def median(case: str, key: str) -> float:
+        return statistics.median(result[key] for result in results[case])
+
+    print(f"entries: {args.entries}, rounds: {args.rounds} (medians; peaks: Python process / whole case)")
+    for case in CASES:
+        memory = f"peak {median(case, 'peak_mb'):.0f} MB / {median(case, 'whole_mb'):.0f} MB"
+        churn = f", 1% churn {median(case, 'churn'):.3f} s" if "churn" in results[case][0] else ""
+        print(f"{case:10} first load {median(case, 'load'):.3f} s{churn}; {memory}")
+    met = True
+    for backend, raw in (("iptables", "raw-ipset"), ("nftables", "raw-nft")):
+        load, churn = median(backend, "load"), median(backend, "churn")
+        ratio = load / median(raw, "load")
+        print(
+            f"{backend}: first load {ratio:.2f}x {raw} (target <= {LOAD_TARGET}x), churn {churn / load:.3f}x"
+        )
+        met &= ratio <= LOAD_TARGET
+    churn_ratio = median("iptables", "churn") / median("iptables", "load")
+    met &= churn_ratio <= CHURN_TARGET
     print(
-        f"`tsadmin update` command:     {medians['command']:.3f} s  "
-        f"ratio {medians['command'] / base:.2f}x (fresh process, fetch included)"
+        f"targets {'met' if met else 'NOT met'} (ipset churn {churn_ratio:.3f}x, target <= {CHURN_TARGET}x)"
     )
-    churn = medians["churn"]
-    print(f"update with 1% churn:         {churn:.3f} s  ratio {churn / base:.2f}x")
-    met = ratio <= TARGET_RATIO
-    print(f"targets {'met' if met else 'NOT met'} (install {ratio:.2f}x, target <= {TARGET_RATIO}x)")
     return 0 if met else 1
 
 

@@ -7,7 +7,7 @@ DEB_BUILD_PACKAGES=(debhelper dh-virtualenv dpkg-dev fakeroot lintian binutils p
 DEBIAN_PACKAGES=(
   python3-venv knot knot-dnsutils bind9-dnsutils ipset iptables iproute2 iputils-ping
   syslog-ng-core logrotate cron stunnel4 prometheus-node-exporter procps curl gzip openssh-client git systemd
-  util-linux kmod
+  util-linux kmod nftables systemd-journal-remote
   "${DEB_BUILD_PACKAGES[@]}"
 )
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.e2e import cron_command, cron_env
+from tests.support.hostroot import shape_host, write_config
 from tests.support.https_server import LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import NetnsPair, entered, kernel_log_all_netns
@@ -51,7 +52,7 @@ def firewall_state(pair: NetnsPair) -> tuple[str, ...]:
 def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> None:
     for tool in ("ipset", "iptables", "ip6tables", "ping", "syslog-ng"):
         require_tool(tool)
-    root = tmp_path / "root"
+    root = shape_host(tmp_path / "root")
     prefix = "E" + secrets.token_hex(2)
     knot = KnotServer(tmp_path)
     policy = make_zone_records(
@@ -82,13 +83,11 @@ def test_a_linux_host_blocks_logs_uploads_and_is_given_back(tmp_path: Path) -> N
             pair.run(["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"])
             pair.run(["ipset", "create", "hostowned", "hash:ip"])
             before = firewall_state(pair)
-            config = root / "opt/threatstop/threatstop.conf"
-            config.parent.mkdir(parents=True)
-            config.write_text(
+            write_config(
+                root,
                 f"url = {server.url}\nca_bundle = {server.ca_file}\n"
-                f"log_reopen_command = syslog-ng-ctl reopen --control {daemon.control}\n"
+                f"log_reopen_command = syslog-ng-ctl reopen --control {daemon.control}\n",
             )
-            config.chmod(0o600)
 
             added = tsadmin(
                 "add",

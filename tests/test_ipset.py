@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ts_isr.errors import DeviceError
+from ts_isr.linux.iptables_backend import LIMITS
 from ts_isr.linux.names import derive_names
 from ts_isr.policy import Policy, parse_token
 from ts_isr.targets.base import plan_changes
@@ -21,8 +22,9 @@ from ts_isr.targets.ipset import (
     set_size,
     state_members,
 )
+from ts_isr.targets.ipset_delta import render_delta
 
-NAMES = derive_names("TS")
+NAMES = derive_names("TS", LIMITS)
 OURS = NAMES.all_set_names()
 
 
@@ -150,3 +152,12 @@ def test_a_live_set_of_another_type_is_refused_before_any_swap():
     with pytest.raises(DeviceError, match=r"TSblockaddr exists as hash:net .* needs hash:ip"):
         target.apply(plan)
     assert streamed == [], "nothing reached ipset restore"
+
+
+def test_a_small_change_adds_before_it_removes() -> None:
+    """A /24 replaced by its /23: the /23 goes in before the /24 goes out, so nothing is uncovered."""
+    block = frozenset({parse_token("203.0.113.0/24"), parse_token("192.0.2.1")})
+    installed = {"block": block, "allow": frozenset()}
+    policy = Policy((parse_token("192.0.2.1"), parse_token("203.0.112.0/23")), ())
+    plan = plan_changes(installed, policy, frozenset({4, 6}), ordered=False)
+    assert render_delta(NAMES, plan) == "add TSblocknet 203.0.112.0/23\ndel TSblocknet 203.0.113.0/24\n"

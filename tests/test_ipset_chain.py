@@ -18,9 +18,10 @@ from ts_isr.linux.firewall import (
     render_install,
     render_removal,
 )
+from ts_isr.linux.iptables_backend import LIMITS
 from ts_isr.linux.names import derive_names
 
-NAMES = derive_names("TS")
+NAMES = derive_names("TS", LIMITS)
 
 
 def table_text(builtin_rules: dict[str, list[str]], chain_rules: list[str] | None) -> str:
@@ -130,14 +131,28 @@ def test_a_host_chain_with_the_prefixs_name_is_refused_for_install_and_removal()
 
 
 def test_a_host_jump_to_our_chain_is_refused_before_removal():
-    """DOCKER-USER -j TS would make -X fail after the sets were emptied: refuse first, say which rule."""
+    """HOST-FILTER -j TS would make -X fail after the sets were emptied: refuse first, say which rule."""
     lines = table_text({"INPUT": ["-j TS"]}, render_chain(NAMES, 4, ChainSpec())).splitlines()
-    lines[1:1] = [":DOCKER-USER - [0:0]", "-A DOCKER-USER -j TS", "-A DOCKER-USER -j RETURN"]
+    lines[1:1] = [":HOST-FILTER - [0:0]", "-A HOST-FILTER -j TS", "-A HOST-FILTER -j RETURN"]
     table = parse_filter("\n".join(lines))
-    assert foreign_references(table, NAMES) == ["-A DOCKER-USER -j TS"]
-    with pytest.raises(DeviceError, match=r"DOCKER-USER -j TS.*iptables -D DOCKER-USER -j TS"):
+    assert foreign_references(table, NAMES) == ["-A HOST-FILTER -j TS"]
+    with pytest.raises(DeviceError, match=r"HOST-FILTER -j TS.*iptables -D HOST-FILTER -j TS"):
         check_owned(table, NAMES, 4, removing=True)
     check_owned(table, NAMES, 4, removing=False)
+
+
+def test_docker_user_is_hooked_first_when_docker_made_it():
+    """Docker's FORWARD accepts container traffic after DOCKER-USER, which Docker keeps on top."""
+    rules = render_chain(NAMES, 4, ChainSpec())
+    lines = table_text({"INPUT": [], "FORWARD": ["-j DOCKER-USER"]}, []).splitlines()
+    lines[1:1] = [":DOCKER-USER - [0:0]", "-A DOCKER-USER -j RETURN"]
+    table = parse_filter("\n".join(lines))
+    batch = render_install(table, NAMES, rules)
+    assert batch is not None and "-I DOCKER-USER 1 -j TS" in batch and "-I FORWARD 1 -j TS" in batch
+    installed = parse_filter(
+        "\n".join(lines).replace("-A DOCKER-USER -j RETURN", "-A DOCKER-USER -j TS\n-A DOCKER-USER -j RETURN")
+    )
+    assert foreign_references(installed, NAMES) == [], "our own DOCKER-USER jump is ours"
 
 
 def test_a_host_without_ipv6_tables_removes_and_backs_up_ipv4_only():

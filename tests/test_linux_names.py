@@ -5,17 +5,12 @@ from __future__ import annotations
 import pytest
 
 from ts_isr.errors import ConfigError
-from ts_isr.linux.names import (
-    CHAIN_NAME_MAX,
-    IPSET_NAME_MAX,
-    LOG_PREFIX_MAX,
-    derive_names,
-    max_prefix_length,
-)
+from ts_isr.linux.iptables_backend import LIMITS
+from ts_isr.linux.names import derive_names, max_prefix_length
 
 
 def test_default_prefix_gives_the_seeds_names():
-    names = derive_names("TS")
+    names = derive_names("TS", LIMITS)
     assert names.chain == "TS"
     assert names.log_prefix == "ThreatSTOP-TSblock "
     v4 = {s.name: (s.hash_type, s.kind, s.new) for s in names.family_sets(4)}
@@ -35,29 +30,29 @@ def test_default_prefix_gives_the_seeds_names():
 
 
 def test_longest_allowed_prefix_fits_every_kernel_limit():
-    longest = "P" * max_prefix_length()
-    names = derive_names(longest)
-    assert len(names.log_prefix) <= LOG_PREFIX_MAX
-    assert len(names.chain) <= CHAIN_NAME_MAX
-    assert all(len(n) <= IPSET_NAME_MAX for n in names.all_set_names())
+    longest = "P" * max_prefix_length(LIMITS)
+    names = derive_names(longest, LIMITS)
+    assert len(names.log_prefix) <= LIMITS.log_prefix
+    assert len(names.chain) <= LIMITS.chain_name
+    assert all(len(n) <= LIMITS.set_name for n in names.all_set_names())
     # The LOG prefix is exactly full: one more character would not fit.
-    assert len(names.log_prefix) == LOG_PREFIX_MAX
+    assert len(names.log_prefix) == LIMITS.log_prefix
 
 
 def test_one_character_too_long_is_refused_naming_the_limit():
     with pytest.raises(ConfigError) as error:
-        derive_names("P" * (max_prefix_length() + 1))
+        derive_names("P" * (max_prefix_length(LIMITS) + 1), LIMITS)
     message = str(error.value)
-    assert "LOG prefix" in message and "29" in message and f"at most {max_prefix_length()}" in message
+    assert "LOG prefix" in message and "29" in message and f"at most {max_prefix_length(LIMITS)}" in message
 
 
 @pytest.mark.parametrize("prefix", ["", "1TS", "T S", "TS;rm", "TS\n", "Ts$", "ÄTS"])
 def test_unusable_characters_are_refused(prefix):
     with pytest.raises(ConfigError, match="not usable"):
-        derive_names(prefix)
+        derive_names(prefix, LIMITS)
 
 
 @pytest.mark.parametrize("prefix", ["INPUT", "drop", "Accept", "LOG"])
 def test_builtin_names_are_refused(prefix):
     with pytest.raises(ConfigError, match="built-in"):
-        derive_names(prefix)
+        derive_names(prefix, LIMITS)

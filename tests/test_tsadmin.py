@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hostroot import shape_host
 from tests.support.https_server import LogServer
 from tests.support.netns import NetnsPair
 from tests.support.tools import require_root, require_tool
@@ -77,7 +78,7 @@ def test_logs_rotates_and_uploads_the_block_log(tmp_path: Path):
 
 def test_manual_prompts_write_the_config_and_show_masks_the_key(tmp_path: Path):
     require_tool("ipset")
-    root = tmp_path / "root"
+    root = shape_host(tmp_path / "root")
     answers = "\n".join(["tdid-77", "blk.test.threatstop.local", "", "TSx", "return", "", ""]) + "\n"
     env = {**os.environ, "TS_AUTO_KEY": "s3cret-key-value"}
     with NetnsPair(()) as pair:
@@ -245,7 +246,7 @@ def test_advanced_prompts_and_take_defaults(tmp_path: Path):
     offsite = ("--skip_checkpolicy", "--skip_checkvalidip")
     answers = ["", "blk.test.threatstop.local", "", "", "", "1000", "5353", "", "y", "--log-uid", "in"]
     with NetnsPair(()) as pair:
-        advanced = tmp_path / "advanced"
+        advanced = shape_host(tmp_path / "advanced")
         done = in_netns(
             pair, "add", "--advanced", "--root", str(advanced), *offsite, stdin="\n".join(answers) + "\n"
         )
@@ -260,7 +261,7 @@ def test_advanced_prompts_and_take_defaults(tmp_path: Path):
         assert remove.returncode == 4, remove.stdout + remove.stderr
         assert not (advanced / "etc/modules-load.d/threatstop.conf").exists()
 
-        defaults = tmp_path / "defaults"
+        defaults = shape_host(tmp_path / "defaults")
         block = "--block_list=blk.test.threatstop.local"
         done = in_netns(pair, "add", "--take_defaults", block, "--root", str(defaults), *offsite)
         assert done.returncode == 4, done.stdout + done.stderr

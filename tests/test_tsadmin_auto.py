@@ -13,6 +13,7 @@ import dns.name
 import pytest
 import trustme
 
+from tests.support.hostroot import shape_host
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import NetnsPair, entered
 from tests.support.tools import free_port, require_tool, wait_for_port
@@ -130,7 +131,7 @@ def test_add_type_auto_installs_the_portals_policy(tmp_path: Path):
     ca = trustme.CA()
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    root = tmp_path / "root"
+    root = shape_host(tmp_path / "root")
     with NetnsPair(("192.0.2.10",)) as pair:
         knot = KnotServer(tmp_path)
         knot.add_zone(POLICY_ZONE, make_zone_records(a={"blk": ["192.0.2.10"]}))

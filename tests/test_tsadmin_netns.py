@@ -16,99 +16,35 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.hostroot import shape_host
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import HOST_ADDRESS, NetnsPair, entered, kernel_log_all_netns
 from tests.support.tools import require_tool
+from tests.support.tsadmin_lab import (
+    ALLOW_LIST,
+    ALLOWED_IN_NET,
+    BLOCK_LIST,
+    BLOCKED_HOST,
+    BLOCKED_IN_NET,
+    FREE_HOST,
+    TSADMIN,
+    ZONE,
+    Lab,
+    open_lab,
+    policy_zone,
+)
 
 pytestmark = pytest.mark.root
-
-TSADMIN = Path(__file__).resolve().parent.parent / "bin" / "tsadmin"
-ZONE = "test.threatstop.local"
-BLOCK_LIST = f"blk.{ZONE}"
-ALLOW_LIST = f"alw.{ZONE}"
-BLOCKED_HOST = "192.0.2.10"
-BLOCKED_NET = "203.0.113.0/24"
-BLOCKED_IN_NET = "203.0.113.9"
-ALLOWED_IN_NET = "203.0.113.5"
-FREE_HOST = "198.51.100.20"
-PEER_ADDRESSES = (BLOCKED_HOST, BLOCKED_IN_NET, ALLOWED_IN_NET, FREE_HOST)
-HOST_RULE = ["-A", "INPUT", "-p", "tcp", "--dport", "22", "-j", "ACCEPT"]
-
-
-def policy_zone(extra_block: tuple[str, ...] = ()) -> str:
-    items = [f"1:{BLOCKED_HOST}/32", f"1:{BLOCKED_NET}", *(f"1:{item}" for item in extra_block)]
-    return make_zone_records(apl={"blk": items}, a={"alw": [ALLOWED_IN_NET]})
-
-
-@dataclass
-class Lab:
-    pair: NetnsPair
-    knot: KnotServer
-    root: Path
-    prefix: str
-
-    def tsadmin(
-        self, *args: str, user: str | None = None, ssh_client: str | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, str(TSADMIN), *args, "--root", str(self.root), "--detailed-exitcodes"]
-        if user is not None:
-            argv = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups", *argv]
-        # Whoever runs the tests over SSH must not leak their address into tsadmin's lifelines.
-        env = {name: value for name, value in os.environ.items() if name != "SSH_CONNECTION"}
-        if ssh_client is not None:
-            env["SSH_CONNECTION"] = f"{ssh_client} 50022 {HOST_ADDRESS} 22"
-        return self.pair.run(argv, input="", env=env)
-
-    def add(self, *extra: str, ssh_client: str | None = None) -> subprocess.CompletedProcess[str]:
-        return self.tsadmin(
-            "add",
-            f"--block_list={BLOCK_LIST}",
-            f"--allow_list={ALLOW_LIST}",
-            "--dns_server=127.0.0.1",
-            f"--port={self.knot.port}",
-            f"--tsprefix={self.prefix}",
-            "--silent",
-            *extra,
-            ssh_client=ssh_client,
-        )
-
-    def state(self) -> tuple[str, str, str]:
-        """What the kernel holds: rules of both families and every set, counters and comments left out."""
-        v4 = self.pair.run(["iptables-save"]).stdout
-        v6 = self.pair.run(["ip6tables-save"]).stdout
-        sets = self.pair.run(["ipset", "save"]).stdout
-        return tuple(_without_comments(text) for text in (v4, v6, sets))
-
-    def set_zone(self, text: str) -> None:
-        self.knot.add_zone(ZONE, text)
-        with entered(self.pair.host):
-            self.knot.reload()
-
-
-def _without_comments(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.startswith("#"))
 
 
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    for tool in ("ipset", "iptables", "ip6tables", "ping", "setpriv"):
-        require_tool(tool)
-    with NetnsPair(PEER_ADDRESSES) as pair:
-        knot = KnotServer(tmp_path)
-        knot.add_zone(ZONE, policy_zone())
-        with entered(pair.host):
-            knot.start()
-        try:
-            pair.run(["iptables", *HOST_RULE])
-            pair.run(["ipset", "create", "hostowned", "hash:ip"])
-            yield Lab(pair, knot, tmp_path / "root", "T" + secrets.token_hex(2))
-        finally:
-            knot.stop()
+    with open_lab(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -143,6 +79,11 @@ def test_add_blocks_logs_allows_and_remove_gives_the_rules_back(lab: Lab, kernel
     ):
         time.sleep(0.1)
     assert any(f"DST={BLOCKED_HOST}" in line for line in kernel_lines(tag))
+    shown = lab.tsadmin("show")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "Firewall: iptables (auto: keeps the iptables installation): ipset sets" in shown.stdout
+    blocked = re.search(r"Blocked since installed: (\d+) blocked packets", shown.stdout)
+    assert blocked and int(blocked.group(1)) >= 2, shown.stdout  # the two blocked pings above
 
     install_dir = lab.root / "opt/threatstop"
     assert (install_dir / "pre-threatstop_iptables").read_text().count("--dport 22") == 1
@@ -322,15 +263,10 @@ def test_ipv6_entries_get_ipv6_sets_and_rules(tmp_path: Path) -> None:
             knot.start()
         try:
             assert v6.reachable("2001:db8:bad::5")
-            argv = [
-                sys.executable,
-                str(TSADMIN),
-                "add",
-                f"--block_list={BLOCK_LIST}",
-                "--silent",
-                "--detailed-exitcodes",
-            ]
-            argv += ["--dns_server=127.0.0.1", f"--port={knot.port}", "--root", str(tmp_path / "root")]
+            argv = [sys.executable, str(TSADMIN), "add", f"--block_list={BLOCK_LIST}", "--silent"]
+            argv.append("--detailed-exitcodes")
+            root = shape_host(tmp_path / "root")
+            argv += ["--dns_server=127.0.0.1", f"--port={knot.port}", "--root", str(root)]
             done = v6.run(argv)
             assert done.returncode == 4, done.stdout + done.stderr
             assert not v6.reachable("2001:db8:bad::5")
@@ -387,17 +323,17 @@ def test_a_host_chain_named_like_the_prefix_is_never_emptied_or_deleted(lab: Lab
 
 
 def test_a_host_jump_to_the_chain_makes_remove_refuse_before_emptying_the_sets(lab: Lab) -> None:
-    """Review item 10: DOCKER-USER -j <prefix> would make -X fail after the sets were flushed."""
+    """Review item 10: a host chain jumping to ours would make -X fail after the sets were flushed."""
     assert lab.add().returncode == 4
-    lab.pair.run(["iptables", "-N", "DOCKER-USER"])
-    lab.pair.run(["iptables", "-A", "DOCKER-USER", "-j", lab.prefix])
+    lab.pair.run(["iptables", "-N", "HOST-FILTER"])
+    lab.pair.run(["iptables", "-A", "HOST-FILTER", "-j", lab.prefix])
     installed = lab.state()
     refused = lab.tsadmin("remove", "--silent")
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert f"-A DOCKER-USER -j {lab.prefix}" in refused.stdout
+    assert f"-A HOST-FILTER -j {lab.prefix}" in refused.stdout
     assert lab.state() == installed, "the sets keep their entries, the chain its rules"
     assert not lab.pair.reachable(BLOCKED_HOST)
-    lab.pair.run(["iptables", "-D", "DOCKER-USER", "-j", lab.prefix])
+    lab.pair.run(["iptables", "-D", "HOST-FILTER", "-j", lab.prefix])
     removed = lab.tsadmin("remove", "--silent")
     assert removed.returncode == 4, removed.stdout + removed.stderr
     assert lab.prefix not in lab.state()[0]

@@ -19,6 +19,9 @@ from ts_isr.linux.names import Names
 from ts_isr.linux.system import run_tool
 
 BUILTIN_CHAINS = ("INPUT", "OUTPUT", "FORWARD")
+# Docker's chain for the admin's rules, jumped to first from FORWARD: Docker's own FORWARD rules
+# accept container traffic, and Docker puts its jump back on top when it restarts.
+DOCKER_USER = "DOCKER-USER"
 ALLOW_ACTIONS = ("ACCEPT", "RETURN")
 DIRECTIONS = ("in", "out", "both")
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
@@ -120,13 +123,18 @@ def jump_rule(builtin: str, chain: str) -> str:
     return f"-A {builtin} -j {chain}"
 
 
+def hooked_chains(table: FilterTable) -> tuple[str, ...]:
+    """Where our chain is jumped to from: the built-in chains, and DOCKER-USER when Docker made it."""
+    return BUILTIN_CHAINS + ((DOCKER_USER,) if DOCKER_USER in table.chains else ())
+
+
 def chain_in_place(table: FilterTable, names: Names, rules: list[str]) -> bool:
-    """The chain holds exactly ``rules`` and is the first and only jump of each built-in chain."""
+    """The chain holds exactly ``rules`` and is the first and only jump of each hooked chain."""
     if table.chain_rules(names.chain) != tuple(rules) or names.chain not in table.chains:
         return False
-    for builtin in BUILTIN_CHAINS:
-        current = table.chain_rules(builtin)
-        jumps = [rule for rule in current if rule == jump_rule(builtin, names.chain)]
+    for hooked in hooked_chains(table):
+        current = table.chain_rules(hooked)
+        jumps = [rule for rule in current if rule == jump_rule(hooked, names.chain)]
         if len(jumps) != 1 or current[0] != jumps[0]:
             return False
     return True
@@ -134,10 +142,10 @@ def chain_in_place(table: FilterTable, names: Names, rules: list[str]) -> bool:
 
 def _delete_jumps(table: FilterTable, chain: str) -> list[str]:
     return [
-        f"-D {builtin} -j {chain}"
-        for builtin in BUILTIN_CHAINS
-        for rule in table.chain_rules(builtin)
-        if rule == jump_rule(builtin, chain)
+        f"-D {hooked} -j {chain}"
+        for hooked in hooked_chains(table)
+        for rule in table.chain_rules(hooked)
+        if rule == jump_rule(hooked, chain)
     ]
 
 
@@ -157,14 +165,15 @@ def foreign_rules(table: FilterTable, names: Names) -> list[str]:
 
 
 def foreign_references(table: FilterTable, names: Names) -> list[str]:
-    """Rules outside our chain that jump to it, other than our own jumps from the built-in chains."""
+    """Rules outside our chain that jump to it, other than our own jumps from the hooked chains."""
     targets = {f"-j {names.chain}", f"-g {names.chain}"}
+    hooked = hooked_chains(table)
     return [
         rule
         for chain, rules in table.rules.items()
         if chain != names.chain
         for rule in rules
-        if rule != jump_rule(chain, names.chain) or chain not in BUILTIN_CHAINS
+        if rule != jump_rule(chain, names.chain) or chain not in hooked
         if any(rule.endswith(target) or f"{target} " in rule for target in targets)
     ]
 
@@ -196,7 +205,7 @@ def render_install(table: FilterTable, names: Names, rules: list[str]) -> str | 
     if chain_in_place(table, names, rules):
         return None
     lines = ["*filter", f":{names.chain} - [0:0]", *_delete_jumps(table, names.chain)]
-    lines += [f"-I {builtin} 1 -j {names.chain}" for builtin in reversed(BUILTIN_CHAINS)]
+    lines += [f"-I {hooked} 1 -j {names.chain}" for hooked in reversed(hooked_chains(table))]
     lines += rules
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from string import Template
 
+from ts_isr.errors import TsError
 from ts_isr.files import project_file
 from ts_isr.linux.settings import Paths
 from ts_isr.linux.system import run_tool
@@ -36,6 +37,7 @@ MODULES_LOAD_TEXT = (
 )
 SYSLOG_NG_SNIPPET = "etc/syslog-ng/conf.d/threatstop-kernel.conf"
 RSYSLOG_SNIPPET = "etc/rsyslog.d/30-threatstop.conf"
+SYSLOG_PIDFILES = {"syslog-ng": "/run/syslog-ng.pid", "rsyslog": "/run/rsyslogd.pid"}
 LOGROTATE_SNIPPET = "etc/logrotate.d/threatstop-tsadmin"
 # rsyslog reopens its files (and rereads nothing else) on SIGHUP.
 RSYSLOG_HUP = ("systemctl", "kill", "-s", "HUP", "rsyslog.service")
@@ -100,25 +102,35 @@ def syslog_daemon(paths: Paths) -> str | None:
     return None
 
 
-def route_kernel_log(paths: Paths, logfile: Path) -> str | None:
-    """Send the kernel's ``ThreatSTOP-`` lines to ``logfile``; returns the daemon configured."""
+def render_kernel_log(paths: Paths, logfile: Path) -> tuple[str, Path, str] | None:
+    """The daemon, its snippet's path and text (checked by syslog-ng itself), before anything changes."""
     daemon = syslog_daemon(paths)
     values = {"logfile": config_string(logfile)}
     if daemon == "syslog-ng":
         text = Template(_SYSLOG_NG).substitute(values)
         check_syslog_ng_snippet("source s_src { internal(); };\n" + text)
-        changed = install_file_changed(paths.root, Path(SYSLOG_NG_SNIPPET), text)
-    elif daemon == "rsyslog":
-        changed = install_file_changed(
-            paths.root, Path(RSYSLOG_SNIPPET), Template(_RSYSLOG).substitute(values)
-        )
-    else:
+        return daemon, paths.root / SYSLOG_NG_SNIPPET, text
+    if daemon == "rsyslog":
+        return daemon, paths.root / RSYSLOG_SNIPPET, Template(_RSYSLOG).substitute(values)
+    return None
+
+
+def route_kernel_log(
+    paths: Paths, logfile: Path, rendered: tuple[str, Path, str] | None = None, *, running: bool = True
+) -> str | None:
+    """Send the kernel's ``ThreatSTOP-`` lines to ``logfile``; returns the daemon configured.
+
+    A daemon that is not running gets its snippet (it reads it when started) and no reload.
+    """
+    rendered = rendered or render_kernel_log(paths, logfile)
+    if rendered is None:
         log.warning(
             "no syslog-ng or rsyslog found: the block log lines stay in the kernel log (dmesg); "
             "install syslog-ng and run tsadmin add again to get /var/log/threatstop/threatstop.log"
         )
         return None
-    if changed:
+    daemon, path, text = rendered
+    if install_file_changed(paths.root, paths.relative(path), text) and running:
         reload_syslog(paths, daemon)
     return daemon
 
@@ -133,20 +145,32 @@ def reopen_command(paths: Paths) -> tuple[str, ...]:
     return ()
 
 
-def install_logrotate(paths: Paths) -> bool:
-    """Keep tsadmin's own log from growing without end; checked by logrotate itself first."""
+def render_logrotate(paths: Paths) -> str:
+    """Rotation of tsadmin's own log, checked by logrotate itself before anything is installed."""
     text = Template(_LOGROTATE).substitute(tsadmin_log=config_string(paths.tsadmin_log))
     check_logrotate(text)
-    return install_file_changed(paths.root, Path(LOGROTATE_SNIPPET), text)
+    return text
+
+
+def install_logrotate(paths: Paths, text: str | None = None) -> bool:
+    """Keep tsadmin's own log from growing without end."""
+    return install_file_changed(paths.root, Path(LOGROTATE_SNIPPET), text or render_logrotate(paths))
 
 
 def remove_log_config(paths: Paths) -> bool:
-    """Undo route_kernel_log and install_logrotate (tsadmin remove); the log files themselves stay."""
+    """Undo route_kernel_log and install_logrotate (tsadmin remove); the log files themselves stay.
+
+    A daemon that does not run is not reloaded, and a failed reload is a warning: removal goes on.
+    """
     changed = remove_file(paths.root / LOGROTATE_SNIPPET)
     for relative, daemon in ((SYSLOG_NG_SNIPPET, "syslog-ng"), (RSYSLOG_SNIPPET, "rsyslog")):
         if remove_file(paths.root / relative):
-            reload_syslog(paths, daemon)
             changed = True
+            if syslog_running(paths, daemon):
+                try:
+                    reload_syslog(paths, daemon)
+                except TsError as exc:
+                    log.warning(f"{exc}; the ThreatSTOP snippet is removed all the same")
     return changed
 
 
@@ -158,6 +182,26 @@ def reload_syslog(paths: Paths, daemon: str) -> None:
         reload_syslog_ng()
     elif shutil.which("systemctl"):
         subprocess.run(RSYSLOG_HUP, check=False, capture_output=True)
+
+
+def pid_alive(path: Path) -> bool:
+    """A pid file naming a process that exists."""
+    try:
+        pid = int(path.read_text(encoding="ascii", errors="replace").split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def syslog_running(paths: Paths, daemon: str) -> bool:
+    """The daemon runs: its pid file (under the root) names a live process."""
+    return pid_alive(paths.under(SYSLOG_PIDFILES[daemon]))
 
 
 def environ_value(environ: bytes, name: str) -> str | None:
@@ -247,21 +291,32 @@ def unit_word(value: str | Path) -> str:
     return '"' + config_string(value).replace("%", "%%") + '"'
 
 
+def render_words(paths: Paths, config_file: Path) -> dict[str, str]:
+    """The ExecStart words every unit of ours shares: interpreter, script, root and config."""
+    python, tsadmin = tsadmin_command()
+    return {
+        "python": unit_word(python),
+        "tsadmin": unit_word(tsadmin),
+        "root": unit_word(paths.root),
+        "config": unit_word(config_file.resolve()),
+    }
+
+
 def render_unit(paths: Paths, config_file: Path) -> str:
     """The unit's text, rendered (and refused) before anything is installed."""
-    python, tsadmin = tsadmin_command()
-    return Template(project_file(UNIT_TEMPLATE).read_text(encoding="utf-8")).substitute(
-        python=unit_word(python),
-        tsadmin=unit_word(tsadmin),
-        root=unit_word(paths.root),
-        config=unit_word(config_file.resolve()),
-    )
+    template = Template(project_file(UNIT_TEMPLATE).read_text(encoding="utf-8"))
+    return template.substitute(render_words(paths, config_file))
+
+
+def systemd_runs(paths: Paths) -> bool:
+    """systemctl is run only on the real ``/`` booted by systemd; under a test root files are enough."""
+    return paths.root == Path("/") and Path("/run/systemd/system").is_dir()
 
 
 def install_unit(paths: Paths, text: str) -> bool:
     """The boot-time restore unit (from :func:`render_unit`), enabled when systemd runs this host."""
     changed = install_file_changed(paths.root, paths.relative(paths.systemd_unit), text)
-    if changed and paths.root == Path("/") and Path("/run/systemd/system").is_dir():
+    if changed and systemd_runs(paths):
         run_tool(["systemctl", "daemon-reload"])
         run_tool(["systemctl", "enable", paths.systemd_unit.name])
     return changed
@@ -270,7 +325,7 @@ def install_unit(paths: Paths, text: str) -> bool:
 def remove_unit(paths: Paths) -> bool:
     if not paths.systemd_unit.exists():
         return False
-    if paths.root == Path("/") and Path("/run/systemd/system").is_dir():
+    if systemd_runs(paths):
         subprocess.run(["systemctl", "disable", paths.systemd_unit.name], check=False, capture_output=True)
     return remove_file(paths.systemd_unit)
 

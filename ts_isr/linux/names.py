@@ -1,9 +1,10 @@
-"""Every kernel object name tsadmin derives from the prefix, checked against the kernel's limits.
+"""Every kernel object name tsadmin derives from the prefix, checked against a backend's limits.
 
-The vendor documents prefixes of up to 29 characters, but the kernel refuses
-an ipset name over 31 characters, a chain name over 28 and a LOG prefix over
-29: a prefix that would make any derived name too long is refused here, before
-anything on the host is touched.  Pure: no I/O.
+The vendor documents prefixes of up to 29 characters, but each firewall
+backend has its own limits (ipset and iptables: a set name of 31 characters,
+a chain of 28, a LOG prefix of 29; see the backend's ``LIMITS``): a prefix
+that would make any derived name too long is refused here, before anything on
+the host is touched.  Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from dataclasses import dataclass
 
 from ts_isr.errors import ConfigError
 
-IPSET_NAME_MAX = 31
-CHAIN_NAME_MAX = 28
-LOG_PREFIX_MAX = 29
 DEFAULT_PREFIX = "TS"
 LOG_TAG = "ThreatSTOP-"
 # The live sets' suffixes, in the order the chain matches them; `new` marks the swap twin.
@@ -28,6 +26,15 @@ _RESERVED = frozenset(
     {"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING", "ACCEPT", "DROP", "REJECT", "RETURN"}
     | {"LOG", "QUEUE", "NFQUEUE", "MARK", "CT", "TRACE"}
 )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The longest names a backend's kernel objects may have."""
+
+    set_name: int
+    chain_name: int
+    log_prefix: int
 
 
 class PrefixError(ConfigError):
@@ -81,7 +88,7 @@ def _set(prefix: str, suffix: str, family: int) -> SetName:
     )
 
 
-def derive_names(prefix: str) -> Names:
+def derive_names(prefix: str, limits: Limits) -> Names:
     """The names for ``prefix``, or a :class:`ConfigError` saying which name is too long and the limit."""
     if not _PREFIX.fullmatch(prefix):
         raise PrefixError(prefix, "is not usable: use letters, digits, '_' or '-', starting with a letter")
@@ -90,11 +97,11 @@ def derive_names(prefix: str) -> Names:
     sets = tuple(_set(prefix, suffix, family) for family in (4, 6) for suffix in SET_SUFFIXES)
     # The trailing space keeps the kernel's "IN=..." apart from the prefix in the log line.
     log_prefix = f"{LOG_TAG}{prefix}block "
-    checks = [(s.new, "ipset name", IPSET_NAME_MAX) for s in sets]
-    checks += [(prefix, "chain name", CHAIN_NAME_MAX), (log_prefix, "LOG prefix", LOG_PREFIX_MAX)]
+    checks = [(s.new, "set name", limits.set_name) for s in sets]
+    checks += [(prefix, "chain name", limits.chain_name), (log_prefix, "LOG prefix", limits.log_prefix)]
     for derived, what, limit in checks:
         if len(derived) > limit:
-            longest = max_prefix_length()
+            longest = max_prefix_length(limits)
             raise PrefixError(
                 prefix,
                 f"is too long: it makes the {what} {derived.strip()!r} "
@@ -104,11 +111,11 @@ def derive_names(prefix: str) -> Names:
     return Names(prefix=prefix, chain=prefix, log_prefix=log_prefix, sets=sets)
 
 
-def max_prefix_length() -> int:
-    """The longest prefix every derived name allows (12 with the LOG prefix's tag)."""
+def max_prefix_length(limits: Limits) -> int:
+    """The longest prefix every derived name allows (12 for iptables, with the LOG prefix's tag)."""
     longest_set_suffix = max(len(s) for s in SET_SUFFIXES) + len(V6_SUFFIX) + len(NEW_SUFFIX)
     return min(
-        IPSET_NAME_MAX - longest_set_suffix,
-        CHAIN_NAME_MAX,
-        LOG_PREFIX_MAX - len(LOG_TAG) - len("block "),
+        limits.set_name - longest_set_suffix,
+        limits.chain_name,
+        limits.log_prefix - len(LOG_TAG) - len("block "),
     )

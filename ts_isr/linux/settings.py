@@ -24,15 +24,16 @@ from ts_isr.config import (
     schema,
 )
 from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, parse_logopts
+from ts_isr.linux.iptables_backend import LIMITS as STRICTEST_LIMITS
 from ts_isr.linux.names import DEFAULT_PREFIX, PrefixError, derive_names
 
 LINUX_TITLE = "Configuration file of ThreatSTOP ts-iptables (tsadmin), /opt/threatstop/threatstop.conf"
 
 
 def parse_prefix(text: str) -> str:
-    """A prefix every derived kernel name fits (the reason is the ConfigError's text)."""
+    """A prefix every backend's derived names fit (the reason is the ConfigError's text)."""
     try:
-        derive_names(text)
+        derive_names(text, STRICTEST_LIMITS)
     except PrefixError as exc:
         raise Invalid(exc.reason) from None
     return text
@@ -72,6 +73,12 @@ LINUX_KEYS = schema(
         parse_prefix,
         "Prefix of the chain, the ipsets and the LOG prefix (at most 12 characters).",
         DEFAULT_PREFIX,
+    ),
+    Key(
+        "firewall",
+        _choice("auto", "iptables", "nftables"),
+        "auto (keep the installed one; else ipset + iptables where iptables exists), iptables or nftables.",
+        "auto",
     ),
     # RETURN by default: an allowed address is not blocked, and the host's own rules still judge it.
     Key(
@@ -122,6 +129,11 @@ LINUX_KEYS = schema(
         help="Makes the syslog daemon reopen the log after tsadmin logs renamed it (default: by daemon).",
     ),
     _cisco("state_dir"),
+    Key(
+        "journal_dir",
+        parse_plain,
+        "Journal files to read the block log from where no syslog daemon runs (default: the system's).",
+    ),
 )
 
 # What `tsadmin add` asks in manual mode, in order; the advanced ones only with --advanced.
@@ -170,6 +182,11 @@ class Paths:
     def state_pending(self) -> Path:
         """Present while the sets hold something the saved state does not (a save that failed)."""
         return self.install_dir / "threatstop_ipset.save.pending"
+
+    @property
+    def installed_firewall(self) -> Path:
+        """The backend whose objects are installed: a change of backend retires that one."""
+        return self.install_dir / "installed_firewall"
 
     @property
     def installed_prefix(self) -> Path:

@@ -27,6 +27,7 @@ from ts_isr.log import escape, log
 from ts_isr.policy import Policy
 from ts_isr.ranges import BITS, Cidr
 from ts_isr.targets.base import KINDS, Members, Plan, Target
+from ts_isr.targets.ipset_delta import render_delta, small_change
 
 Runner = Callable[..., str]
 Streamer = Callable[[list[str], Iterable[str]], None]
@@ -186,6 +187,19 @@ class Update:
     def state(self) -> str:
         return "".join(self.fill)
 
+    def render_state(self) -> str:
+        """The boot state when no swap batch was streamed (an in-place update)."""
+        lines = []
+        for spec in self.chosen:
+            members = self.buckets[spec.name]
+            hashsize, maxelem = set_size(len(members))
+            lines.append(
+                f"create {spec.name} {spec.hash_type} family {spec.ipset_family} hashsize {hashsize} "
+                f"maxelem {maxelem}\n"
+            )
+            lines.append(add_lines(spec, members).replace(f"add {spec.new} ", f"add {spec.name} "))
+        return "".join(lines)
+
     def sets(self) -> dict[str, SetState]:
         return {s.name: SetState(s.hash_type, s.family, self.buckets[s.name]) for s in self.chosen}
 
@@ -272,19 +286,43 @@ class IpsetTarget(Target):
         if leftovers:
             log.info(f"Removing {len(leftovers)} set(s) left by an interrupted run: {', '.join(leftovers)}")
             self.run(["ipset", "restore"], render_destroy(leftovers))
+        live = all(spec.name in update.live for spec in update.chosen)
+        before = members_of(self.sets, self.names)
+        if not leftovers and live and small_change(plan):
+            try:
+                self.run(["ipset", "-exist", "restore"], render_delta(self.names, plan))
+            except DeviceError as exc:
+                # `ipset restore` is no transaction: part of the batch may be in. A swap puts it right.
+                log.warning(f"{exc}; the in-place update stopped part-way: swapping in whole sets instead")
+                self._swap(plan, update, restore=before)
+                return
+            self._applied(plan, update, in_place=True)
+            return
+        self._swap(plan, update)
+
+    def _swap(self, plan: Plan, update: Update, restore: Members | None = None) -> None:
+        """Whole sets filled as twins and swapped in; ``restore``: what to put back if that fails."""
         try:
             self.stream(["ipset", "restore"], update.chunks())
         except DeviceError:
             self._destroy_twins()
+            if restore is not None:
+                back = render_update(self.names, restore, self.live_sets())
+                self.stream(["ipset", "restore"], back.chunks())
+                self._destroy_twins()
             raise
+        self._applied(plan, update, in_place=False)
+
+    def _applied(self, plan: Plan, update: Update, *, in_place: bool) -> None:
+        """The batch succeeded as a whole: the sets hold what was rendered, no need to read 200,000 back."""
+        how = "changed in place" if in_place else "swapped in"
         for change in plan.changes:
             log.info(
                 f"{change.kind} list: {len(change.desired)} entries "
-                f"(+{len(change.add)} -{len(change.remove)}) swapped in"
+                f"(+{len(change.add)} -{len(change.remove)}) {how}"
             )
-        # The batch succeeded as a whole: the sets hold what was rendered, no need to read 200,000 back.
         self.sets = update.sets()
-        self.state_text = update.state
+        self.state_text = update.render_state() if in_place else update.state
 
     def _destroy_twins(self) -> None:
         """After a failed batch: the live sets are untouched; take away the half-filled twins."""

@@ -1,0 +1,156 @@
+"""The ipset + iptables backend: sets swapped by ``ipset restore``, matched by a chain of ours jumped to
+first from INPUT, OUTPUT and FORWARD.  Works on iptables-legacy and iptables-nft alike (``-m set``).
+
+The kernel's name limits are this backend's: an ipset name of at most 31
+characters, an iptables chain of 28, a LOG prefix of 29.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from ts_isr.errors import ConfigError, DeviceError
+from ts_isr.linux.firewall import TOOLS, ChainSpec, Firewall
+from ts_isr.linux.names import Limits, derive_names
+from ts_isr.linux.system import run_tool
+from ts_isr.log import log
+from ts_isr.policy import Policy
+from ts_isr.targets.base import plan_changes
+from ts_isr.targets.ipset import IpsetTarget, policy_of
+from ts_isr.tools import find_tool
+
+LIMITS = Limits(set_name=31, chain_name=28, log_prefix=29)
+# Tool, and the Debian package that installs it.
+HOST_TOOLS = {
+    "ipset": "ipset",
+    "iptables": "iptables",
+    "iptables-save": "iptables",
+    "iptables-restore": "iptables",
+    "ip6tables": "iptables",
+    "ip6tables-save": "iptables",
+    "ip6tables-restore": "iptables",
+}
+_COUNTED = re.compile(r"\[(\d+):(\d+)\] -A (\S+) .* -j DROP$")
+
+
+def check_tools(
+    lookup: Callable[[str], str | None] = find_tool, run: Callable[[list[str]], str] = run_tool
+) -> None:
+    """Every tool this backend needs, and a kernel that has ipsets: else one line."""
+    missing = [tool for tool in HOST_TOOLS if lookup(tool) is None]
+    if missing:
+        packages = " ".join(dict.fromkeys(HOST_TOOLS[tool] for tool in missing))
+        raise ConfigError(
+            f"{', '.join(missing)} not installed; install them (apt-get install {packages}) and run "
+            "tsadmin add again; nothing was changed"
+        )
+    try:
+        run(["ipset", "list", "-n"])
+    except DeviceError as exc:
+        raise DeviceError(
+            f"the kernel refuses ipsets ({exc}): load the ip_set module (modprobe ip_set) or use a "
+            "kernel that has it, and run tsadmin add again; nothing was changed"
+        ) from None
+
+
+def blocked_counters(saved: str, chain: str) -> tuple[int, int]:
+    """Packets and bytes the chain's DROP rules matched, from ``iptables-save -c``."""
+    packets = octets = 0
+    for line in saved.splitlines():
+        match = _COUNTED.match(line)
+        if match and match.group(3) == chain:
+            packets += int(match.group(1))
+            octets += int(match.group(2))
+    return packets, octets
+
+
+class IptablesBackend:
+    """ipsets plus an iptables chain (:class:`IpsetTarget` and :class:`Firewall` behind one interface)."""
+
+    kind = "iptables"
+    why = "ipset sets matched by an iptables chain (iptables-legacy or iptables-nft)"
+
+    def __init__(self, prefix: str) -> None:
+        self.names = derive_names(prefix, LIMITS)
+        self.target = IpsetTarget(self.names)
+        self.firewall = Firewall(self.names)
+
+    def check_host(self) -> None:
+        check_tools()
+
+    def check_owned(self, *, removing: bool = False) -> None:
+        self.firewall.check_owned(removing=removing)
+
+    def present(self) -> bool:
+        return bool(self.target.present()) or self.firewall.installed()
+
+    def backup(self) -> dict[str, str]:
+        return {"ipset": run_tool(["ipset", "save"]), "iptables": self.firewall.backup(4)} | {
+            "ip6tables": self.firewall.backup(6)
+        }
+
+    def read_policy(self) -> Policy:
+        return policy_of(self.target.read())
+
+    def apply(self, spec: ChainSpec, policy: Policy | None, before_sets: Callable[[], None]) -> bool:
+        installed = self.target.read()
+        if policy is None:
+            policy = policy_of(installed)
+        plan = plan_changes(installed, policy, self.target.families, ordered=False)
+        desired = {change.kind: change.desired for change in plan.changes}
+        changed = False
+        if not plan.unchanged or not self.target.complete(desired):
+            before_sets()
+            self.target.apply(plan)
+            changed = True
+        else:
+            log.info(f"Policy unchanged: {len(policy.block)} block and {len(policy.allow)} allow entries")
+        if self.firewall.install(self.target.families_present(), spec):
+            log.info(f"Chain {self.names.chain} written and jumped to first from INPUT, OUTPUT and FORWARD")
+            changed = True
+        return changed
+
+    def save(self, path: Path) -> None:
+        self.target.save_state(path)
+
+    def load(self, path: Path) -> Policy | None:
+        return IpsetTarget.load_state(path, self.names)
+
+    def remove(self) -> bool:
+        """The seed's order: flush the sets, remove the rules that use them, destroy the sets.
+
+        A chain that is not tsadmin's alone (host rules in it, host rules jumping
+        to it) is refused before the sets are emptied.
+        """
+        self.firewall.check_owned(removing=True)
+        present = self.target.present()
+        self.target.flush_all()
+        changed = self.firewall.remove()
+        self.target.destroy_all()
+        return changed or bool(present)
+
+    def show(self) -> list[str]:
+        members = self.target.read()
+        lines = [f"Chain {self.names.chain}: {'installed' if self.firewall.installed() else 'not installed'}"]
+        for spec in self.names.sets:
+            if spec.name in self.target.sets:
+                entries = len(self.target.sets[spec.name].members)
+                lines.append(f"  {spec.name} ({spec.hash_type}): {entries} entries")
+        block, allow = len(members["block"]), len(members["allow"])
+        lines.append(f"Block list: {block} entries, allow list: {allow} entries")
+        return lines
+
+    def counters(self) -> dict[str, int]:
+        packets = octets = 0
+        for family in (4, 6):
+            try:
+                saved = run_tool([TOOLS[family][0], "-c", "-t", "filter"])
+            except DeviceError:
+                if family == 4:
+                    raise
+                continue
+            more = blocked_counters(saved, self.names.chain)
+            packets, octets = packets + more[0], octets + more[1]
+        return {"blocked packets": packets, "blocked bytes": octets}

@@ -16,13 +16,14 @@ import os
 import secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from typing import TYPE_CHECKING
 
 from ts_isr.files import UnsafePath, safe_name, untrusted_because
 from ts_isr.log import escape, log
 from ts_isr.runrecord import RunRecord
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 DEBIAN_TEXTFILE_DIR = Path("/var/lib/prometheus/node-exporter")
 PREFIX = "ts_isr_"
@@ -36,11 +37,19 @@ def metrics_dir_of(setting: Path | bool | None) -> Path | None:
     return setting or None
 
 
+# prometheus_client is imported when a run ends, not when a command starts (--print-policy,
+# --search and --status never load it).
+
+
 def _gauge(name: str, help_text: str, labels: tuple[str, ...]) -> GaugeMetricFamily:
+    from prometheus_client.metrics_core import GaugeMetricFamily
+
     return GaugeMetricFamily(PREFIX + name, help_text, labels=("command", "device", *labels))
 
 
 def _counter(name: str, help_text: str, labels: tuple[str, ...]) -> CounterMetricFamily:
+    from prometheus_client.metrics_core import CounterMetricFamily
+
     return CounterMetricFamily(PREFIX + name, help_text, labels=("command", "device", *labels))
 
 
@@ -124,6 +133,8 @@ class _Snapshot:
 
 def render(run: RunRecord) -> str:
     """The run in the text exposition format."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Snapshot(list(families(run))))
     return generate_latest(registry).decode("utf-8")

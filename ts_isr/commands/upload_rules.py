@@ -23,7 +23,6 @@ from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
 from ts_isr.fleet.inventory import FLEET_KEYS
-from ts_isr.fleet.run import FleetOptions, fleet_of, run_fleet
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.monitoring import recorded_run
@@ -80,37 +79,6 @@ def parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fleet_options(args: argparse.Namespace) -> FleetOptions:
-    if args.workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    return FleetOptions(
-        inventory=args.inventory,
-        workers=args.workers,
-        limit=args.limit,
-        filters=tuple(args.filter),
-        shard=args.shard,
-        dry_run=args.dry_run,
-        force=args.force,
-        trust_host_key=args.trust_host_key,
-        print_policy=args.print_policy,
-    )
-
-
-def fleet_answer(config: Config, args: argparse.Namespace) -> Exit:
-    """--status and --search for every selected device of the fleet, from local state."""
-    _, devices, bad = fleet_of(config, fleet_options(args))
-    if args.status:
-        return show_status(config.state_dir, PROG, [device.name for device in devices + bad])
-    for device in devices:
-        groups = {"block": device.config.object_group_block, "allow": device.config.object_group_allow}
-        record = load_record(config.state_dir, PROG, device.name)
-        for line in search_lines(
-            args.search, config.state_dir, store_key=device.name, groups=groups, record=record
-        ):
-            print(f"{device.name}: {line}")
-    return Exit.FAILED if bad else Exit.UNCHANGED
-
-
 def upload(config: Config, args: argparse.Namespace, record: RunRecord | None) -> Exit:
     """The seed's sequence for one device; ``record`` (None for a dry run or --print-policy) is told
     what the run did."""
@@ -125,9 +93,8 @@ def upload(config: Config, args: argparse.Namespace, record: RunRecord | None) -
         record=record is not None,
         families=CiscoTarget.families,
     )
-    if args.print_policy:
-        for line in built.policy.lines():
-            print(line)
+    if args.print_policy:  # one write: 100,000 print() calls cost more than the fetch
+        sys.stdout.write("".join(f"{line}\n" for line in built.policy.lines()))
         return Exit.UNCHANGED
     if record is not None:
         note_policy(record, built)
@@ -155,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
 
     def body() -> Exit:
+        if args.inventory:
+            from ts_isr.fleet import command as fleet  # Nornir loads only for a fleet
+
         config = load_command_config(args.config, FLEET_KEYS if args.inventory else CISCO_KEYS)
         if args.status or args.search:
-            return fleet_answer(config, args) if args.inventory else answer(config, args)
+            return fleet.fleet_answer(config, args) if args.inventory else answer(config, args)
         use_logfile(config.tsoutput, verbose=args.verbose, quiet=True if args.inventory else None)
         log.info(f"Starting {PROG} v{__version__} on {datetime.now():%a %b %d %H:%M:%S %Y}")
         try:  # its ownership records decide what is removed from the device: checked before any is read
@@ -166,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             raise TsError(
                 f"cannot use state_dir {config.state_dir}: {exc.strerror}; fix it or its permissions"
             ) from None
-        result = run_fleet(config, fleet_options(args)) if args.inventory else single(config, args)
+        result = fleet.run(config, args) if args.inventory else single(config, args)
         elapsed = int(time.monotonic() - started)
         hours, rest = divmod(elapsed, 3600)
         took = f"{hours:02}:{rest // 60:02}:{rest % 60:02}"

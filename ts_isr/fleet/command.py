@@ -1,0 +1,49 @@
+"""The fleet's side of ``upload_rules``: its options, its run, and its answers from local state.
+
+Imported only when ``--inventory`` is given, so a single-device run never loads Nornir.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ts_isr.commands.answers import search_lines, show_status
+from ts_isr.config import Config
+from ts_isr.errors import ConfigError, Exit
+from ts_isr.fleet.run import PROG, FleetOptions, fleet_of, run_fleet
+from ts_isr.runrecord import load_record
+
+
+def fleet_options(args: argparse.Namespace) -> FleetOptions:
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    return FleetOptions(
+        inventory=args.inventory,
+        workers=args.workers,
+        limit=args.limit,
+        filters=tuple(args.filter),
+        shard=args.shard,
+        dry_run=args.dry_run,
+        force=args.force,
+        trust_host_key=args.trust_host_key,
+        print_policy=args.print_policy,
+    )
+
+
+def fleet_answer(config: Config, args: argparse.Namespace) -> Exit:
+    """--status and --search for every selected device of the fleet, from local state."""
+    _, devices, bad = fleet_of(config, fleet_options(args))
+    if args.status:
+        return show_status(config.state_dir, PROG, [device.name for device in devices + bad])
+    for device in devices:
+        groups = {"block": device.config.object_group_block, "allow": device.config.object_group_allow}
+        record = load_record(config.state_dir, PROG, device.name)
+        for line in search_lines(
+            args.search, config.state_dir, store_key=device.name, groups=groups, record=record
+        ):
+            print(f"{device.name}: {line}")
+    return Exit.FAILED if bad else Exit.UNCHANGED
+
+
+def run(config: Config, args: argparse.Namespace) -> Exit:
+    return run_fleet(config, fleet_options(args))

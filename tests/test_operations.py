@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 
 import pytest
@@ -12,9 +13,12 @@ from tests.support.https_server import Failure, LogServer
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import lab_device
 from tests.support.node_exporter import NodeExporter
+from tests.support.tsadmin_lab import BLOCKED_HOST, FREE_HOST, open_lab
 from tests.support.upload import ZONE, Run, odd_hosts
 from ts_isr.commands.loguploadclient import main as loguploadclient
+from ts_isr.config import save_config
 from ts_isr.errors import Exit
+from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE
 
 BLOCK = [*odd_hosts("198.18", 40), "127.0.0.1"]  # the DNS server (a lifeline) is listed too
 
@@ -110,3 +114,32 @@ def test_the_log_upload_reports_its_backlog(tmp_path):
         assert exporter.value("ts_isr_last_run_success", **who) == 1
         assert exporter.value("ts_isr_log_pending_bytes", **who) == 0
         assert exporter.value("ts_isr_log_last_run_uploaded_bytes", **who) == 9000
+
+
+def test_a_linux_host_reports_its_drops_status_and_search(tmp_path):
+    """tsadmin in a namespace: pings to a blocked address are dropped; the update's metrics count
+    them from the chain's own rule counters, and show and search answer from local state."""
+    textfile = tmp_path / "textfile"
+    textfile.mkdir()
+    with open_lab(tmp_path) as lab, NodeExporter(textfile) as exporter:
+        assert lab.add().returncode == Exit.CHANGED
+        config = lab.root / "opt/threatstop/threatstop.conf"
+        save_config(config, {"metrics_dir": textfile}, LINUX_KEYS, LINUX_TITLE)
+        assert not lab.pair.reachable(BLOCKED_HOST)
+        updated = lab.tsadmin("update")
+        assert updated.returncode == Exit.UNCHANGED, updated.stdout + updated.stderr
+        who = {"command": "tsadmin_update", "device": socket.gethostname()}
+        assert exporter.value("ts_isr_last_run_success", **who) == 1
+        assert exporter.value("ts_isr_blocked_packets_total", **who, direction="out") >= 1
+        assert exporter.value("ts_isr_blocked_bytes_total", **who, direction="out") >= 84
+        assert exporter.value("ts_isr_device_entries", **who, list="block") >= 2
+        shown = lab.tsadmin("show")
+        assert f"Run metrics: {textfile} (metrics_dir)" in shown.stdout
+        assert re.search(
+            rf"{re.escape(socket.gethostname())}: tsadmin_update last ran .*: unchanged", shown.stdout
+        )
+        found = lab.tsadmin("search", BLOCKED_HOST, FREE_HOST)
+        assert found.stdout.splitlines() == [
+            f"{BLOCKED_HOST} blocked by {BLOCKED_HOST}/32",
+            f"{FREE_HOST} not listed",
+        ]

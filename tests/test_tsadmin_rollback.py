@@ -24,6 +24,8 @@ pytestmark = pytest.mark.root
 
 # Written by every run, refused or not, before anything else: not part of the host's state.
 RUN_FILES = ("opt/threatstop/tsadmin.lock", "var/log/threatstop/tsadmin.log")
+# What every run leaves for monitoring, failed or not: the run's record (see ts_isr.runrecord).
+RUN_RECORDS = "last-run-tsadmin_"
 TIMER_FILES = [
     f"etc/systemd/system/threatstop-{command}.{kind}"
     for command in ("update", "logs")
@@ -43,6 +45,8 @@ def tree(root: Path) -> dict[str, tuple[bytes, int] | str]:
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root).as_posix()
         if any(run == relative or run.startswith(relative + "/") for run in RUN_FILES):
+            continue
+        if path.name.startswith(RUN_RECORDS):
             continue
         if path.is_symlink():
             found[relative] = f"link to {path.readlink()}"

@@ -2,8 +2,8 @@
 
 The factory (:func:`cisco_target`) makes the target from a device's checked
 settings; :func:`sync_device` trusts its key when asked, connects, and
-synchronises it with a built policy; :func:`note_policy` and :func:`note_sync`
-tell the run's record what it did.  Each device has its own
+synchronises it with a built policy; :func:`note_sync`
+tells the run's record what it did.  Each device has its own
 lock, ownership records and last good policy in ``state_dir``, named by
 :func:`device_key`, so a single-device run and a fleet run never push to the
 same device at once.
@@ -100,12 +100,6 @@ def sync_device(config: Config, built: BuiltPolicy, options: RunOptions) -> Sync
     with target:
         device.connect()
         return synchronise(target, policy, store, sync_options)
-
-
-def note_policy(record: RunRecord, built: BuiltPolicy) -> None:
-    record.policy_entries = built.entries()
-    record.dropped_entries = built.dropped
-    record.policy_fetched_at = built.fetched_at.timestamp()
 
 
 def note_sync(record: RunRecord, result: SyncResult) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ts_isr.errors import LockedError, TsError
+from ts_isr.fetch import BuiltPolicy
 from ts_isr.files import check_dir
 from ts_isr.log import escape, log
 from ts_isr.metrics import metrics_dir_of, write_run_metrics
@@ -40,9 +42,18 @@ def recorded_run(config: Any, label: str, command: str) -> Iterator[RunRecord]:
 
 def _keep(config: Any, record: RunRecord) -> None:
     """Save the record (only in a state_dir no other user can change) and write the metrics."""
-    try:
-        check_dir(config.state_dir, "state_dir")
-        save_record(config.state_dir, record)
-    except (OSError, TsError) as exc:
-        log.warning(f"cannot keep the run's record in {config.state_dir}: {escape(str(exc))}")
+    state_dir = Path(config.state_dir)
+    if state_dir.exists():  # not made yet by a first install that failed: no record then
+        try:
+            check_dir(state_dir, "state_dir")
+            save_record(state_dir, record)
+        except (OSError, TsError) as exc:
+            log.warning(f"cannot keep the run's record in {state_dir}: {escape(str(exc))}")
     write_run_metrics(metrics_dir_of(config.get("metrics_dir")), record)
+
+
+def note_policy(record: RunRecord, built: BuiltPolicy) -> None:
+    """The built policy's entries and what building it left out, and which policy the run applied."""
+    record.policy_entries = built.entries()
+    record.dropped_entries = built.dropped
+    record.policy_fetched_at = built.fetched_at.timestamp()

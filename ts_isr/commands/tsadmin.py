@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -19,14 +18,23 @@ from pathlib import Path
 
 from ts_isr.autoconf import fetch_settings
 from ts_isr.commands.common import DETAILED_HELP, EXIT_CODES_HELP, run_command
-from ts_isr.config import Config, load_config, read_values, save_config
+from ts_isr.commands.tsadmin_report import command_logs, command_search, command_show
+from ts_isr.config import Config, read_values, save_config
 from ts_isr.errors import ConfigError, Exit, TsError
-from ts_isr.fetch import as_cidr, fetch_policy
-from ts_isr.journal import Journal, upload_from_journal
+from ts_isr.fetch import fetch_policy
+from ts_isr.files import trusted_dir
 from ts_isr.linux import host, schedule
 from ts_isr.linux.addsettings import gather_settings, validated
-from ts_isr.linux.backend import Backend, choose, make_backend
-from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec, parse_logopts
+from ts_isr.linux.backend import choose, make_backend
+from ts_isr.linux.firewall import ALLOW_ACTIONS, DIRECTIONS, ChainSpec
+from ts_isr.linux.hostconfig import (
+    chain_spec,
+    config_path,
+    configured_backend,
+    host_logfile,
+    kept_reachable,
+    load,
+)
 from ts_isr.linux.install import AddPlan, install_host
 from ts_isr.linux.lifecycle import (
     install_and_retire,
@@ -36,13 +44,15 @@ from ts_isr.linux.lifecycle import (
     retire_and_record,
 )
 from ts_isr.linux.preflight import probe, scheduler, syslog_warning
+from ts_isr.linux.runs import ADD, UPDATE, host_label, note_install
 from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths
 from ts_isr.linux.system import require_root
 from ts_isr.linux.validip import check_valid_ip
 from ts_isr.lock import run_lock
-from ts_isr.log import MASK, add_secret, log
-from ts_isr.logupload import Device, upload_configured
-from ts_isr.ranges import Cidr
+from ts_isr.log import log
+from ts_isr.metrics import metrics_dir_of
+from ts_isr.monitoring import note_policy, recorded_run
+from ts_isr.policystore import load_last_good
 from ts_isr.tools import find_tool
 from ts_isr.version import installed_version
 
@@ -97,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("show", parents=[common], help="show the settings and what is installed")
     sub.add_parser("version", parents=[common], help="show the version")
     sub.add_parser("logs", parents=[common], help="rotate and upload the block log now")
+    search = sub.add_parser("search", parents=[common], help="is an address blocked, and by which entry?")
+    search.add_argument("addresses", nargs="+", metavar="ADDRESS")
     sub.add_parser("restore", parents=[common], help="put the last saved sets and chain back (boot)")
     return parser
 
@@ -127,59 +139,21 @@ def _checked(
     return body(args, paths)
 
 
-def config_path(args: argparse.Namespace, paths: Paths) -> Path:
-    return Path(args.config) if args.config else paths.config
-
-
-def load(args: argparse.Namespace, paths: Paths) -> Config:
-    path = config_path(args, paths)
-    if not path.exists():
-        raise ConfigError(f"{path} does not exist: ThreatSTOP is not configured here; run: tsadmin add")
-    config = load_config(path, LINUX_KEYS)
-    for secret in config.secrets(LINUX_KEYS):
-        add_secret(secret)
-    return config
-
-
-def chain_spec(config: Config) -> ChainSpec:
-    return ChainSpec(
-        allow_action=config.allow_action,
-        logopts=parse_logopts(config.logopts or ""),
-        logopts_direction=config.logopts_direction,
-    )
-
-
-def configured_backend(config: Config, paths: Paths) -> tuple[Backend, str]:
-    """The firewall backend for this config and host, and why it is the one."""
-    kind, why = choose(str(config.firewall), installed_firewall(paths), find_tool("iptables") is not None)
-    return make_backend(kind, config.tsprefix), why
-
-
-def host_logfile(config: Config, paths: Paths) -> Path:
-    return paths.under(str(config.logfile))
-
-
-def kept_reachable(config: Config, paths: Paths) -> list[tuple[Cidr, str]]:
-    """Addresses the block list must never cut off, each with what it is: the admin's own (recorded
-    by ``add``), and the host's default gateways and resolvers, without which nobody reaches or
-    names it any more."""
-    kept = [(as_cidr(address), "keep_reachable") for address in config.get("keep_reachable") or []]
-    kept += [(as_cidr(address), "gateway_or_resolver") for address in host.gateways_and_resolvers(paths)]
-    return kept
-
-
 def command_add(args: argparse.Namespace, paths: Paths) -> Exit:
     log.info(f"ThreatSTOP ts-iptables add starting @ {time.ctime()}")
     path = config_path(args, paths)
     raw = gather_settings(args, path)
     config = validated(raw, path)
-    with run_lock(paths.lock, "tsadmin"):
+    log.info(f"Run metrics: {metrics_dir_of(config.get('metrics_dir')) or 'off'} (metrics_dir)")
+    with run_lock(paths.lock, "tsadmin"), recorded_run(config, host_label(), ADD) as record:
         plan = plan_add(args, paths, config, raw)
         previous = installed_prefix(paths) or (plan.before or {}).get("tsprefix")
         changed = install_host(plan, paths)
         if args.skip_checkpolicy:
             changed |= first_update(config, plan, paths)
         changed |= retire_and_record(previous, plan.backend, paths)
+        if plan.policy is not None:
+            note_install(record, plan.policy, None, changed, plan.backend)
     log.info("ThreatSTOP is installed" if changed else "ThreatSTOP was already installed as configured")
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
@@ -260,9 +234,14 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
     with run_lock(paths.lock, "tsadmin"):
         if config.type == "auto":
             config = refresh_auto_settings(config)
+        state_dir = trusted_dir(Path(str(config.state_dir)), "state_dir")  # it decides what is believed
         backend, _ = configured_backend(config, paths)
-        policy = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths)).policy
-        changed = install_and_retire(backend, chain_spec(config), policy, paths, configured_before)
+        with recorded_run(config, host_label(), UPDATE) as record:
+            before = load_last_good(state_dir)
+            built = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths))
+            note_policy(record, built)
+            changed = install_and_retire(backend, chain_spec(config), built.policy, paths, configured_before)
+            note_install(record, built.policy, before.policy if before else None, changed, backend)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 
@@ -318,48 +297,6 @@ def command_remove(args: argparse.Namespace, paths: Paths) -> Exit:
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 
-def command_show(args: argparse.Namespace, paths: Paths) -> Exit:
-    config = load(args, paths)
-    print(f"Configuration: {config.path}")
-    for name, key in LINUX_KEYS.items():
-        value = config.get(name)
-        shown = MASK if key.secret and value else "" if value is None else value
-        if isinstance(value, list):
-            shown = ", ".join(str(item) for item in value)
-        print(f"  {name} = {shown}")
-    backend, why = configured_backend(config, paths)
-    print(f"Firewall: {backend.kind} ({why}): {backend.why}")
-    for line in backend.show():
-        print(line)
-    counted = ", ".join(f"{count} {what}" for what, count in backend.counters().items())
-    print(f"Blocked since installed: {counted}")
-    return Exit.UNCHANGED
-
-
-def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
-    """Rotate the block log, make the syslog daemon reopen it, and upload it (the Cisco upload code).
-
-    Without a syslog daemon the lines come from the journal (:mod:`ts_isr.journal`).
-    """
-    config = load(args, paths)
-    device = Device(
-        address=str(config.external_ip or ""), identifier=str(config.device_id or socket.gethostname())
-    )
-    logfile = host_logfile(config, paths)
-    if host.syslog_daemon(paths) is None and (paths.root == Path("/") or config.journal_dir):
-        journal = Journal(Path(str(config.journal_dir)) if config.journal_dir else None)
-        upload_from_journal(
-            journal,
-            Path(str(config.state_dir)),
-            logfile,
-            lambda: upload_configured(config, logfile, device, None).waiting,
-        )
-        return Exit.UNCHANGED
-    reopen = config.log_reopen_command or host.reopen_command(paths)
-    upload_configured(config, logfile, device, reopen)
-    return Exit.UNCHANGED
-
-
 def command_restore(args: argparse.Namespace, paths: Paths) -> Exit:
     """Boot: the sets from the last saved state, then the chain; no network needed."""
     config = load(args, paths)
@@ -375,5 +312,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Paths], Exit]] = {
     "update": command_update,
     "show": command_show,
     "logs": command_logs,
+    "search": command_search,
     "restore": command_restore,
 }

@@ -18,14 +18,14 @@ from ts_isr import __version__
 from ts_isr.commands.answers import search_lines, show_status
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import CISCO_KEYS, Config
-from ts_isr.devicerun import RunOptions, device_lock, note_policy, note_sync, sync_device
+from ts_isr.devicerun import RunOptions, device_lock, note_sync, sync_device
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
 from ts_isr.fleet.inventory import FLEET_KEYS
 from ts_isr.lock import run_lock
 from ts_isr.log import log
-from ts_isr.monitoring import recorded_run
+from ts_isr.monitoring import note_policy, recorded_run
 from ts_isr.runrecord import RunRecord, load_record
 from ts_isr.targets.cisco import CiscoTarget
 

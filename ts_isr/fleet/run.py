@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ts_isr.config import Config, read_values
-from ts_isr.devicerun import RunOptions, device_lock, note_policy, note_sync, sync_device
+from ts_isr.devicerun import RunOptions, device_lock, note_sync, sync_device
 from ts_isr.errors import Exit, TsError
 from ts_isr.fetch import FetchedLists, build_for, fetch_lists_of, list_settings, settle_servers
 from ts_isr.files import safe_name
@@ -31,7 +31,7 @@ from ts_isr.fleet.report import Outcome, progress, summary
 from ts_isr.fleet.select import select
 from ts_isr.lock import run_lock
 from ts_isr.log import current_device, escape, log, private_log
-from ts_isr.monitoring import recorded_run
+from ts_isr.monitoring import note_policy, recorded_run
 from ts_isr.targets.cisco import CiscoTarget
 
 PROG = "upload_rules"

@@ -57,8 +57,9 @@ class Backend(Protocol):
     def show(self) -> list[str]:
         """Lines for `tsadmin show`: what is installed."""
 
-    def counters(self) -> dict[str, int]:
-        """What the block rules matched since they were installed."""
+    def counters(self) -> dict[str, tuple[int, int]]:
+        """Packets and bytes the block rules dropped since they were installed, by direction
+        (``in``: from a blocked address, ``out``: to one)."""
 
 
 BACKENDS: dict[str, Callable[[str], Backend]] = {

@@ -32,7 +32,8 @@ HOST_TOOLS = {
     "ip6tables-save": "iptables",
     "ip6tables-restore": "iptables",
 }
-_COUNTED = re.compile(r"\[(\d+):(\d+)\] -A (\S+) .* -j DROP$")
+_COUNTED = re.compile(r"\[(\d+):(\d+)\] -A (\S+) .*--match-set \S+ (src|dst) -j DROP$")
+DIRECTIONS = {"src": "in", "saddr": "in", "dst": "out", "daddr": "out"}
 
 
 def check_tools(
@@ -55,15 +56,17 @@ def check_tools(
         ) from None
 
 
-def blocked_counters(saved: str, chain: str) -> tuple[int, int]:
-    """Packets and bytes the chain's DROP rules matched, from ``iptables-save -c``."""
-    packets = octets = 0
+def blocked_counters(saved: str, chain: str) -> dict[str, tuple[int, int]]:
+    """Packets and bytes the chain's DROP rules matched, by direction (``in``: a blocked source,
+    ``out``: a blocked destination), from ``iptables-save -c``."""
+    counted = {"in": (0, 0), "out": (0, 0)}
     for line in saved.splitlines():
         match = _COUNTED.match(line)
         if match and match.group(3) == chain:
-            packets += int(match.group(1))
-            octets += int(match.group(2))
-    return packets, octets
+            direction = DIRECTIONS[match.group(4)]
+            packets, octets = counted[direction]
+            counted[direction] = (packets + int(match.group(1)), octets + int(match.group(2)))
+    return counted
 
 
 class IptablesBackend:
@@ -142,8 +145,8 @@ class IptablesBackend:
         lines.append(f"Block list: {block} entries, allow list: {allow} entries")
         return lines
 
-    def counters(self) -> dict[str, int]:
-        packets = octets = 0
+    def counters(self) -> dict[str, tuple[int, int]]:
+        counted = {"in": (0, 0), "out": (0, 0)}
         for family in (4, 6):
             try:
                 saved = run_tool([TOOLS[family][0], "-c", "-t", "filter"])
@@ -151,6 +154,6 @@ class IptablesBackend:
                 if family == 4:
                     raise
                 continue
-            more = blocked_counters(saved, self.names.chain)
-            packets, octets = packets + more[0], octets + more[1]
-        return {"blocked packets": packets, "blocked bytes": octets}
+            for direction, (packets, octets) in blocked_counters(saved, self.names.chain).items():
+                counted[direction] = (counted[direction][0] + packets, counted[direction][1] + octets)
+        return counted

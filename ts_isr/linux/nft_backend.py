@@ -54,7 +54,7 @@ _FLAGS = {
     "--log-uid": "skuid",
     "--log-macdecode": "ether",
 }
-_DROP_COUNTER = re.compile(r"counter packets (\d+) bytes (\d+) drop$", re.MULTILINE)
+_DROP_COUNTER = re.compile(r"(saddr|daddr) @\S+ counter packets (\d+) bytes (\d+) drop$", re.MULTILINE)
 _ELEMENTS = re.compile(r"add element inet (\S+) (allow[46]|block[46]) \{ (.*) \}")
 
 
@@ -168,13 +168,15 @@ def parse_json_elements(document: str, family: int) -> list[Cidr]:
     return found
 
 
-def counted(table: str) -> tuple[int, int]:
-    """Packets and bytes of the drop rules' counters, from our table as ``nft list`` prints it."""
-    packets = octets = 0
+def counted(table: str) -> dict[str, tuple[int, int]]:
+    """Packets and bytes of the drop rules' counters by direction (``in``: a blocked source, ``out``:
+    a blocked destination), from our table as ``nft list`` prints it."""
+    totals = {"in": (0, 0), "out": (0, 0)}
     for match in _DROP_COUNTER.finditer(table):
-        packets += int(match.group(1))
-        octets += int(match.group(2))
-    return packets, octets
+        direction = "in" if match.group(1) == "saddr" else "out"
+        packets, octets = totals[direction]
+        totals[direction] = (packets + int(match.group(2)), octets + int(match.group(3)))
+    return totals
 
 
 def table_text(ruleset: str, table: str) -> str | None:
@@ -289,6 +291,5 @@ class NftablesBackend:
             f"  sets {', '.join(SETS.values())} (elements not listed: nft -t)",
         ]
 
-    def counters(self) -> dict[str, int]:
-        packets, octets = counted(self._terse() or "")
-        return {"blocked packets": packets, "blocked bytes": octets}
+    def counters(self) -> dict[str, tuple[int, int]]:
+        return counted(self._terse() or "")

@@ -129,6 +129,7 @@ LINUX_KEYS = schema(
         help="Makes the syslog daemon reopen the log after tsadmin logs renamed it (default: by daemon).",
     ),
     _cisco("state_dir"),
+    _cisco("metrics_dir"),
     Key(
         "journal_dir",
         parse_plain,

@@ -53,6 +53,8 @@ def test_a_good_run_then_a_failed_one_as_monitoring_and_the_admin_see_them(tmp_p
         assert exporter.value("ts_isr_device_entries", **who, list="block") == 38
         assert exporter.value("ts_isr_last_run_changes", **who, list="block", op="add") == 38
         assert exporter.value("ts_isr_last_run_changes", **who, list="allow", op="add") == 1
+        assert exporter.value("ts_isr_last_run_lines_pushed", **who) == 38 + 1
+        assert exporter.value("ts_isr_last_run_lines_resent", **who) == 0
 
         code, out = run("--status")
         assert code == Exit.UNCHANGED

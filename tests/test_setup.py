@@ -351,6 +351,7 @@ def test_silent_setup_takes_passwords_from_stdin_never_argv_and_says_nothing(wor
         "Network access OK.",
         "Prepare logrotation configuration.",
         "Setting up cron entries for automatic execution.",
+        "Run metrics for monitoring: ",  # where node_exporter finds them, or off
         "Running upload rules script for the first time...",
     ]
     assert_in_order(said, seed_order)

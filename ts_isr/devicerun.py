@@ -11,7 +11,7 @@ same device at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ts_isr.config import Config
@@ -99,12 +99,14 @@ def sync_device(config: Config, built: BuiltPolicy, options: RunOptions) -> Sync
     )
     with target:
         device.connect()
-        return synchronise(target, policy, store, sync_options)
+        result = synchronise(target, policy, store, sync_options)
+    return replace(result, pushed=device.pushed, resent=device.resent)
 
 
 def note_sync(record: RunRecord, result: SyncResult) -> None:
     record.result = "changed" if result.changed else "unchanged"
     record.device_entries = dict(result.members)
+    record.lines_pushed, record.lines_resent = result.pushed, result.resent
     record.changes = {
         kind: {"add": result.added.get(kind, 0), "remove": result.removed.get(kind, 0)}
         for kind in result.members

@@ -68,6 +68,8 @@ def families(run: RunRecord) -> Iterator[Metric]:
             _gauge("last_success_timestamp_seconds", "When the last successful run started.", ()),
             run.last_success,
         ),
+        (_gauge("last_run_lines_pushed", "Configuration lines the device took.", ()), run.lines_pushed),
+        (_gauge("last_run_lines_resent", "Lines sent again: the device dropped them.", ()), run.lines_resent),
         (_gauge("log_pending_bytes", "Log bytes waiting for upload.", ()), run.log_pending_bytes),
         (
             _gauge("log_oldest_pending_age_seconds", "Age of the oldest log not yet uploaded.", ()),

@@ -38,6 +38,8 @@ class RunRecord:
     changes: dict[str, dict[str, int]] = field(default_factory=dict)  # list -> add/remove -> n
     blocked_packets: dict[str, int] = field(default_factory=dict)  # direction -> n
     blocked_bytes: dict[str, int] = field(default_factory=dict)  # direction -> n
+    lines_pushed: int | None = None  # a Cisco device: configuration lines it took
+    lines_resent: int | None = None  # ... and those sent again because it dropped them
     log_pending_bytes: int | None = None
     log_oldest_pending_age: float | None = None
     log_uploaded_bytes: int | None = None

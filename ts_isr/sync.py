@@ -171,6 +171,8 @@ class SyncResult:
     added: Mapping[str, int]  # list kind -> entries added
     removed: Mapping[str, int]
     members: Mapping[str, int]  # list kind -> members the group holds after the run
+    pushed: int = 0  # configuration lines the device took (its transport fills these in)
+    resent: int = 0  # lines sent again because the device dropped them
 
     @property
     def exit(self) -> Exit:

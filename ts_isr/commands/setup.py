@@ -26,6 +26,7 @@ from ts_isr.config import CISCO_KEYS, Config, Invalid, find_config, read_values,
 from ts_isr.devicerun import cisco_target
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.log import add_secret, log, setup_logging
+from ts_isr.metrics import metrics_dir_of
 from ts_isr.tools import child_env
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -443,6 +444,8 @@ def setup(args: argparse.Namespace) -> Exit:
     log.info("Setting up cron entries for automatic execution.")
     for line in sysconf.ensure_cron_jobs(cron_jobs(path.resolve()), args.root):
         log.info(f"cron: {line}")
+    metrics = metrics_dir_of(config.get("metrics_dir"))
+    log.info(f"Run metrics for monitoring: {metrics or 'off'} (metrics_dir; see README, Monitoring)")
     if not args.no_first_run:
         first_run(config, quiet=args.silent)
     log.info(f"Finished v.{__version__} execution")

@@ -39,4 +39,43 @@ class FetchError(TsError):
 
 
 class DeviceError(TsError):
-    """The device refused, failed or could not be reached."""
+    """The device refused, failed or could not be reached (the kinds below say which, as NAPALM's
+    exceptions do, so a fleet's summary or a retry can tell them apart)."""
+
+    kind = "device"
+
+
+class AuthenticationFailed(DeviceError):
+    """The device refused the login or the enable password: a retry would fail the same way."""
+
+    kind = "authentication"
+
+
+class HostKeyError(DeviceError):
+    """The device's SSH host key is unknown or changed: a person must look before anything is sent."""
+
+    kind = "host_key"
+
+
+class Unreachable(DeviceError):
+    """No SSH session could be opened: the device, the network or its SSH server is down."""
+
+    kind = "unreachable"
+
+
+class DeviceTimeout(DeviceError):
+    """The device stopped answering within ``ssh_timeout``."""
+
+    kind = "timeout"
+
+
+class ConnectionLost(DeviceError):
+    """The session dropped mid-run: the next run repairs the groups."""
+
+    kind = "connection_lost"
+
+
+class DeviceMisbehaved(DeviceError):
+    """The device broke a bound (too much output, too slow, a read that ended early)."""
+
+    kind = "misbehaved"

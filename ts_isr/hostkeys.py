@@ -20,7 +20,7 @@ from pathlib import Path
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, HostKeys, InvalidHostKey
 
-from ts_isr.errors import DeviceError
+from ts_isr.errors import DeviceError, HostKeyError
 from ts_isr.files import open_nofollow, write_atomic
 from ts_isr.log import log
 
@@ -178,7 +178,7 @@ def trust(
             "Trust the new key only if the device was replaced or re-keyed: someone may be in between."
         )
         if confirm is None:
-            raise DeviceError(
+            raise HostKeyError(
                 f"the SSH host key of {host}:{port} has changed (trusted: {was}; presented: "
                 f"{key.get_name()} {shown}); nothing was changed. If the device was replaced or re-keyed, "
                 "run setup at a terminal: it shows both fingerprints and asks"

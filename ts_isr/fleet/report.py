@@ -16,6 +16,7 @@ class Outcome:
     removed: int = 0
     seconds: float = 0.0
     reason: str = ""  # a failure's one line
+    kind: str = ""  # a failure's kind (authentication, host_key, unreachable, timeout, ...)
 
     @property
     def failed(self) -> bool:

@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,24 +127,18 @@ def one_device(
         outcome = _sync_one(device, fetched, pacer, options)
     except TsError as exc:
         log.error(str(exc))
-        outcome = Outcome(device.name, "failed", reason=str(exc).splitlines()[0])
+        kind = getattr(exc, "kind", type(exc).__name__)
+        outcome = Outcome(device.name, "failed", reason=str(exc).splitlines()[0], kind=kind)
     except Exception as exc:  # a bug must not stop the other devices; its trace is in the logs
         log.debug("".join(traceback.format_exception(exc)))
         reason = f"internal error: {type(exc).__name__}: {escape(str(exc))}; report it with the log"
         log.error(reason)
-        outcome = Outcome(device.name, "failed", reason=reason)
+        outcome = Outcome(device.name, "failed", reason=reason, kind="internal")
     finally:
         log.removeHandler(handler)
         handler.close()
         current_device.reset(token)
-    return Outcome(
-        outcome.name,
-        outcome.result,
-        outcome.added,
-        outcome.removed,
-        time.monotonic() - started,
-        outcome.reason,
-    )
+    return replace(outcome, seconds=time.monotonic() - started)
 
 
 def _sync_one(

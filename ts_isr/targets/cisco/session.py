@@ -14,7 +14,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ts_isr.errors import DeviceError, TsError
+from ts_isr.errors import (
+    AuthenticationFailed,
+    ConnectionLost,
+    DeviceError,
+    DeviceMisbehaved,
+    DeviceTimeout,
+    HostKeyError,
+    TsError,
+    Unreachable,
+)
 from ts_isr.files import check_trusted, trusted_path
 from ts_isr.log import escape, log
 from ts_isr.targets.cisco.bounds import Budget, command_budget
@@ -46,21 +55,21 @@ def _connect_error(exc: Exception, device: Device) -> DeviceError:
     where = f"{device.host}:{device.port}"
     text = str(exc)
     if "does not match" in text:
-        return DeviceError(
+        return HostKeyError(
             f"host key changed for {where}: the device is not the one trusted in {device.known_hosts}; "
             "if it was replaced or re-keyed, run setup at a terminal: it shows both fingerprints and asks"
         )
     if "not found in known_hosts" in text:
-        return DeviceError(
+        return HostKeyError(
             f"host key of {where} is unknown (not in {device.known_hosts}); "
             "run setup, or upload_rules --trust-host-key once to trust it"
         )
     if "TCP connection to device failed" in text or "Connection refused" in text:
-        return DeviceError(
+        return Unreachable(
             f"cannot reach {where} (unreachable); check the device address, ssh_port and any firewall"
         )
     detail = escape(text.strip().splitlines()[-1]) if text.strip() else type(exc).__name__
-    return DeviceError(
+    return Unreachable(
         f"SSH to {where} timed out or failed ({detail}); check that the device is up and answers SSH"
     )
 
@@ -73,7 +82,7 @@ def login_error(text: str, device: Device, dialect: Dialect, *, timed_out: bool)
     """
     text = text.strip()
     if "enable mode" in text or (dialect.name == "ASA" and timed_out):
-        return DeviceError(
+        return AuthenticationFailed(
             f"enable refused on {device.host} (no privileged prompt after enable); "
             "check enable_pw in the config"
         )
@@ -131,7 +140,7 @@ class Session:
                 allow_auto_change=False,
             )
         except NetmikoAuthenticationException:
-            raise DeviceError(
+            raise AuthenticationFailed(
                 f"authentication failed for user {device.username} on {device.host}:{device.port}; "
                 "check username and password in the config (or run setup again)"
             ) from None
@@ -154,11 +163,11 @@ class Session:
             if not self.conn.check_enable_mode():
                 self.conn.enable()
         except (ValueError, ReadTimeout, OSError, EOFError) as exc:
-            raise DeviceError(
+            raise AuthenticationFailed(
                 f"enable refused on {device.host} ({escape(str(exc))}); check enable_pw in the config"
             ) from None
         if not self.conn.check_enable_mode():
-            raise DeviceError(f"enable refused on {device.host}; check enable_pw in the config")
+            raise AuthenticationFailed(f"enable refused on {device.host}; check enable_pw in the config")
         self.conn.read_channel()  # what netmiko read ahead; from here on the channel is read here
         for command in self.dialect.session_commands:
             self.command(command, self.priv_prompt(), "preparing the session")
@@ -195,7 +204,7 @@ class Session:
 
     def lost(self, what: str) -> DeviceError:
         self.broken = True
-        return DeviceError(
+        return ConnectionLost(
             f"connection to {self.device.host} lost {what}; the next run repairs the group "
             "(check the device's logs and the network)"
         )
@@ -262,13 +271,13 @@ class Session:
         """The device broke a bound: the session is given up, nothing more is sent to it."""
         self.broken = True
         why = f" ({budget.why})" if budget.why else ""
-        return DeviceError(f"{self.device.host} {what}{why}; nothing more was sent to it; {advice}")
+        return DeviceMisbehaved(f"{self.device.host} {what}{why}; nothing more was sent to it; {advice}")
 
     def check_silence(self, silent: float, when: str, advice: str) -> None:
         """A device silent for longer than ssh_timeout is hung: the session is given up."""
         if silent > self.device.timeout:
             self.broken = True
-            raise DeviceError(
+            raise DeviceTimeout(
                 f"{self.device.host} timed out: no answer for {self.device.timeout:.0f} s {when}; {advice}"
             )
 

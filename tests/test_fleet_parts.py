@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -149,3 +150,16 @@ def test_the_summary_puts_failures_first_and_names_every_one() -> None:
         "4 devices: 1 changed, 1 unchanged, 2 failed (r10, r3)",
     ]
     assert progress(3, 20, 1) == "3 of 20 devices done, 1 failed"
+
+
+def test_an_inventory_file_another_user_can_change_is_refused(example: Path) -> None:
+    """The inventory holds the devices' passwords and names what root logs into: trusted as the config."""
+    os.chown(example / "hosts.yaml", 65534, 65534)
+    with pytest.raises(
+        ConfigError, match=r"inventory host_file \S+hosts\.yaml is refused: it is owned by uid 65534"
+    ):
+        open_inventory(example / "nornir.yaml", workers=1)
+    os.chown(example / "hosts.yaml", 0, 0)
+    os.chmod(example / "nornir.yaml", 0o666)
+    with pytest.raises(ConfigError, match="every user can write it"):
+        open_inventory(example / "nornir.yaml", workers=1)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ts_isr.errors import ConfigError
+from ts_isr.files import read_trusted
 from ts_isr.log import escape
 
 
@@ -28,17 +29,25 @@ def open_inventory(config_file: Path, workers: int) -> Any:
     from nornir import InitNornir
 
     try:
-        with open(config_file, encoding="utf-8") as handle:
-            data = ruamel.yaml.YAML(typ="safe").load(handle) or {}
+        data = (
+            ruamel.yaml.YAML(typ="safe").load(read_trusted(config_file, "inventory", kind=ConfigError)) or {}
+        )
         if not isinstance(data, dict):
             raise ValueError("the file is not a YAML mapping")
-        options = dict((data.get("inventory") or {}).get("options") or {})
+        options = _resolved(
+            dict((data.get("inventory") or {}).get("options") or {}), config_file.parent.resolve()
+        )
+        for key, value in options.items():  # they hold the devices' passwords: trusted as the config is
+            if key.endswith("_file") and isinstance(value, str):
+                read_trusted(Path(value), f"inventory {key}", kind=ConfigError)
         return InitNornir(
             config_file=str(config_file),
-            inventory={"options": _resolved(options, config_file.parent.resolve())},
+            inventory={"options": options},
             runner={"plugin": "threaded", "options": {"num_workers": workers}},
             logging={"enabled": False},
         )
+    except ConfigError:
+        raise
     except OSError as exc:
         raise ConfigError(
             f"cannot read the inventory {escape(str(exc.filename or config_file))}: {exc.strerror}; "

@@ -78,10 +78,9 @@ def test_cron_lines_run_the_commands_from_the_package_with_this_python() -> None
         tab.new(command=job.command, comment=job.tag).setall(job.schedule)
     upload, logs = list(tab)
     assert str(upload.slices) == "23 */2 * * *" and str(logs.slices) == "53 * * * *"
-    assert upload.command.endswith(
+    assert upload.command == (
         "/opt/venv/bin/python -m ts_isr.commands.upload_rules --config '/etc/threat stop/threatstop.conf'"
-    )
-    assert upload.command.startswith(f"cd {setup.PACKAGE_ROOT} && ")
+    ), "no cd into a source tree: the interpreter that has ts_isr runs it from anywhere"
     assert logs.comment == "ts_isr loguploadclient /etc/threat stop/threatstop.conf"
 
 

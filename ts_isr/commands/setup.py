@@ -29,7 +29,6 @@ from ts_isr.log import add_secret, log, setup_logging
 from ts_isr.metrics import metrics_dir_of
 from ts_isr.tools import child_env
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 UPLOAD_RULES_SCHEDULE = "23 */2 * * *"
 LOGUPLOAD_SCHEDULE = "53 * * * *"
 PASSWORD_ENV = {"password": "TS_PASSWORD", "enable_pw": "TS_ENABLE_PW"}
@@ -192,7 +191,7 @@ def cron_jobs(config_path: Path, python: str = sys.executable) -> list[sysconf.C
         jobs.append(
             sysconf.CronJob(
                 schedule=schedule,
-                command=f"cd {shlex.quote(str(PACKAGE_ROOT))} && {line}",
+                command=line,  # the interpreter that has ts_isr: no folder to cd into (a package has none)
                 tag=f"ts_isr {command} {config_path}",
             )
         )
@@ -316,7 +315,7 @@ def first_run(config: Config, quiet: bool) -> None:
         print(FIRST_RUN_TEXT)
     done = subprocess.run(
         [sys.executable, "-m", "ts_isr.commands.upload_rules", "--config", str(config.path.resolve())],
-        cwd=PACKAGE_ROOT,
+        cwd="/",
         env=child_env(),
         stdout=subprocess.DEVNULL if quiet else None,
         check=False,

@@ -17,6 +17,7 @@ from tests.support.tools import free_port
 from tests.support.upload import ZONE, odd_hosts
 from ts_isr.commands.upload_rules import main
 from ts_isr.errors import Exit
+from ts_isr.lock import run_lock
 
 BLOCK = odd_hosts("198.18", 60)
 OWN = odd_hosts("198.19", 25)  # the one device on its own block list
@@ -223,3 +224,12 @@ def test_a_failed_fetch_changes_no_device_and_a_dry_run_only_prints(tmp_path, kn
         assert code == Exit.FAILED
         assert all(run.members(name) == set() for name in run.devices)
         assert "could not be fetched" in out and "the device was not touched" in out
+
+
+def test_a_second_fleet_run_exits_at_once_while_one_holds_the_fleet_lock(tmp_path, knot, capsys):
+    with fleet(tmp_path, knot, count=2) as run:
+        (run.folder / "state").mkdir(mode=0o700)
+        with run_lock(run.folder / "state" / "upload_rules-fleet.lock", "test"):
+            code, out = run(capsys=capsys)
+        assert code == Exit.LOCKED and "another upload_rules fleet run" in out
+        assert all("configure terminal" not in device.commands() for device in run.devices.values())

@@ -15,8 +15,18 @@ from ts_isr.targets.base import Members, Plan, Target
 class DryRunTarget(Target):
     def __init__(self, inner: Target) -> None:
         self.inner = inner
-        self.families = inner.families
         self.simulated: dict[str, frozenset[Cidr]] = {}
+
+    @property  # type: ignore[override]
+    def families(self) -> frozenset[int]:
+        """The inner place's, as it knows them once connected (an ASA's version decides)."""
+        return self.inner.families
+
+    def slot_families(self, slot_name: str) -> frozenset[int]:
+        return self.inner.slot_families(slot_name)
+
+    def why_skipped(self, kind: str) -> str:
+        return self.inner.why_skipped(kind)
 
     def read_kind(self, kind: str) -> frozenset[Cidr]:
         if kind not in self.simulated:

@@ -40,7 +40,7 @@ from pathlib import Path
 from ts_isr.errors import DeviceError, Exit, TsError
 from ts_isr.files import write_atomic
 from ts_isr.log import log
-from ts_isr.policy import Policy, parse_token, parse_v4, parse_v6
+from ts_isr.policy import Policy, count_by_family, parse_token, parse_v4, parse_v6
 from ts_isr.ranges import Cidr
 from ts_isr.targets.base import ListChange, Members, Plan, Target, list_of, plan_changes
 
@@ -199,22 +199,13 @@ def _result(changed: bool, plan: Plan, held: Members) -> SyncResult:
     )
 
 
-def by_family(cidrs: Iterable[Cidr], count: int, mixed: bool) -> str:
-    """``count``, with its IPv4 and IPv6 parts where the group holds both families."""
-    if not mixed:
-        return str(count)
-    v6 = sum(1 for cidr in cidrs if cidr.family == 6)
-    return f"{count} ({count - v6} IPv4, {v6} IPv6)"
-
-
 def log_counts(change: ListChange, installed: frozenset[Cidr]) -> None:
-    """The seed's three lines; where a group holds both families, each count says its IPv4 and IPv6."""
-    mixed = len({cidr.family for cidr in (*change.desired, *installed)}) > 1
+    """The seed's three lines; where both families are counted, each count says its IPv4 and IPv6."""
     name = list_of(change.kind) + (" IPv6" if change.kind != list_of(change.kind) else "")
-    active = by_family(change.desired & installed, change.still_active, mixed)
+    active = count_by_family(change.desired & installed)
     log.info(f"{active} items are still active in the ThreatSTOP {name} list.")
-    log.info(f"{by_family(change.add, len(change.add), mixed)} items are new in the ThreatSTOP {name} list.")
-    log.info(f"{by_family(change.remove, len(change.remove), mixed)} items are old and will be removed.")
+    log.info(f"{count_by_family(change.add)} items are new in the ThreatSTOP {name} list.")
+    log.info(f"{count_by_family(change.remove)} items are old and will be removed.")
 
 
 def log_skipped(target: Target, policy: Policy, kinds: Iterable[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,6 +16,7 @@ from ts_isr.targets.base import Plan, plan_changes
 from ts_isr.targets.cisco.asa import AsaDialect, asa_version
 from ts_isr.targets.cisco.ios import IosDialect
 from ts_isr.targets.cisco.members import Member, parse_member
+from ts_isr.targets.cisco.stream import Stream
 
 V6 = frozenset({6})
 
@@ -103,3 +105,25 @@ def test_an_ipv6_only_group_keeps_the_ipv6_placeholder():
     plan = plan_changes(installed, Policy((), ()), V6, owned=installed, kinds=("block_v6",))
     plan = with_placeholder(Plan((plan.change("block_v6"),)), installed, ["block_v6"], PLACEHOLDER_V6)
     assert plan.change("block_v6").add == (PLACEHOLDER_V6,) and plan.change("block_v6").remove == (mine,)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "ERROR: Adding obj (2001:db8::1) to grp (TS) failed; object already exists",
+        "ERROR: obj does not exist in this group",
+    ],
+)
+def test_asa_answers_that_the_member_is_already_in_place_count_as_done(answer):
+    line = "network-object host 2001:db8::1"
+    stream = Stream.of([line])
+    stream.take(0.0)
+    stream.feed(f"{line}\r\n{answer}\r\nASA(config-network-object-group)# ", 0.01)
+    assert stream.finished and stream.done == 1 and stream.errors == []
+    refused = Stream.of([line])
+    refused.take(0.0)
+    refused.feed(
+        f"{line}\r\nERROR: % Invalid input detected at '^' marker.\r\nASA(config-network-object-group)# ",
+        0.01,
+    )
+    assert [error.line for error in refused.errors] == [line]

@@ -8,6 +8,7 @@ from ntc_templates.parse import parse_output
 from ts_isr.lab.cli import Session
 from ts_isr.lab.model import ASA, IOS, DeviceState, Mode, Profile
 from ts_isr.lab.terminal import edit_line, take_lines
+from ts_isr.targets.cisco.ios import IosDialect
 
 SECRET = "s3cret"
 
@@ -342,3 +343,54 @@ def test_a_bar_in_configuration_is_text_not_an_output_modifier():
     assert run(cli, "configure terminal", "do show running-config | include blocks")[1:] == [
         " description blocks | allows"
     ]
+
+
+# ntc-templates' fixture tests/cisco_ios/show_object-group/cisco_ios_show_object-group-v6.raw.
+IOS_V6_CAPTURE = """\
+V6-Network object group TEST-v6-obj
+ host 2001:db8::1:1111
+ 2001:db8:111:1::/48
+"""
+
+
+def test_ios_v6_network_groups_render_as_a_real_capture_and_parse():
+    """Issue 12: the submode, its prompt, IPv6 members only, and the output ntc-templates parses."""
+    cli = session()
+    run(cli, "configure terminal", "object-group v6-network TEST-v6-obj")
+    assert cli.prompt() == "ISR4331(config-ipv6-nw-group)#"
+    assert run(cli, "host 192.0.2.1")[1] == "% Invalid input detected at '^' marker."
+    assert run(cli, "host 2001:DB8:0::1:1111", "2001:db8:111:1::/48", "2001:db8::/129")[1:2] == [
+        "% Invalid input detected at '^' marker."
+    ]
+    run(cli, "end")
+    shown = "\n".join(run(cli, "show object-group name TEST-v6-obj")) + "\n"
+    assert shown == IOS_V6_CAPTURE
+    parsed = parse_output(platform="cisco_ios", command="show object-group", data=shown)
+    assert {(row["type"], row["name"], row["host"]) for row in parsed if row["host"]} == {
+        ("V6-Network", "TEST-v6-obj", "2001:db8::1:1111")
+    }
+    contents = IosDialect().parse_group("TEST-v6-obj", shown, v6=True)
+    assert [str(c) for c in contents.cidrs] == ["2001:db8::1:1111/128"]
+    assert contents.others == ("2001:db8:111:1::/48",), "host bits set: the user's line, never the tool's"
+    run(cli, "configure terminal", "object-group network TEST-v6-obj")
+    assert run(cli, "end") == [] and cli.state.group_type("TEST-v6-obj") == "v6-network"
+
+
+def test_an_emptied_ios_v6_group_is_deleted_and_an_old_asa_refuses_ipv6():
+    cli = session()
+    run(cli, "configure terminal", "object-group v6-network G6", "host 2001:db8::1", "no host 2001:DB8::1")
+    run(cli, "end")
+    assert "G6" not in cli.state.running, "IOS-XE deletes an empty IPv6 object group by itself"
+    old = session(ASA, version="8.4")
+    assert "Version 8.4(1)" in run(old, "show version")[1]
+    run(old, "configure terminal", "object-group network TS")
+    assert run(old, "network-object host 2001:db8::1")[1] == "ERROR: % Invalid input detected at '^' marker."
+    new = session(ASA, version="9.16")
+    configure(new, "TS", "network-object host 2001:DB8::1", "network-object 2001:db8::/32")
+    assert run(new, "configure terminal", "object-group network TS", "network-object host 2001:db8::1") == [
+        "WARNING: Adding obj (2001:db8::1) to grp (TS) failed; object already exists"
+    ]
+    assert new.state.running["TS"] == {
+        "network-object host 2001:db8::1": None,
+        "network-object 2001:db8::/32": None,
+    }

@@ -136,6 +136,10 @@ def test_truncation_ranks_only_the_families_the_target_takes():
     assert [str(c) for c in policy.block if c.family == 4] == ["192.0.2.1/32", "198.51.100.0/24"]
     assert [str(c) for c in policy.block if c.family == 6] == ["2001:db8::/32", "2001:db9::/48"]
     assert report.block_truncated == 0
-    both, report = build_policy(block.ranges(), ListBuilder().ranges(), max_size=2)
-    assert [str(c) for c in both.block] == ["2001:db8::/32", "2001:db9::/48"]  # a dual-stack host
-    assert report.block_truncated == 2
+    both, report = build_policy(block.ranges(), ListBuilder().ranges(), max_size=3)
+    # Both families share the slots, IPv4 first (issue 12): the IPv6 /32 fills the one left.
+    assert [str(c) for c in both.block] == ["192.0.2.1/32", "198.51.100.0/24", "2001:db8::/32"]
+    assert report.block_truncated == 1 and f"{report.block_truncated}" == "1"
+    _, report = build_policy(block.ranges(), ListBuilder().ranges(), max_size=1)
+    assert (report.block_truncated.v4, report.block_truncated.v6) == (1, 2)
+    assert f"dropped {report.block_truncated} entries" == "dropped 3 (1 IPv4, 2 IPv6) entries"

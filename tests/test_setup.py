@@ -122,6 +122,8 @@ def first_dialogue(child: pexpect.spawn, world: World) -> None:
     answer(child, "Please enter the internal IP address of the ISR device:", "", dev.host)
     answer(child, "Please enter the SSH port of the ISR device:", "22", str(dev.port))
     answer(child, "Please enter the type of Cisco device", "ios", "")
+    answer(child, "Please enter the IPv6 object group for the block list", "", "")
+    answer(child, "Please enter the IPv6 object group for the allow list", "", "")
     answer(child, "Please enter the username used to SSH to the ISR:", "", dev.username)
     answer(child, "Please enter the SSH password (text is hidden):", "", dev.password)
     answer(child, "Please enter the ISR enable password (text is hidden):", "", dev.secret)
@@ -182,6 +184,8 @@ def test_first_setup_then_a_rerun_that_keeps_every_value(world: World) -> None:
     answer(child, "Please enter the internal IP address of the ISR device:", dev.host, "")
     answer(child, "Please enter the SSH port of the ISR device:", str(dev.port), "")
     answer(child, "Please enter the type of Cisco device", "ios", "")
+    answer(child, "Please enter the IPv6 object group for the block list", "", "")
+    answer(child, "Please enter the IPv6 object group for the allow list", "", "")
     answer(child, "Please enter the username used to SSH to the ISR:", dev.username, "")
     answer(child, "Please enter the SSH password (text is hidden):", "******", "")
     answer(child, "Please enter the ISR enable password (text is hidden):", "******", "")
@@ -272,7 +276,7 @@ def test_no_or_ctrl_c_at_apply_leaves_the_previous_config_byte_for_byte(world: W
     for last_word in ("n", None):
         child = spawn(world)
         answer(child, "Please enter the block_list to use:", f"old.{ZONE}", f"new.{ZONE}")
-        for _ in range(10):
+        for _ in range(12):  # the other questions, IOS IPv6 groups included
             child.expect_exact("==> ")
             child.sendline("")
         child.expect_exact("Apply settings Y/N?: [Y] ")
@@ -429,7 +433,7 @@ def test_wrong_password_wrong_enable_and_changed_host_key_each_say_what_to_do(wo
     other[2] = "AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
     known_hosts.write_text(" ".join(other) + "\n")
     child = spawn(world)
-    for _ in range(11):
+    for _ in range(13):  # every question, IOS IPv6 groups included
         child.expect_exact("==> ")
         child.sendline("")
     child.expect_exact("Apply settings Y/N?: [Y] ")

@@ -91,3 +91,24 @@ def test_a_dash_clears_a_hidden_value_too() -> None:
     assert setup.ask(question, "old-secret", lambda prompt: next(typed)) == ""
     typed = iter([""])
     assert setup.ask(question, "old-secret", lambda prompt: next(typed)) == "old-secret"
+
+
+@pytest.mark.parametrize("personality", ["ios", "asa"])
+def test_the_ipv6_groups_are_asked_of_an_ios_device_only(monkeypatch, capsys, personality) -> None:
+    """Issue 12: IOS holds IPv6 in object-group v6-network groups of their own; empty = no IPv6."""
+    values = setup.offered_values({}, {"personality": personality}, {})
+    answers = iter(["bad name", "TS6-BLOCK", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers) if "[]" in prompt else "")
+    monkeypatch.setattr(setup.getpass, "getpass", lambda prompt: "")
+    every = setup.QUESTIONS
+    monkeypatch.setattr(setup, "QUESTIONS", tuple(q for q in every if q.ios_only))
+    chosen = setup.interview(values)
+    monkeypatch.setattr(setup, "QUESTIONS", every)
+    out = capsys.readouterr().out
+    if personality == "asa":
+        assert "IPv6 object group" not in out and chosen["object_group_block_v6"] == ""
+        assert "IPv6 block group" not in setup.summary(chosen)
+        return
+    assert "Invalid object_group_block_v6: must be 1 to 64 letters" in out
+    assert (chosen["object_group_block_v6"], chosen["object_group_allow_v6"]) == ("TS6-BLOCK", "")
+    assert "IPv6 block group         : TS6-BLOCK" in setup.summary(chosen).splitlines()

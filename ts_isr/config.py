@@ -219,6 +219,22 @@ CISCO_KEYS = schema(
         "Name of the network object group for the allow list.",
         "threatstop-allow",
     ),
+    Key(
+        "object_group_block_v6",
+        parse_group_name,
+        "IOS: name of the object-group v6-network for the block list's IPv6 entries (empty: no IPv6).",
+    ),
+    Key(
+        "object_group_allow_v6",
+        parse_group_name,
+        "IOS: name of the object-group v6-network for the allow list's IPv6 entries (empty: no IPv6).",
+    ),
+    Key(
+        "ipv6",
+        parse_bool,
+        "ASA: put IPv6 entries in the same groups (ASA 9.0 and later; older ones get IPv4 only).",
+        "yes",
+    ),
     Key("username", parse_plain, "Username for SSH access to the device.", required=True),
     Key("password", parse_secret, "Password for SSH access (this file must stay mode 0600).", secret=True),
     Key(

@@ -19,7 +19,8 @@ from ts_isr.fetch import BuiltPolicy
 from ts_isr.files import safe_name
 from ts_isr.ranges import Cidr
 from ts_isr.runrecord import RunRecord
-from ts_isr.sync import PLACEHOLDER, OwnershipStore, SyncOptions, SyncResult, synchronise
+from ts_isr.sync import PLACEHOLDERS, OwnershipStore, SyncOptions, SyncResult, synchronise
+from ts_isr.targets.base import slot
 from ts_isr.targets.cisco import CiscoTarget, Device
 from ts_isr.targets.cisco.asa import AsaDialect
 from ts_isr.targets.cisco.ios import IosDialect
@@ -45,16 +46,35 @@ def device_of(config: Config) -> Device:
     )
 
 
+def groups_of(config: Config, kinds: tuple[str, ...]) -> dict[str, str]:
+    """Slot -> group name: each list's group and, on IOS, its ``object-group v6-network`` where named."""
+    groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
+    if config.personality == "ios":
+        for kind in kinds:
+            if config.get(f"object_group_{kind}_v6"):
+                groups[slot(kind, 6)] = config[f"object_group_{kind}_v6"]
+    return groups
+
+
+def policy_families(config: Config) -> frozenset[int]:
+    """The families the device of ``config`` may take (an ASA's release is known only at login):
+    only they compete for ``max_policy_size``."""
+    if config.personality == "asa":
+        return frozenset({4, 6}) if config.get("ipv6", True) else frozenset({4})
+    v6 = config.get("object_group_block_v6") or config.get("object_group_allow_v6")
+    return frozenset({4, 6}) if v6 else frozenset({4})
+
+
 def cisco_target(config: Config, kinds: tuple[str, ...]) -> CiscoTarget:
     """The device of ``config``, with the groups for ``kinds``; not connected yet."""
     dialect = AsaDialect() if config.personality == "asa" else IosDialect()
-    groups = {kind: config[f"object_group_{kind}"] for kind in kinds}
     return CiscoTarget(
         dialect,
         device_of(config),
-        groups,
+        groups_of(config, kinds),
         exclusive=config.exclusive_groups,
         max_policy_size=config.max_policy_size,
+        ipv6=config.get("ipv6", True),
     )
 
 
@@ -62,7 +82,7 @@ def managed_kinds(allow_wanted: bool, allow_recorded: frozenset[Cidr]) -> tuple[
     """The block group always; the allow group when there is an allow list, and also while the tool
     still has members in it, so that removing allow_list from the config empties it (down to the
     placeholder) instead of leaving the old allowed addresses there for good."""
-    return ("block", "allow") if allow_wanted or allow_recorded - {PLACEHOLDER} else ("block",)
+    return ("block", "allow") if allow_wanted or allow_recorded - PLACEHOLDERS else ("block",)
 
 
 @dataclass(frozen=True)

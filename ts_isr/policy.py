@@ -179,6 +179,40 @@ class Policy:
         for cidr, kind in tagged:
             yield f"{kind} {cidr}"
 
+    def summary(self) -> str:
+        """How many entries each list holds, IPv4 and IPv6 apart where both are present."""
+        return "the policy holds " + " and ".join(
+            f"{count_by_family(getattr(self, kind))} {kind} entries" for kind in ("block", "allow")
+        )
+
+
+def count_by_family(cidrs: Iterable[Cidr]) -> str:
+    """``12``, or ``12 (10 IPv4, 2 IPv6)`` where both families are present."""
+    v4 = v6 = 0
+    for cidr in cidrs:
+        v4, v6 = (v4 + 1, v6) if cidr.family == 4 else (v4, v6 + 1)
+    return f"{v4 + v6} ({v4} IPv4, {v6} IPv6)" if v4 and v6 else str(v4 + v6)
+
+
+class Dropped(int):
+    """How many entries truncation dropped, an ``int`` that also says how many of each family:
+    ``str()`` reads ``12 (10 IPv4, 2 IPv6)`` when both families lost entries, so every log line
+    that prints the count says the split."""
+
+    v4: int
+    v6: int
+
+    def __new__(cls, v4: int, v6: int) -> Dropped:
+        dropped = super().__new__(cls, v4 + v6)
+        dropped.v4, dropped.v6 = v4, v6
+        return dropped
+
+    def __getnewargs__(self) -> tuple[int, int]:  # type: ignore[override]  # copy and pickle
+        return self.v4, self.v6
+
+    def __str__(self) -> str:
+        return f"{int(self)} ({self.v4} IPv4, {self.v6} IPv6)" if self.v4 and self.v6 else str(int(self))
+
 
 @dataclass(frozen=True)
 class BuildReport:
@@ -189,8 +223,8 @@ class BuildReport:
     """
 
     spared: tuple[tuple[Cidr, Cidr], ...]
-    block_truncated: int
-    allow_truncated: int
+    block_truncated: Dropped | int
+    allow_truncated: Dropped | int
 
     @property
     def lifelines_spared(self) -> int:
@@ -236,7 +270,8 @@ def build_policy(
         spared.extend(_listing(remaining, lifeline_list, family))
         block_cidrs.extend(remaining.subtract(protect).cidrs())
         allow_cidrs.extend(allow[family].cidrs())
-    block_truncated = allow_truncated = 0
+    block_truncated: Dropped | int = 0
+    allow_truncated: Dropped | int = 0
     if max_size is not None:
         block_cidrs, block_truncated = _truncate(block_cidrs, max_size, families)
         allow_cidrs, allow_truncated = _truncate(allow_cidrs, max(1, max_size // 5), families)
@@ -252,12 +287,20 @@ def _listing(block: RangeSet, lifelines: list[Cidr], family: int) -> Iterator[tu
             yield lifeline, block.cidr_containing(address)  # type: ignore[misc]
 
 
-def _truncate(cidrs: list[Cidr], limit: int, families: Collection[int]) -> tuple[list[Cidr], int]:
-    """:func:`keep_broadest` over the target's families; the others pass untouched."""
+def _truncate(cidrs: list[Cidr], limit: int, families: Collection[int]) -> tuple[list[Cidr], Dropped]:
+    """The target's families share ``limit``: IPv4 entries are kept first, then IPv6 fills what is
+    left, each family by :func:`keep_broadest`.  IPv4 first: it carries most traffic and the
+    device's ACLs block it today, so a growing IPv6 list never pushes out an IPv4 entry.  Entries
+    of other families pass untouched."""
     taken = [c for c in cidrs if c.family in families]
     if len(taken) <= limit:
-        return cidrs, 0
-    kept, dropped = keep_broadest(taken, limit)
+        return cidrs, Dropped(0, 0)
+    kept: list[Cidr] = []
+    dropped = {4: 0, 6: 0}
+    for family in (4, 6):
+        of_family = [c for c in taken if c.family == family]
+        kept_family, dropped[family] = keep_broadest(of_family, max(0, limit - len(kept)))
+        kept.extend(kept_family)
     kept.extend(c for c in cidrs if c.family not in families)
     kept.sort()
-    return kept, dropped
+    return kept, Dropped(dropped[4], dropped[6])

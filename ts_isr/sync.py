@@ -21,8 +21,14 @@ inside the output, a bound broken) fails the run before anything is recorded.
 The placeholder: a group used by an ACL may never be emptied, so a group
 that would be left with no member at all holds ``192.0.2.255/32`` instead.
 That address is in TEST-NET-1 (RFC 5737, documentation only, never routed on
-the Internet): blocking or allowing it changes nothing.  The tool owns it and
-removes it as soon as the group has a real member again.
+the Internet): blocking or allowing it changes nothing.  A group of IPv6
+entries alone (IOS ``object-group v6-network``, which IOS-XE deletes by itself
+once empty) holds ``2001:db8::ff/128`` instead, from the IPv6 documentation
+prefix (RFC 3849, never routed either).  The tool owns it and removes it as
+soon as the group has a real member again.
+
+Groups are named per slot (:func:`ts_isr.targets.base.slot`): a list and,
+where the device needs a group per family, the family (``block_v6``).
 """
 
 from __future__ import annotations
@@ -34,14 +40,23 @@ from pathlib import Path
 from ts_isr.errors import DeviceError, Exit, TsError
 from ts_isr.files import write_atomic
 from ts_isr.log import log
-from ts_isr.policy import Policy, parse_v4
+from ts_isr.policy import Policy, count_by_family, parse_token, parse_v4, parse_v6
 from ts_isr.ranges import Cidr
-from ts_isr.targets.base import ListChange, Members, Plan, Target, plan_changes
+from ts_isr.targets.base import ListChange, Members, Plan, Target, list_of, plan_changes
 
 PLACEHOLDER = Cidr(4, *parse_v4("192.0.2.255"))  # type: ignore[misc]
+PLACEHOLDER_V6 = Cidr(6, *parse_v6("2001:db8::ff", family_prefix=False))  # type: ignore[misc]
+PLACEHOLDERS = frozenset({PLACEHOLDER, PLACEHOLDER_V6})
 
 
-def with_placeholder(plan: Plan, installed: Members, kinds: Iterable[str]) -> Plan:
+def placeholder_for(families: frozenset[int]) -> Cidr:
+    """The placeholder a group of ``families`` can hold: IPv6 for an IPv6-only group."""
+    return PLACEHOLDER_V6 if families == {6} else PLACEHOLDER
+
+
+def with_placeholder(
+    plan: Plan, installed: Members, kinds: Iterable[str], placeholder: Cidr = PLACEHOLDER
+) -> Plan:
     """The plan, changed so that no managed group ends up empty (see the module's docstring)."""
     changes = []
     for change in plan.changes:
@@ -51,16 +66,16 @@ def with_placeholder(plan: Plan, installed: Members, kinds: Iterable[str]) -> Pl
                 have = installed.get(change.kind, frozenset())
                 change = replace(
                     change,
-                    add=change.add if PLACEHOLDER in have else (*change.add, PLACEHOLDER),
-                    remove=tuple(c for c in change.remove if c != PLACEHOLDER),
+                    add=change.add if placeholder in have else (*change.add, placeholder),
+                    remove=tuple(c for c in change.remove if c != placeholder),
                 )
             elif (
                 len(after) > 1
-                and PLACEHOLDER in after
-                and PLACEHOLDER not in change.desired
-                and PLACEHOLDER in installed.get(change.kind, frozenset())
+                and placeholder in after
+                and placeholder not in change.desired
+                and placeholder in installed.get(change.kind, frozenset())
             ):
-                change = replace(change, remove=tuple(sorted({*change.remove, PLACEHOLDER})))
+                change = replace(change, remove=tuple(sorted({*change.remove, placeholder})))
         changes.append(change)
     return Plan(tuple(changes))
 
@@ -72,7 +87,7 @@ class ShrinkRefused(TsError):
 def check_shrink(change: ListChange, installed: frozenset[Cidr], max_shrink: float, force: bool) -> None:
     if force or not installed:
         return
-    fraction = len(frozenset(change.remove) - {PLACEHOLDER}) / len(installed)
+    fraction = len(frozenset(change.remove) - PLACEHOLDERS) / len(installed)
     if fraction > max_shrink:
         after = len(change.applied_to(installed))
         raise ShrinkRefused(
@@ -127,12 +142,8 @@ class OwnershipStore:
             return frozenset()
         except (OSError, UnicodeDecodeError) as exc:
             raise DeviceError(f"cannot read {path} ({exc}); fix or delete the file") from None
-        owned = set()
-        for line in text.split():
-            parsed = parse_v4(line)
-            if parsed is not None:
-                owned.add(Cidr(4, *parsed))
-        return frozenset(owned)
+        parsed = (parse_token(line, family_prefix=False) for line in text.split())
+        return frozenset(cidr for cidr in parsed if cidr is not None)
 
     def save(self, group: str, owned: Iterable[Cidr]) -> None:
         """Atomic, so a crash leaves the old record or the new one, never half of one."""
@@ -154,7 +165,7 @@ def save_running_config(target: Target, store: OwnershipStore) -> None:
 
 @dataclass(frozen=True)
 class SyncOptions:
-    groups: Mapping[str, str]  # list kind -> group name, for the kinds this run manages
+    groups: Mapping[str, str]  # slot (list, and family where it has its own group) -> group name
     exclusive: bool = False
     max_shrink: float = 0.5
     force: bool = False
@@ -188,10 +199,24 @@ def _result(changed: bool, plan: Plan, held: Members) -> SyncResult:
     )
 
 
-def log_counts(change: ListChange) -> None:
-    log.info(f"{change.still_active} items are still active in the ThreatSTOP {change.kind} list.")
-    log.info(f"{len(change.add)} items are new in the ThreatSTOP {change.kind} list.")
-    log.info(f"{len(change.remove)} items are old and will be removed.")
+def log_counts(change: ListChange, installed: frozenset[Cidr]) -> None:
+    """The seed's three lines; where both families are counted, each count says its IPv4 and IPv6."""
+    name = list_of(change.kind) + (" IPv6" if change.kind != list_of(change.kind) else "")
+    active = count_by_family(change.desired & installed)
+    log.info(f"{active} items are still active in the ThreatSTOP {name} list.")
+    log.info(f"{count_by_family(change.add)} items are new in the ThreatSTOP {name} list.")
+    log.info(f"{count_by_family(change.remove)} items are old and will be removed.")
+
+
+def log_skipped(target: Target, policy: Policy, kinds: Iterable[str]) -> None:
+    """One line per list whose entries of some family no managed group takes, saying why."""
+    held: dict[str, set[int]] = {}
+    for kind in kinds:
+        held.setdefault(list_of(kind), set()).update(target.slot_families(kind))
+    for name, families in held.items():
+        skipped = sum(1 for cidr in getattr(policy, name) if cidr.family not in families)
+        if skipped:
+            log.info(f"{skipped} IPv6 entries of the {name} list skipped: {target.why_skipped(name)}.")
 
 
 def claim_pending(
@@ -243,9 +268,7 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
     """Read, plan, guard, push, verify (retrying the remainder once), save; say what changed."""
     kinds = tuple(options.groups)
     recorded = {kind: store.load(options.groups[kind]) for kind in kinds}
-    skipped = sum(1 for cidr in (*policy.block, *policy.allow) if cidr.family not in target.families)
-    if skipped:
-        log.info(f"{skipped} IPv6 entries skipped: the device's object-groups hold IPv4 only.")
+    log_skipped(target, policy, kinds)
     installed: dict[str, frozenset[Cidr]] = {}
     # What the tool may remove: what it put there, unless a user's line holds it too.
     owned: dict[str, frozenset[Cidr]] | None = None if options.exclusive else {}
@@ -256,11 +279,13 @@ def synchronise(target: Target, policy: Policy, store: OwnershipStore, options: 
             recorded[kind] = claim_pending(store, options.groups[kind], recorded[kind], installed[kind])
         if owned is not None:
             owned[kind] = recorded[kind] - target.held_by_user(kind)
-        change = plan_changes(installed, policy, target.families, owned, kinds=(kind,)).change(kind)
-        change = with_placeholder(Plan((change,)), installed, (kind,)).change(kind)
-        log_counts(change)
+        families = target.slot_families(kind)
+        change = plan_changes(installed, policy, families, owned, kinds=(kind,)).change(kind)
+        placeholder = placeholder_for(families)
+        change = with_placeholder(Plan((change,)), installed, (kind,), placeholder).change(kind)
+        log_counts(change, installed[kind])
         if owned is not None:
-            users = installed[kind] - owned[kind] - change.desired - {PLACEHOLDER}
+            users = installed[kind] - owned[kind] - change.desired - PLACEHOLDERS
             if users:
                 log.info(
                     f'{len(users)} addresses in "{options.groups[kind]}" were not put there by this '

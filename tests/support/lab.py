@@ -88,15 +88,17 @@ def knob_arguments(knobs: dict[str, Any]) -> list[str]:
 def lab_device(tmp_path: Path, platform: str = "ios", **knobs: Any) -> Iterator[LabDevice]:
     """Start ``python -m ts_isr.lab device`` on a free port, wait until it is ready, SIGTERM it at exit.
 
-    ``preload={"GROUP": [members]}`` boots the device with that running and startup configuration;
+    ``preload={"GROUP": [members]}`` boots the device with that running and startup configuration
+    (``group_types={"GROUP": "v6-network"}`` for IOS IPv6 groups);
     ``state_dir=device.state_dir`` restarts a device on an earlier one's state and host key.
     """
     state_dir = knobs.pop("state_dir", None) or Path(tmp_path) / f"lab-{platform}-{secrets.token_hex(4)}"
     state_dir.mkdir(parents=True, exist_ok=True)
     preload = knobs.pop("preload", None)
+    types = knobs.pop("group_types", {})  # {"TS6": "v6-network"}: an IOS IPv6 group preloaded
     if preload is not None:
         preload_file = state_dir / "preload.json"
-        preload_file.write_text(json.dumps({"running": preload, "startup": preload}))
+        preload_file.write_text(json.dumps({"running": preload, "startup": preload, "types": types}))
         knobs["preload"] = preload_file
     device = LabDevice(
         host="127.0.0.1",

@@ -44,6 +44,7 @@ class Question:
     flag: str | None = None
     summary: str = ""
     hidden: bool = False
+    ios_only: bool = False  # asked of an IOS device only (IPv6 groups of their own)
 
 
 # The seed's prompts in the seed's order, then the suite's own (SSH port, device type).
@@ -76,6 +77,20 @@ QUESTIONS = (
         "--personality",
         "Device type",
     ),
+    Question(
+        "object_group_block_v6",
+        "Please enter the IPv6 object group for the block list (empty: no IPv6):",
+        "--object-group-block-v6",
+        "IPv6 block group",
+        ios_only=True,
+    ),
+    Question(
+        "object_group_allow_v6",
+        "Please enter the IPv6 object group for the allow list (empty: no IPv6):",
+        "--object-group-allow-v6",
+        "IPv6 allow group",
+        ios_only=True,
+    ),
     Question("username", "Please enter the username used to SSH to the ISR:", "--username", "Username"),
     Question(
         "password", "Please enter the SSH password (text is hidden):", summary="SSH password", hidden=True
@@ -95,6 +110,8 @@ SUMMARY_ORDER = (
     "device",
     "ssh_port",
     "personality",
+    "object_group_block_v6",
+    "object_group_allow_v6",
     "username",
     "password",
     "enable_pw",
@@ -174,7 +191,10 @@ def summary(values: Mapping[str, str]) -> str:
     labels = {q.key: q.summary for q in QUESTIONS}
     width = max(len(label) for label in labels.values())
     lines = ["", "Chosen configuration parameters"]
+    ios_only = {q.key for q in QUESTIONS if q.ios_only}
     for key in SUMMARY_ORDER:
+        if key in ios_only and values.get("personality", "ios") != "ios":
+            continue
         shown = ("*******" if values.get(key) else "") if CISCO_KEYS[key].secret else values.get(key, "")
         lines.append(f"{labels[key].ljust(width)} : {shown}".rstrip())
     return "\n".join(lines) + "\n"
@@ -235,6 +255,8 @@ def interview(values: dict[str, str]) -> dict[str, str]:
     print()
     answers = dict(values)
     for question in QUESTIONS:
+        if question.ios_only and answers.get("personality", "ios") != "ios":
+            continue
         reader = getpass.getpass if question.hidden else input
         answers[question.key] = ask(question, answers[question.key], reader)
     return answers

@@ -18,7 +18,7 @@ from ts_isr import __version__
 from ts_isr.commands.answers import search_lines, show_status
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import CISCO_KEYS, Config
-from ts_isr.devicerun import RunOptions, device_lock, note_sync, sync_device
+from ts_isr.devicerun import RunOptions, device_lock, note_sync, policy_families, sync_device
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
@@ -27,7 +27,6 @@ from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.monitoring import note_policy, recorded_run
 from ts_isr.runrecord import RunRecord, load_record
-from ts_isr.targets.cisco import CiscoTarget
 
 PROG = "upload_rules"
 
@@ -91,9 +90,10 @@ def upload(config: Config, args: argparse.Namespace, record: RunRecord | None) -
         config,
         force=args.force,
         record=record is not None,
-        families=CiscoTarget.families,
+        families=policy_families(config),
     )
     if args.print_policy:  # one write: 100,000 print() calls cost more than the fetch
+        log.info(built.policy.summary() + ".")
         sys.stdout.write("".join(f"{line}\n" for line in built.policy.lines()))
         return Exit.UNCHANGED
     if record is not None:

@@ -49,6 +49,12 @@ def device_parser() -> argparse.ArgumentParser:
     parser.add_argument("--authorized-keys", type=Path, help="OpenSSH authorized_keys for public-key login")
     parser.add_argument("--old-ios", action="store_true", help="no `show object-group name NAME` (IOS 15.0)")
     parser.add_argument("--max-members", type=int)
+    parser.add_argument(
+        "--version",
+        default="",
+        metavar="RELEASE",
+        help="ASA release show version names (8.4: no IPv6 in groups)",
+    )
     parser.add_argument("--line-cost-ms", type=float, default=0.0)
     parser.add_argument("--rtt-ms", type=float, default=0.0)
     parser.add_argument("--input-buffer", type=int, metavar="BYTES")
@@ -90,6 +96,7 @@ def build_device(args: argparse.Namespace) -> Device:
         old_ios=args.old_ios,
         max_members=args.max_members,
         odd_prompt=args.odd_prompt,
+        version=args.version,
     )
     knobs = Knobs(
         line_cost_ms=args.line_cost_ms,

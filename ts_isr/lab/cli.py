@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable
 
+from ts_isr.lab.groups import change_member
 from ts_isr.lab.model import ASA, IOS, DeviceState, Mode, Profile, Reply
 from ts_isr.lab.show import (
     asa_object_group_config,
@@ -19,7 +20,7 @@ from ts_isr.lab.show import (
     running_config,
     version,
 )
-from ts_isr.lab.words import IPV4, CliError, Words, asa_member, ios_member
+from ts_isr.lab.words import IPV4, CliError, Words, asa_member, ios_member, looks_v6
 
 NAME_MAX = 64
 IOS_CONFIG_PROMPT_NAME = 20
@@ -54,14 +55,19 @@ class Session:
             Mode.USER: ">",
             Mode.EXEC: "#",
             Mode.CONFIG: "(config)#",
-            Mode.GROUP: "(config-network-group)#"
-            if self.profile.platform == IOS
-            else "(config-network-object-group)#",
+            Mode.GROUP: self._group_prompt(),
         }[self.mode]
         name = self.profile.name
         if self.profile.platform == IOS and self.in_config():
             name = name[:IOS_CONFIG_PROMPT_NAME]  # IOS abbreviates long hostnames in configuration modes
         return name + suffix + (" " if self.profile.platform == ASA else "")
+
+    def _group_prompt(self) -> str:
+        if self.profile.platform == ASA:
+            return "(config-network-object-group)#"
+        if self.state.group_type(self.group) == "v6-network":
+            return "(config-ipv6-nw-group)#"
+        return "(config-network-group)#"
 
     def in_config(self) -> bool:
         return self.mode in (Mode.CONFIG, Mode.GROUP)
@@ -240,12 +246,12 @@ class Session:
             return self._show_object_group(words)
         if what == "startup-config":
             words.end()
-            return running_config(self.profile, self.state.startup)
+            return running_config(self.profile, self.state.startup, self.state.types)
         if not ios and not words.done():
             words.keyword(("object-group",))
             return self._asa_object_groups(words)
         words.end()
-        return running_config(self.profile, self.state.running)
+        return running_config(self.profile, self.state.running, self.state.types)
 
     def _show_object_group(self, words: Words) -> list[str]:
         if self.profile.platform == ASA:
@@ -259,7 +265,11 @@ class Session:
                 name, _ = words.word()
             words.end()
             names = [name] if name in groups else []
-        return [line for name in names for line in ios_show_object_group(name, groups[name])]
+        return [
+            line
+            for name in names
+            for line in ios_show_object_group(name, groups[name], self.state.group_type(name))
+        ]
 
     def _asa_object_groups(self, words: Words) -> list[str]:
         groups = self.state.running
@@ -286,12 +296,14 @@ class Session:
     def _config_verb(self, verb: str, words: Words) -> Reply:
         if verb == "end":
             words.end()
-            self.mode, self.group = Mode.EXEC, ""
+            self._leave_group()
+            self.mode = Mode.EXEC
             return Reply()
         if verb == "exit":
             words.end()
             if self.mode is Mode.GROUP:
-                self.mode, self.group = Mode.CONFIG, ""
+                self._leave_group()
+                self.mode = Mode.CONFIG
             else:
                 self.mode = Mode.EXEC
             return Reply()
@@ -302,7 +314,8 @@ class Session:
         negate = verb == "no"
         if negate:
             words.keyword(("object-group",))
-        words.keyword(("network", "service", "protocol", "icmp-type", "user", "security"))
+        types = ("network", "service", "protocol", "icmp-type", "user", "security")
+        kind = words.keyword((*types, "v6-network") if self.profile.platform == IOS else types)
         name, column = words.word()
         words.end()
         if len(name) > NAME_MAX:
@@ -313,18 +326,35 @@ class Session:
                     return Reply([f"% object-group {name} does not exist", ""])
                 return Reply([f"ERROR: object-group {name} does not exist"])
             del self.state.running[name]
+            self.state.types.pop(name, None)
             return Reply(changed=True)
         created = name not in self.state.running
+        if not created and self.state.group_type(name) != kind:
+            return Reply([f"% {name} exists as a different object-group type", ""])
         self.state.running.setdefault(name, {})
+        if kind == "v6-network":
+            self.state.types[name] = kind
         self.mode, self.group = Mode.GROUP, name
         return Reply(changed=created)
 
+    def _leave_group(self) -> None:
+        """IOS deletes an empty IPv6 object-group by itself (the configuration guide's words)."""
+        name, self.group = self.group, ""
+        if name and self.state.group_type(name) == "v6-network" and not self.state.running.get(name):
+            self.state.running.pop(name, None)
+            self.state.types.pop(name, None)
+
     def _group_line(self, words: Words) -> Reply:
         ios = self.profile.platform == IOS
+        v6 = self.state.group_type(self.group) == "v6-network"
         own = ("host", "range", "description", "group-object", "any", "no") if ios else ()
+        if v6:
+            own = ("host", "description", "group-object", "any", "no")
         if not ios:
             own = ("network-object", "description", "group-object", "no")
         first = words.items[0][0]
+        if v6:
+            return self._v6_group_line(words, own)
         if ios and IPV4.match(first):
             return self._member(ios_member(words, negate=False), negate=False)
         config_words = tuple(k for k in self._config_keywords() if k not in own)
@@ -340,56 +370,22 @@ class Session:
                 words.pos -= 1
                 return self._config_verb("no", words)
         words.pos -= 1
-        member = ios_member(words, negate) if ios else asa_member(words, negate)
+        member = ios_member(words, negate) if ios else asa_member(words, negate, self.profile.mixed_groups)
         return self._member(member, negate)
 
-    def _member(self, member: str, negate: bool) -> Reply:
-        members = self.state.running[self.group]
-        ios = self.profile.platform == IOS
-        if member.startswith("description"):
-            described = [key for key in members if key.startswith("description")]
-            for key in described:
-                del members[key]
+    def _v6_group_line(self, words: Words, own: tuple[str, ...]) -> Reply:
+        """A line in an IOS ``object-group v6-network``: IPv6 members only (an IPv4 address is invalid)."""
+        negate = False
+        if not looks_v6(words.items[0][0]):
+            verb = words.keyword(own + tuple(k for k in self._config_keywords() if k not in own))
+            if verb not in own:
+                return self._config_verb(verb, words)
+            negate = verb == "no"
+            if negate and not words.done() and words.items[words.pos][0].lower().startswith("object-g"):
+                return self._config_verb("no", words)
             if not negate:
-                rest = dict(members)
-                members.clear()
-                members[member] = None
-                members.update(rest)
-            return Reply(changed=bool(described) or not negate)
-        if negate:
-            if member in members:
-                del members[member]
-                return Reply(changed=True)
-            if ios:
-                return Reply()
-            return Reply(
-                [
-                    f"WARNING: Deleting obj ({_object_text(member)}) from grp ({self.group}) failed; "
-                    "object does not exist in this group"
-                ]
-            )
-        if member in members:
-            if ios:
-                return Reply()
-            return Reply(
-                [
-                    f"WARNING: Adding obj ({_object_text(member)}) to grp ({self.group}) failed; "
-                    "object already exists"
-                ]
-            )
-        limit = self.profile.max_members
-        if limit is not None and _entries(members) >= limit:
-            if ios:
-                return Reply([f"% Object-group {self.group} has reached the maximum of {limit} entries", ""])
-            return Reply([f"ERROR: Object-group {self.group} has reached the maximum of {limit} objects"])
-        members[member] = None
-        return Reply(changed=True)
+                words.pos -= 1
+        return self._member(ios_member(words, negate, v6=True), negate)
 
-
-def _entries(members: dict[str, None]) -> int:
-    """The group's members but its description, which ``_member`` always keeps first: O(1) per add."""
-    return len(members) - next(iter(members), "").startswith("description")
-
-
-def _object_text(member: str) -> str:
-    return member.removeprefix("network-object ").removeprefix("host ").removeprefix("object ")
+    def _member(self, member: str, negate: bool) -> Reply:
+        return change_member(self.state.running[self.group], self.group, self.profile, member, negate)

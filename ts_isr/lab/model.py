@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 IOS = "ios"
 ASA = "asa"
@@ -29,20 +30,25 @@ class DeviceState:
 
     running: dict[str, dict[str, None]] = field(default_factory=dict)
     startup: dict[str, dict[str, None]] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)  # group -> "v6-network" (IOS); absent: "network"
 
-    def snapshot(self) -> dict[str, dict[str, list[str]]]:
-        """The state.json form: ``{"running": {GROUP: [member, ...]}, "startup": {...}}``."""
+    def snapshot(self) -> dict[str, Any]:
+        """The state.json form: ``{"running": {GROUP: [member, ...]}, "startup": {...}, "types": {...}}``."""
         return {
             "running": {name: list(members) for name, members in self.running.items()},
             "startup": {name: list(members) for name, members in self.startup.items()},
+            "types": dict(self.types),
         }
 
     @classmethod
-    def from_snapshot(cls, data: dict[str, dict[str, list[str]]]) -> DeviceState:
+    def from_snapshot(cls, data: dict[str, Any]) -> DeviceState:
         def load(groups: dict[str, list[str]]) -> dict[str, dict[str, None]]:
             return {name: dict.fromkeys(members) for name, members in groups.items()}
 
-        return cls(load(data.get("running", {})), load(data.get("startup", {})))
+        return cls(load(data.get("running", {})), load(data.get("startup", {})), dict(data.get("types", {})))
+
+    def group_type(self, name: str) -> str:
+        return self.types.get(name, "network")
 
     def save(self) -> None:
         """`write memory`: the startup configuration becomes a copy of the running one."""
@@ -59,6 +65,17 @@ class Profile:
     old_ios: bool = False  # answers `show object-group name X` with `% Invalid input`, as 12.x/15.0 did
     max_members: int | None = None
     odd_prompt: bool = False  # the device sits in ROM monitor: a prompt no client should accept
+    version: str = ""  # ASA release `show version` names (before 9.0: no IPv6 in network groups)
+
+    @property
+    def asa_release(self) -> str:
+        text = self.version or "9.8(4)20"
+        return text if "(" in text else f"{text}(1)"
+
+    @property
+    def mixed_groups(self) -> bool:
+        """An ASA from 9.0 on takes IPv6 members in its network object-groups."""
+        return int(self.asa_release.split(".")[0]) >= 9
 
     @property
     def name(self) -> str:

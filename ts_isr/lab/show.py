@@ -17,7 +17,7 @@ def version(profile: Profile, uptime_seconds: float) -> list[str]:
     if profile.platform == ASA:
         return [
             "",
-            "Cisco Adaptive Security Appliance Software Version 9.8(4)20",
+            f"Cisco Adaptive Security Appliance Software Version {profile.asa_release}",
             "Firepower Extensible Operating System Version 2.2(2.97)",
             "Device Manager Version 7.9(2)152",
             "",
@@ -62,19 +62,30 @@ def version(profile: Profile, uptime_seconds: float) -> list[str]:
     ]
 
 
-def running_config(profile: Profile, groups: dict[str, dict[str, None]]) -> list[str]:
+def running_config(
+    profile: Profile, groups: dict[str, dict[str, None]], types: dict[str, str] | None = None
+) -> list[str]:
     if profile.platform == ASA:
         return asa_running_config(profile, groups)
     body = ["!", "version 16.9", f"hostname {profile.name}", "!"]
     for name, members in groups.items():
-        body += [f"object-group network {name}", *(f" {member}" for member in members), "!"]
+        kind = (types or {}).get(name, "network")
+        body += [f"object-group {kind} {name}", *(f" {member}" for member in members), "!"]
     body.append("end")
     size = sum(len(line) + 1 for line in body)
     return ["Building configuration...", "", f"Current configuration : {size} bytes", *body, ""]
 
 
 def asa_running_config(profile: Profile, groups: dict[str, dict[str, None]]) -> list[str]:
-    lines = [": Saved", ":", "ASA Version 9.8(4)20", "!", f"hostname {profile.name}", "names", "!"]
+    lines = [
+        ": Saved",
+        ":",
+        f"ASA Version {profile.asa_release}",
+        "!",
+        f"hostname {profile.name}",
+        "names",
+        "!",
+    ]
     for name, members in groups.items():
         lines += asa_object_group_config(name, members)
     return [*lines, ": end"]
@@ -108,9 +119,9 @@ def filter_output(platform: str, lines: list[str], pipe: str, column: int) -> li
     return kept
 
 
-def ios_show_object_group(name: str, members: Iterable[str]) -> list[str]:
+def ios_show_object_group(name: str, members: Iterable[str], kind: str = "network") -> list[str]:
     """`show object-group name NAME` on IOS: members indented, description capitalised."""
-    lines = [f"Network object group {name}"]
+    lines = [f"{'V6-Network' if kind == 'v6-network' else 'Network'} object group {name}"]
     for member in members:
         if member.startswith("description "):
             member = "Description " + member.removeprefix("description ")

@@ -3,6 +3,7 @@ and object-group member lines, or a CliError at the column where the parser gave
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 
@@ -91,6 +92,29 @@ def parse_ipv4(text: str, column: int) -> int:
     return a << 24 | b << 16 | c << 8 | d
 
 
+def parse_ipv6(text: str, column: int) -> ipaddress.IPv6Address:
+    """An IPv6 address in any spelling; anything else (a zone, brackets) is invalid input there."""
+    if not re.fullmatch(r"[0-9A-Fa-f:.]+", text):
+        raise CliError("invalid", column)
+    try:
+        return ipaddress.IPv6Address(text)
+    except ValueError:
+        raise CliError("invalid", column) from None
+
+
+def ipv6_network(text: str, column: int) -> str:
+    """``X/LEN`` as the device stores it: the address canonical, host bits kept as typed (a real
+    IOS-XE prints ``2001:db8:111:1::/48``, ntc-templates' capture)."""
+    address, _, length = text.partition("/")
+    if not length.isdigit() or int(length) > 128:
+        raise CliError("invalid", column + len(address))
+    return f"{parse_ipv6(address, column)}/{int(length)}"
+
+
+def looks_v6(word: str) -> bool:
+    return ":" in word
+
+
 def format_ipv4(value: int) -> str:
     return ".".join(str(value >> shift & 255) for shift in (24, 16, 8, 0))
 
@@ -100,17 +124,22 @@ def contiguous(mask: int) -> bool:
     return not inverted & (inverted + 1)
 
 
-def ios_member(words: Words, negate: bool) -> str:
-    if IPV4.match(words.items[words.pos][0]):
+def ios_member(words: Words, negate: bool, v6: bool = False) -> str:
+    """A member line of an IOS group; ``v6``: of an ``object-group v6-network`` (``host X``, ``X/LEN``)."""
+    if v6 and looks_v6(words.items[words.pos][0]):
+        text, column = words.word()
+        words.end()
+        return ipv6_network(text, column)
+    if not v6 and IPV4.match(words.items[words.pos][0]):
         return network(words, prefix="", platform=IOS)
-    verb = words.keyword(("host", "range", "description", "group-object", "any"))
+    verb = words.keyword(("host", "description", "group-object", "any") + (() if v6 else ("range",)))
     if verb == "any":
         words.end()
         return "any"
     if verb == "host":
         text, column = words.word()
         words.end()
-        return f"host {format_ipv4(parse_ipv4(text, column))}"
+        return f"host {parse_ipv6(text, column) if v6 else format_ipv4(parse_ipv4(text, column))}"
     if verb == "range":
         first, first_column = words.word()
         last, last_column = words.word()
@@ -122,17 +151,25 @@ def ios_member(words: Words, negate: bool) -> str:
     return named_member(verb, words, negate)
 
 
-def asa_member(words: Words, negate: bool) -> str:
+def asa_member(words: Words, negate: bool, ipv6: bool = True) -> str:
+    """A ``network-object`` line; IPv6 only where ``ipv6`` (an ASA from 9.0 on)."""
     verb = words.keyword(("network-object", "description", "group-object"))
     if verb != "network-object":
         return named_member(verb, words, negate)
-    if IPV4.match(words.items[words.pos][0] if not words.done() else ""):
+    following = words.items[words.pos][0] if not words.done() else ""
+    if IPV4.match(following):
         return network(words, prefix="network-object ", platform=ASA)
+    if looks_v6(following) and ipv6:
+        text, column = words.word()
+        words.end()
+        return f"network-object {ipv6_network(text, column)}"
     kind = words.keyword(("host", "object"))
     text, column = words.word()
     words.end()
     if kind == "object":
         return f"network-object object {text}"
+    if looks_v6(text) and ipv6:
+        return f"network-object host {parse_ipv6(text, column)}"
     return f"network-object host {format_ipv4(parse_ipv4(text, column))}"
 
 

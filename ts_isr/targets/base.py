@@ -15,7 +15,19 @@ from ts_isr.policy import Policy
 from ts_isr.ranges import Cidr
 
 KINDS = ("block", "allow")
+V6_SLOT = "_v6"
 Members = Mapping[str, frozenset[Cidr]]
+
+
+def slot(kind: str, family: int | None = None) -> str:
+    """The name of the place that holds list ``kind``: ``block`` for every family the target puts
+    together, ``block_v6`` for a group of IPv6 entries alone (IOS ``object-group v6-network``)."""
+    return kind + V6_SLOT if family == 6 else kind
+
+
+def list_of(slot_name: str) -> str:
+    """The policy list (``block`` or ``allow``) a slot holds entries of."""
+    return slot_name.removesuffix(V6_SLOT)
 
 
 @dataclass(frozen=True)
@@ -46,7 +58,7 @@ class Plan:
 
 
 def desired_members(policy: Policy, kind: str, families: frozenset[int]) -> frozenset[Cidr]:
-    return frozenset(c for c in getattr(policy, kind) if c.family in families)
+    return frozenset(c for c in getattr(policy, list_of(kind)) if c.family in families)
 
 
 def plan_changes(
@@ -81,8 +93,16 @@ def plan_changes(
 class Target(ABC):
     """A place where a policy is installed: IOS or ASA object-groups, Linux ipsets, or a dry run."""
 
-    #: Address families this place can hold (IOS and ASA object-groups: IPv4 only).
+    #: Address families this place can hold (an old ASA, an IOS without IPv6 groups: IPv4 only).
     families: frozenset[int] = frozenset({4, 6})
+
+    def slot_families(self, slot_name: str) -> frozenset[int]:
+        """The families the place of ``slot_name`` holds (see :func:`slot`)."""
+        return self.families & {6} if slot_name.endswith(V6_SLOT) else self.families
+
+    def why_skipped(self, kind: str) -> str:
+        """Why entries of list ``kind`` outside every slot's families are not installed, for the log."""
+        return "this place holds IPv4 only"
 
     @abstractmethod
     def read(self) -> Members:

@@ -8,6 +8,7 @@ real one up to the device's configuration mode, which it never enters.
 from __future__ import annotations
 
 from ts_isr.log import current_device, log
+from ts_isr.policy import count_by_family
 from ts_isr.ranges import Cidr
 from ts_isr.targets.base import Members, Plan, Target
 
@@ -15,8 +16,18 @@ from ts_isr.targets.base import Members, Plan, Target
 class DryRunTarget(Target):
     def __init__(self, inner: Target) -> None:
         self.inner = inner
-        self.families = inner.families
         self.simulated: dict[str, frozenset[Cidr]] = {}
+
+    @property  # type: ignore[override]
+    def families(self) -> frozenset[int]:
+        """The inner place's, as it knows them once connected (an ASA's version decides)."""
+        return self.inner.families
+
+    def slot_families(self, slot_name: str) -> frozenset[int]:
+        return self.inner.slot_families(slot_name)
+
+    def why_skipped(self, kind: str) -> str:
+        return self.inner.why_skipped(kind)
 
     def read_kind(self, kind: str) -> frozenset[Cidr]:
         if kind not in self.simulated:
@@ -40,7 +51,9 @@ class DryRunTarget(Target):
             self.simulated[change.kind] = change.applied_to(self.simulated.get(change.kind, frozenset()))
         if lines:
             print("\n".join(lines), flush=True)
-        log.info("Dry run: the device was not changed.")
+        adds = count_by_family(cidr for change in plan.changes for cidr in change.add)
+        removals = count_by_family(cidr for change in plan.changes for cidr in change.remove)
+        log.info(f"Dry run: {adds} entries to add, {removals} to remove; the device was not changed.")
 
     def held_by_user(self, kind: str) -> frozenset[Cidr]:
         return self.inner.held_by_user(kind)

@@ -11,9 +11,19 @@ import re
 from ts_isr.targets.cisco.members import ABSENT, Dialect, GroupContents, group_body, parse_members
 
 _NEXT_GROUP = re.compile(r"object-group ", re.IGNORECASE)
+_VERSION = re.compile(r"Adaptive Security Appliance Software Version (\d+)\.(\d+)", re.IGNORECASE)
+MIXED_GROUPS = (9, 0)  # the first release whose network object-groups take IPv6 beside IPv4
+
+
+def asa_version(show_version: str) -> tuple[int, int] | None:
+    """The (major, minor) release ``show version`` names, or None when it names none."""
+    match = _VERSION.search(show_version)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
 
 
 class AsaDialect(Dialect):
+    """``network-object host X`` / ``network-object X MASK`` / ``network-object X/LEN`` members."""
+
     name = "ASA"
     device_type = "cisco_asa"
     member_prefix = "network-object "
@@ -22,8 +32,11 @@ class AsaDialect(Dialect):
     def read_commands(self, group: str) -> tuple[str, ...]:
         return (f"show running-config object-group id {group}",)
 
-    def parse_group(self, group: str, text: str) -> GroupContents:
-        """The configuration form: ``object-group network N`` then indented members.
+    def group_type(self, v6: bool = False) -> str:
+        return "network"  # mixed groups: IPv6 members beside IPv4 ones (9.0 and later)
+
+    def parse_group(self, group: str, text: str, v6: bool = False) -> GroupContents:
+        """The configuration form: ``object-group network N`` then indented members of both families.
 
         Nothing printed (or an ``ERROR: ... does not exist``) means no such group yet.
         """

@@ -15,7 +15,8 @@ _NEXT_GROUP = re.compile(r"[a-z0-9-]+ object group ", re.IGNORECASE)
 
 
 class IosDialect(Dialect):
-    """``host X`` / ``X MASK`` members; read with ``show object-group name N`` (older IOS: without name)."""
+    """``host X`` / ``X MASK`` members (IPv6 groups: ``host X`` / ``X/LEN`` in ``object-group
+    v6-network``); read with ``show object-group name N`` (older IOS: without name)."""
 
     name = "IOS"
     device_type = "cisco_ios"
@@ -24,10 +25,11 @@ class IosDialect(Dialect):
     def read_commands(self, group: str) -> tuple[str, ...]:
         return (f"show object-group name {group}", f"show object-group {group}")
 
-    def parse_group(self, group: str, text: str) -> GroupContents:
+    def parse_group(self, group: str, text: str, v6: bool = False) -> GroupContents:
         """The members of ``show object-group`` output: a header line, then one member per line.
 
-        An empty answer or "not found" means the group does not exist yet.
+        An empty answer or "not found" (or a group of the other type) means the group does not exist yet.
         """
-        body = group_body(text, f"Network object group {group}", _NEXT_GROUP)
+        header = f"{'V6-Network' if v6 else 'Network'} object group {group}"
+        body = group_body(text, header, _NEXT_GROUP)
         return ABSENT if body is None else parse_members(body, prefix=self.member_prefix)

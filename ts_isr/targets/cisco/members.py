@@ -6,6 +6,7 @@ tool writes, so nothing the device printed is ever sent back as it was.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
@@ -22,6 +23,25 @@ def dotted_quad(text: str) -> int | None:
     if not _DOTTED_QUAD.fullmatch(text):
         return None
     return int.from_bytes(bytes(int(octet) for octet in text.split(".")), "big")
+
+
+_V6_TEXT = re.compile(r"[0-9A-Fa-f:.]+", re.ASCII)  # no zone (``%eth0``), no brackets
+_V6_PREFIX = re.compile(r"([0-9A-Fa-f:.]+)/([0-9]{1,3})", re.ASCII)
+
+
+def ipv6_address(text: str) -> int | None:
+    """An IPv6 address in any valid spelling (upper case, leading zeros, ``::``), or None."""
+    if ":" not in text or not _V6_TEXT.fullmatch(text):
+        return None
+    try:
+        return int(ipaddress.IPv6Address(text))
+    except ValueError:
+        return None
+
+
+def address_text(family: int, value: int) -> str:
+    """What the tool writes: IPv6 in RFC 5952 form, no dotted tail (``::4000:0``, not ``::64.0.0.0``)."""
+    return str(ipaddress.IPv6Address(value)) if family == 6 else int_to_text(4, value)
 
 
 def mask_text(prefixlen: int) -> str:
@@ -41,44 +61,70 @@ def mask_prefixlen(text: str) -> int | None:
 
 @dataclass(frozen=True)
 class Member:
-    """One address member line of a group, parsed: ``host X``, ``X MASK`` or ``range A B``.
+    """One address member line of a group, parsed: ``host X``, ``X MASK``, ``range A B`` or ``X/LEN``.
 
     A line is a member only when :meth:`text` rebuilds it exactly, so a
     removal sent back to the device is made of parsed values, never of the
     device's own text.  The tool writes ``host X`` for a single address and
-    ``X MASK`` for a wider network; any other line (a ``range``, an
-    ``X 255.255.255.255``) is a user's.
+    ``X MASK`` (IPv6: ``X/LEN``) for a wider network; any other line (a
+    ``range``, an ``X 255.255.255.255``, an ``X/128``) is a user's.  IPv6
+    text is read in any valid spelling and written canonically (RFC 5952).
     """
 
-    form: str  # "host", "mask" or "range"
+    form: str  # "host", "mask", "range" or "prefix" (IPv6 X/LEN)
     first: int
     last: int
+    family: int = 4
 
     @classmethod
     def of(cls, cidr: Cidr) -> Member:
+        if cidr.family == 6:
+            return cls("host" if cidr.prefixlen == 128 else "prefix", cidr.network, cidr.last, 6)
         return cls("host" if cidr.prefixlen == 32 else "mask", cidr.network, cidr.last)
 
     @property
     def cidrs(self) -> tuple[Cidr, ...]:
-        return tuple(range_to_cidrs(4, self.first, self.last))
+        return tuple(range_to_cidrs(self.family, self.first, self.last))
 
     @property
     def in_tools_form(self) -> bool:
         """Written the way the tool writes members (see :meth:`of`); only such a line can be its own."""
-        return self.form == "host" or (self.form == "mask" and self.first != self.last)
+        return self.form == "host" or (self.form in ("mask", "prefix") and self.first != self.last)
 
     def text(self) -> str:
         if self.form == "host":
-            return f"host {int_to_text(4, self.first)}"
+            return f"host {address_text(self.family, self.first)}"
+        if self.form == "prefix":
+            prefixlen = 129 - (self.last - self.first + 1).bit_length()
+            return f"{address_text(6, self.first)}/{prefixlen}"
         if self.form == "range":
             return f"range {int_to_text(4, self.first)} {int_to_text(4, self.last)}"
         prefixlen = 33 - (self.last - self.first + 1).bit_length()
         return f"{int_to_text(4, self.first)} {mask_text(prefixlen)}"
 
 
+def parse_v6_member(words: list[str]) -> Member | None:
+    """``host X`` or ``X/LEN`` with an IPv6 address in any spelling; None for anything else
+    (a malformed address, a length past 128, host bits set: the user's line, never the tool's)."""
+    if len(words) == 2 and words[0].lower() == "host":
+        address = ipv6_address(words[1])
+        return None if address is None else Member("host", address, address, 6)
+    match = _V6_PREFIX.fullmatch(words[0]) if len(words) == 1 else None
+    if match is None:
+        return None
+    address, prefixlen = ipv6_address(match.group(1)), int(match.group(2))
+    if address is None or prefixlen > 128:
+        return None
+    hostmask = (1 << (128 - prefixlen)) - 1
+    return None if address & hostmask else Member("prefix", address, address | hostmask, 6)
+
+
 def parse_member(text: str) -> Member | None:
-    """``host X``, ``X MASK`` or ``range A B`` in the device's exact form; None for anything else."""
+    """``host X``, ``X MASK``, ``range A B`` (IPv4, the device's exact form) or an IPv6 ``host X`` /
+    ``X/LEN`` (any valid spelling); None for anything else."""
     words = text.split(" ")
+    if ":" in text:
+        return parse_v6_member(words)
     if len(words) == 2 and words[0] == "host":
         address = dotted_quad(words[1])
         return None if address is None else Member("host", address, address)
@@ -98,10 +144,10 @@ def parse_member(text: str) -> Member | None:
 
 @dataclass(frozen=True)
 class GroupContents:
-    """One object-group as read: each IPv4 network it holds, with every member line that covers it.
+    """One object-group as read: each network it holds, with every member line that covers it.
 
     ``others`` are the lines this tool never manages: description,
-    group-object, any, objects, IPv6 members, anything not in exact form.
+    group-object, any, objects, anything not a well-formed address member.
     """
 
     members: Mapping[Cidr, tuple[Member, ...]]
@@ -199,7 +245,11 @@ def never_empty(
 
 
 class Dialect(ABC):
-    """What differs between IOS and ASA: member prefix, how a group is read, session settings."""
+    """What differs between IOS and ASA: member prefix, group types, how a group is read, session settings.
+
+    ``v6`` names an IPv6-only group (IOS ``object-group v6-network``); the
+    ASA holds both families in one ``object-group network``.
+    """
 
     name: str
     device_type: str  # netmiko's
@@ -211,8 +261,12 @@ class Dialect(ABC):
         """Commands that show one group, the preferred first (the next is tried on ``% Invalid input``)."""
 
     @abstractmethod
-    def parse_group(self, group: str, text: str) -> GroupContents:
+    def parse_group(self, group: str, text: str, v6: bool = False) -> GroupContents:
         """The group in the output of a read command."""
+
+    def group_type(self, v6: bool = False) -> str:
+        """The word after ``object-group`` that creates or enters the group."""
+        return "v6-network" if v6 else "network"
 
     def line(self, member: Member) -> str:
         """The configuration line of ``member`` inside the group."""

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from ts_isr.errors import DeviceError
 from ts_isr.log import escape, log
 from ts_isr.ranges import Cidr
-from ts_isr.targets.base import Members, Plan, Target
-from ts_isr.targets.cisco.bounds import read_budget
+from ts_isr.targets.base import V6_SLOT, Members, Plan, Target, list_of
+from ts_isr.targets.cisco.asa import MIXED_GROUPS, AsaDialect, asa_version
+from ts_isr.targets.cisco.bounds import command_budget, read_budget
 from ts_isr.targets.cisco.members import ABSENT, Dialect, GroupContents, never_empty, removal_lines
 from ts_isr.targets.cisco.session import (
     ABSENT_GROUP,
@@ -28,9 +29,14 @@ DEFAULT_MAX_POLICY_SIZE = 30000  # the config's default
 
 
 class CiscoTarget(Target):
-    """IOS or ASA object-groups, one per list kind, over one SSH session."""
+    """IOS or ASA object-groups, one per slot (list, and family on IOS), over one SSH session.
 
-    families = frozenset({4})
+    IPv6: the ASA puts it in the same groups from 9.0 on (``ipv6=yes``, read
+    from ``show version`` at login); IOS in ``object-group v6-network`` groups
+    of slots ``block_v6`` / ``allow_v6``, when the config names them.
+    """
+
+    families = frozenset({4, 6})  # the most a Cisco device takes; each instance narrows it
 
     def __init__(
         self,
@@ -40,10 +46,15 @@ class CiscoTarget(Target):
         *,
         exclusive: bool = False,
         max_policy_size: int = DEFAULT_MAX_POLICY_SIZE,
+        ipv6: bool = True,
     ) -> None:
         self.dialect = dialect
         self.device = device
         self.groups = dict(groups)
+        self.ipv6 = ipv6
+        self.mixed = isinstance(dialect, AsaDialect)
+        self.families = frozenset({4, 6}) if any(s.endswith(V6_SLOT) for s in groups) else frozenset({4})
+        self.no_v6 = "" if self.mixed and ipv6 else "ipv6=no in the config"
         # The most entries the tool puts in each group (the policy is cut to this): bounds every read.
         self.entries = {"block": max_policy_size, "allow": max(1, max_policy_size // 5)}
         self.exclusive = exclusive  # exclusive_groups=yes: the tool may take out a user's range too
@@ -55,6 +66,33 @@ class CiscoTarget(Target):
 
     def connect(self) -> None:
         self.session.connect()
+        if self.mixed and self.ipv6:
+            self._check_mixed_groups()
+
+    def _check_mixed_groups(self) -> None:
+        """IPv6 in the ASA's groups from 9.0 on: ``show version`` says which release this is."""
+        prompt = self.session.priv_prompt()
+        text = self.session.command(
+            "show version", prompt, "reading the version", command_budget(self.device.timeout)
+        )
+        self.session.confirm_end(prompt, "reading the version")
+        version = asa_version(text)
+        if version is not None and version >= MIXED_GROUPS:
+            self.families = frozenset({4, 6})
+            return
+        self.families = frozenset({4})
+        release = "no release" if version is None else f"release {version[0]}.{version[1]}"
+        self.no_v6 = f"show version names {release}; IPv6 in network object-groups needs ASA 9.0 or later"
+
+    def slot_families(self, slot_name: str) -> frozenset[int]:
+        if self.mixed:
+            return self.families
+        return frozenset({6}) if slot_name.endswith(V6_SLOT) else frozenset({4})
+
+    def why_skipped(self, kind: str) -> str:
+        if self.mixed:
+            return self.no_v6
+        return f"object_group_{kind}_v6 is not set (IOS holds IPv6 in object-group v6-network groups only)"
 
     def close(self) -> None:
         self.session.close()
@@ -78,7 +116,7 @@ class CiscoTarget(Target):
     def _read_group(self, kind: str) -> GroupContents:
         group = self.groups[kind]
         prompt = self.session.priv_prompt()
-        budget = read_budget(self.entries[kind], self.device.timeout)
+        budget = read_budget(self.entries[list_of(kind)], self.device.timeout)
         for command in self.dialect.read_commands(group):
             what = f'reading group "{group}"'
             body = self.session.command(command, prompt, what, budget)
@@ -91,7 +129,7 @@ class CiscoTarget(Target):
                     f'{self.device.host} refused to show group "{group}": {escape(errors[0])}; '
                     "check the user's privilege level"
                 )
-            return self.dialect.parse_group(group, body)
+            return self.dialect.parse_group(group, body, v6=kind.endswith(V6_SLOT))
         raise DeviceError(
             f'{self.device.host} knows no command to show object-group "{group}" '
             f"({' / '.join(self.dialect.read_commands(group))}); "
@@ -116,10 +154,10 @@ class CiscoTarget(Target):
             return
         self.session.command("configure terminal", CONFIG_PROMPT_END, "entering configuration mode")
         refused: set[str] = set()
-        for kind, group, _, adds, _ in work:
+        for kind, _, _, adds, _ in work:
             if adds:
                 log.info(f"Adding new {kind} addresses.")
-                refused |= {error.line for error in self._push_in_group(group, list(adds)).errors}
+                refused |= {error.line for error in self._push_in_group(kind, list(adds)).errors}
         for kind, group, contents, adds, removals in work:
             present = contents.cidrs | {cidr for line, cidr in adds.items() if line not in refused}
             others = any(not line.lower().startswith("description") for line in contents.others)
@@ -131,22 +169,22 @@ class CiscoTarget(Target):
                 )
             if send:
                 log.info(f"Removing old {kind} addresses...  Please wait.  It can take some time...")
-                self._push_in_group(group, send)
+                self._push_in_group(kind, send)
         self.session.command("end", self.session.priv_prompt(), "leaving configuration mode")
 
-    def _push_in_group(self, group: str, lines: list[str]) -> Stream:
-        """Stream member lines inside one group.
+    def _push_in_group(self, kind: str, lines: list[str]) -> Stream:
+        """Stream member lines inside the group of slot ``kind`` (IOS IPv6: ``object-group v6-network``).
 
         Entering and leaving the group are single commands, never streamed: a
         dropped mode change must not land one list's members in another group.
         """
-        body = self.session.command(
-            f"object-group network {group}", CONFIG_PROMPT_END, f'entering group "{group}"'
-        )
+        group = self.groups[kind]
+        command = f"object-group {self.dialect.group_type(kind.endswith(V6_SLOT))} {group}"
+        body = self.session.command(command, CONFIG_PROMPT_END, f'entering group "{group}"')
         errors = [line for line in body.splitlines() if ERROR_LINE.match(line)]
         if errors:
             raise DeviceError(
-                f'{self.device.host} refused "object-group network {group}": {escape(errors[0])}; '
+                f'{self.device.host} refused "{command}": {escape(errors[0])}; '
                 "is that name used by another kind of object-group? Choose another in the config"
             )
         stream = push(self.session, group, lines)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ts_isr.config import Config, read_values
-from ts_isr.devicerun import RunOptions, device_lock, note_sync, sync_device
+from ts_isr.devicerun import RunOptions, device_lock, note_sync, policy_families, sync_device
 from ts_isr.errors import Exit, TsError
 from ts_isr.fetch import FetchedLists, build_for, fetch_lists_of, list_settings, settle_servers
 from ts_isr.files import safe_name
@@ -32,7 +32,6 @@ from ts_isr.fleet.select import select
 from ts_isr.lock import run_lock
 from ts_isr.log import current_device, escape, log, private_log
 from ts_isr.monitoring import note_policy, recorded_run
-from ts_isr.targets.cisco import CiscoTarget
 
 PROG = "upload_rules"
 
@@ -155,7 +154,7 @@ def _sync_one(
                 config,
                 force=options.force,
                 record=False,
-                families=CiscoTarget.families,
+                families=policy_families(config),
                 store_key=device.name,
             )
             pacer.wait()
@@ -163,7 +162,11 @@ def _sync_one(
         else:
             with recorded_run(config, device.name, PROG) as record:
                 built = build_for(
-                    fetched, config, force=options.force, families=CiscoTarget.families, store_key=device.name
+                    fetched,
+                    config,
+                    force=options.force,
+                    families=policy_families(config),
+                    store_key=device.name,
                 )
                 note_policy(record, built)
                 pacer.wait()
@@ -186,7 +189,7 @@ def print_policies(devices: list[FleetDevice], fetched: dict[tuple, FetchedLists
             failed = True
             continue
         built = build_for(
-            lists, device.config, record=False, families=CiscoTarget.families, store_key=device.name
+            lists, device.config, record=False, families=policy_families(device.config), store_key=device.name
         )
         print("\n".join(f"{device.name}: {line}" for line in built.policy.lines()))
     return Exit.FAILED if failed else Exit.UNCHANGED

@@ -6,170 +6,38 @@ file and the comments of a newly written config all come from it.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
-import shlex
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from configobj import ConfigObj, ConfigObjError
 
+from ts_isr.configvalues import (
+    Invalid,
+    Key,
+    Schema,
+    choice,
+    float_range,
+    int_range,
+    parse_bool,
+    parse_command,
+    parse_dns_name,
+    parse_group_name,
+    parse_https_url,
+    parse_ip,
+    parse_ip_list,
+    parse_path,
+    parse_path_or_off,
+    parse_plain,
+    parse_secret,
+    parse_url,
+    schema,
+)
 from ts_isr.errors import ConfigError
 from ts_isr.files import read_trusted, trusted_path, write_atomic
 from ts_isr.log import log
 
-Parser = Callable[[str], Any]
-
-_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
-_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_PLAIN = re.compile(r"[^\s\x00-\x1f\x7f]+")
-
-
-class Invalid(ValueError):
-    """A value that does not fit its key; the text says what is expected."""
-
-
-def _int_range(low: int, high: int) -> Parser:
-    def parse(text: str) -> int:
-        if not re.fullmatch(r"[0-9]+", text) or not low <= int(text) <= high:
-            raise Invalid(f"must be a whole number from {low} to {high}")
-        return int(text)
-
-    return parse
-
-
-def _float_range(low: float, high: float) -> Parser:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise Invalid(f"must be a number from {low} to {high}") from None
-        if not low <= value <= high:
-            raise Invalid(f"must be a number from {low} to {high}")
-        return value
-
-    return parse
-
-
-def _choice(*choices: str) -> Parser:
-    def parse(text: str) -> str:
-        if text.lower() not in choices:
-            raise Invalid(f"must be one of: {', '.join(choices)}")
-        return text.lower()
-
-    return parse
-
-
-def parse_bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("yes", "y", "true", "on", "1"):
-        return True
-    if lowered in ("no", "n", "false", "off", "0"):
-        return False
-    raise Invalid("must be yes or no")
-
-
-def parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    try:
-        return ipaddress.ip_address(text)
-    except ValueError:
-        raise Invalid("must be an IP address such as 192.0.2.1") from None
-
-
-def parse_ip_list(text: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    items = [item for item in re.split(r"[\s,]+", text) if item]
-    if not items:
-        raise Invalid("must list at least one IP address")
-    return [parse_ip(item) for item in items]
-
-
-def parse_dns_name(text: str) -> str:
-    name = text.rstrip(".")
-    if len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in name.split(".")):
-        raise Invalid("must be a DNS name such as mylist.threatstop.local")
-    return name
-
-
-def parse_group_name(text: str) -> str:
-    if not _GROUP_NAME.fullmatch(text):
-        raise Invalid("must be 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")
-    return text
-
-
-def parse_plain(text: str) -> str:
-    """One word with no spaces or control characters: it goes to a device's login."""
-    if not _PLAIN.fullmatch(text):
-        raise Invalid("must not be empty or contain spaces or control characters")
-    return text
-
-
-def parse_secret(text: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise Invalid("must not contain control characters")
-    return text
-
-
-def parse_command(text: str) -> tuple[str, ...]:
-    """A command line split as a shell would, but run without one: no shell text reaches a shell."""
-    try:
-        words = tuple(shlex.split(parse_secret(text)))
-    except ValueError:
-        raise Invalid("must be a command line with balanced quotes") from None
-    if not words:
-        raise Invalid("must name a command")
-    return words
-
-
-def parse_path(text: str) -> Path:
-    if "\x00" in text:
-        raise Invalid("must be a file path")
-    return Path(text).expanduser()
-
-
-def parse_path_or_off(text: str) -> Path | bool:
-    """A folder, or ``off`` (False): an empty value (None) means the default."""
-    return False if text.strip().lower() == "off" else parse_path(text)
-
-
-def parse_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise Invalid("must be a URL such as https://logs.threatstop.com/upload")
-    return text
-
-
-def parse_https_url(text: str) -> str:
-    if urlsplit(parse_url(text)).scheme != "https":
-        raise Invalid("must be an https:// URL: logs are never sent unencrypted")
-    return text
-
-
-@dataclass(frozen=True)
-class Key:
-    """One configuration key: how to parse it, its default, and the comment that explains it."""
-
-    name: str
-    parse: Parser
-    help: str
-    default: str | None = None
-    required: bool = False
-    secret: bool = False
-    relative_to_config: bool = False
-
-
-Schema = Mapping[str, Key]
-
-
-def schema(*keys: Key) -> dict[str, Key]:
-    return {key.name: key for key in keys}
-
-
-# Defaults of the relative_to_config keys: beside the config (a checkout, a test, a private config),
-# except for the configs the Debian packages use, whose state goes to /var/lib and logs to /var/log.
 BESIDE_CONFIG = {"known_hosts": "known_hosts", "tsoutput": "tsoutput.log", "state_dir": "state"}
 PACKAGE_LAYOUT = {
     Path("/etc/threatstop"): {
@@ -241,7 +109,7 @@ CISCO_KEYS = schema(
         "enable_pw", parse_secret, "Enable password; leave empty if the user logs in privileged.", secret=True
     ),
     Key("platform", parse_plain, "Kept from the vendor's scripts for compatibility; not used.", "FWSM3"),
-    Key("personality", _choice("ios", "asa"), "The type of Cisco device: ios (ISR routers) or asa.", "ios"),
+    Key("personality", choice("ios", "asa"), "The type of Cisco device: ios (ISR routers) or asa.", "ios"),
     Key(
         "logfile",
         parse_path,
@@ -256,17 +124,17 @@ CISCO_KEYS = schema(
     ),
     Key(
         "port",
-        _int_range(1, 65535),
+        int_range(1, 65535),
         "TCP port for DNS policy queries (53, or 5353 where 53 is filtered).",
         "53",
     ),
-    Key("ssh_port", _int_range(1, 65535), "TCP port of the device's SSH server.", "22"),
+    Key("ssh_port", int_range(1, 65535), "TCP port of the device's SSH server.", "22"),
     Key(
         "external_ip", parse_ip, "The device's public IP address, registered with ThreatSTOP (never blocked)."
     ),
     Key(
         "max_policy_size",
-        _int_range(1, 2_000_000),
+        int_range(1, 2_000_000),
         "Most entries in the block group; the allow group gets a fifth of this.",
         "30000",
     ),
@@ -291,11 +159,11 @@ CISCO_KEYS = schema(
         "/var/lib/ts-isr for /etc/threatstop/threatstop.conf, /var/lib/ts-iptables for tsadmin's).",
         relative_to_config=True,
     ),
-    Key("min_prefix", _int_range(0, 32), "Refuse IPv4 entries broader than this prefix length.", "8"),
-    Key("min_prefix6", _int_range(0, 128), "Refuse IPv6 entries broader than this prefix length.", "16"),
+    Key("min_prefix", int_range(0, 32), "Refuse IPv4 entries broader than this prefix length.", "8"),
+    Key("min_prefix6", int_range(0, 128), "Refuse IPv6 entries broader than this prefix length.", "16"),
     Key(
         "max_shrink",
-        _float_range(0.0, 1.0),
+        float_range(0.0, 1.0),
         "Refuse (unless --force) a block list that shrinks the group by more than this fraction.",
         "0.5",
     ),
@@ -308,13 +176,11 @@ CISCO_KEYS = schema(
         "yes: the tool owns the whole groups and removes members it did not add.",
         "no",
     ),
-    Key("dns_timeout", _float_range(0.5, 120.0), "Seconds to wait for one DNS server before the next.", "5"),
-    Key(
-        "ssh_timeout", _float_range(1.0, 600.0), "Seconds to wait for the device to connect or answer.", "30"
-    ),
+    Key("dns_timeout", float_range(0.5, 120.0), "Seconds to wait for one DNS server before the next.", "5"),
+    Key("ssh_timeout", float_range(1.0, 600.0), "Seconds to wait for the device to connect or answer.", "30"),
     Key(
         "syslog_port",
-        _int_range(1, 65535),
+        int_range(1, 65535),
         "UDP port on which syslog-ng receives the device's syslog.",
         "514",
     ),
@@ -322,11 +188,11 @@ CISCO_KEYS = schema(
     Key("proxy", parse_url, "HTTPS proxy for the log upload (default: the environment's https_proxy)."),
     Key(
         "log_part_size",
-        _int_range(1024, 1 << 30),
+        int_range(1024, 1 << 30),
         "Largest upload in bytes; bigger files go in parts.",
         "5000000",
     ),
-    Key("keep_uploaded_days", _int_range(0, 3650), "Days to keep log files after a confirmed upload.", "7"),
+    Key("keep_uploaded_days", int_range(0, 3650), "Days to keep log files after a confirmed upload.", "7"),
     Key(
         "log_reopen_command",
         parse_command,
@@ -341,7 +207,7 @@ CISCO_KEYS = schema(
     ),
     Key(
         "connect_rate",
-        _float_range(0.1, 100.0),
+        float_range(0.1, 100.0),
         "Fleet runs: most new SSH logins a second, so the devices' AAA servers are not flooded.",
         "4",
     ),

@@ -10,12 +10,12 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ts_isr.config import (
-    CISCO_KEYS,
+from ts_isr.config import CISCO_KEYS
+from ts_isr.configvalues import (
     Invalid,
     Key,
-    _choice,
-    _int_range,
+    choice,
+    int_range,
     parse_bool,
     parse_dns_name,
     parse_ip_list,
@@ -55,7 +55,7 @@ def _cisco(name: str, **changes: object) -> Key:
 
 
 LINUX_KEYS = schema(
-    Key("type", _choice("manual", "auto"), "manual: this file; auto: from the portal.", "manual"),
+    Key("type", choice("manual", "auto"), "manual: this file; auto: from the portal.", "manual"),
     Key("device_id", parse_plain, "ThreatSTOP device ID (TDID), from the portal's device page."),
     Key("auto_key", parse_secret, "Web Automation key (this file stays mode 0600).", secret=True),
     _cisco("block_list"),
@@ -76,7 +76,7 @@ LINUX_KEYS = schema(
     ),
     Key(
         "firewall",
-        _choice("auto", "iptables", "nftables"),
+        choice("auto", "iptables", "nftables"),
         "auto (keep the installed one; else ipset + iptables where iptables exists), iptables or nftables.",
         "auto",
     ),
@@ -88,7 +88,7 @@ LINUX_KEYS = schema(
         "RETURN",
     ),
     Key("logopts", parse_logopts_text, "Extra iptables LOG options, e.g. --log-uid --log-level 6."),
-    Key("logopts_direction", _choice(*DIRECTIONS), "Direction the logopts apply to: in, out, both.", "both"),
+    Key("logopts_direction", choice(*DIRECTIONS), "Direction the logopts apply to: in, out, both.", "both"),
     Key("load_br_netfilter", parse_bool, "Load br_netfilter at boot so bridged traffic is filtered.", "no"),
     Key("skip_checkvalidip", parse_bool, "Do not check the public IP when adding (offsite installs).", "no"),
     _cisco("external_ip"),
@@ -110,7 +110,7 @@ LINUX_KEYS = schema(
         "Configuration service (DNS over TLS) for --type auto.",
         "192.124.129.42",
     ),
-    Key("autoconf_port", _int_range(1, 65535), "TCP port of the configuration service.", "5353"),
+    Key("autoconf_port", int_range(1, 65535), "TCP port of the configuration service.", "5353"),
     Key(
         "autoconf_hostname",
         parse_dns_name,

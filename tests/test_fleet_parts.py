@@ -152,6 +152,14 @@ def test_the_summary_puts_failures_first_and_names_every_one() -> None:
     assert progress(3, 20, 1) == "3 of 20 devices done, 1 failed"
 
 
+def test_the_summary_counts_ipv6_apart_where_a_device_took_some() -> None:
+    table = summary(
+        [Outcome("asa", "changed", added=12, removed=2, added_ipv6=5, removed_ipv6=0, seconds=1.0)]
+    )
+    assert table[1].split(None, 6)[:6] == ["asa", "changed", "12", "(7", "IPv4,", "5"]
+    assert "12 (7 IPv4, 5 IPv6)" in table[1] and "  2  " in table[1]
+
+
 def test_an_inventory_file_another_user_can_change_is_refused(example: Path) -> None:
     """The inventory holds the devices' passwords and names what root logs into: trusted as the config."""
     os.chown(example / "hosts.yaml", 65534, 65534)

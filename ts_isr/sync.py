@@ -182,6 +182,8 @@ class SyncResult:
     added: Mapping[str, int]  # list kind -> entries added
     removed: Mapping[str, int]
     members: Mapping[str, int]  # list kind -> members the group holds after the run
+    added_ipv6: int = 0  # of all the additions, the IPv6 ones (a fleet's summary counts them apart)
+    removed_ipv6: int = 0
     pushed: int = 0  # configuration lines the device took (its transport fills these in)
     resent: int = 0  # lines sent again because the device dropped them
 
@@ -196,6 +198,8 @@ def _result(changed: bool, plan: Plan, held: Members) -> SyncResult:
         {c.kind: len(c.add) for c in plan.changes},
         {c.kind: len(c.remove) for c in plan.changes},
         {kind: len(members) for kind, members in held.items()},
+        sum(1 for c in plan.changes for cidr in c.add if cidr.family == 6),
+        sum(1 for c in plan.changes for cidr in c.remove if cidr.family == 6),
     )
 
 

@@ -17,10 +17,17 @@ class Outcome:
     seconds: float = 0.0
     reason: str = ""  # a failure's one line
     kind: str = ""  # a failure's kind (authentication, host_key, unreachable, timeout, ...)
+    added_ipv6: int = 0  # of ``added``, the IPv6 entries
+    removed_ipv6: int = 0
 
     @property
     def failed(self) -> bool:
         return self.result == "failed"
+
+
+def by_family(total: int, ipv6: int) -> str:
+    """``total``, with its IPv4 and IPv6 apart when IPv6 is among them."""
+    return f"{total} ({total - ipv6} IPv4, {ipv6} IPv6)" if ipv6 else str(total)
 
 
 def progress(done: int, total: int, failed: int) -> str:
@@ -31,7 +38,14 @@ def summary(outcomes: Sequence[Outcome]) -> list[str]:
     """The table (host, result, added, removed, seconds, reason), then one line of totals."""
     header = ("host", "result", "added", "removed", "seconds", "reason")
     rows = [
-        (o.name, o.result, str(o.added), str(o.removed), f"{o.seconds:.1f}", o.reason)
+        (
+            o.name,
+            o.result,
+            by_family(o.added, o.added_ipv6),
+            by_family(o.removed, o.removed_ipv6),
+            f"{o.seconds:.1f}",
+            o.reason,
+        )
         for o in sorted(outcomes, key=lambda o: (not o.failed, o.name))
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]

@@ -177,6 +177,8 @@ def _sync_one(
         "changed" if result.changed else "unchanged",
         sum(result.added.values()),
         sum(result.removed.values()),
+        added_ipv6=result.added_ipv6,
+        removed_ipv6=result.removed_ipv6,
     )
 
 

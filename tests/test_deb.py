@@ -26,7 +26,13 @@ from tests.support import debs
 from tests.support.debs import Build, apt_ok, installed_version
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.lab import lab_device
-from tests.support.machine import DistributionSyslogNg, MachineState, root_crontab, set_root_crontab
+from tests.support.machine import (
+    DistributionCron,
+    DistributionSyslogNg,
+    MachineState,
+    root_crontab,
+    set_root_crontab,
+)
 from tests.support.netns import NetnsPair, entered
 from tests.support.syslog_ng import device_says
 from tests.support.tools import free_port, require_root, require_tool
@@ -118,8 +124,18 @@ def syslog_daemon(machine: None) -> Iterator[None]:
         daemon.stop()
 
 
+@pytest.fixture(scope="module")
+def cron_daemon(machine: None) -> Iterator[None]:
+    """A Debian host runs cron: tsadmin add refuses to install cron lines nothing would run."""
+    daemon = DistributionCron().start()
+    try:
+        yield
+    finally:
+        daemon.stop()
+
+
 @pytest.fixture
-def packages(syslog_daemon: None) -> Iterator[None]:
+def packages(syslog_daemon: None, cron_daemon: None) -> Iterator[None]:
     """Each test starts without the packages and leaves none behind."""
     yield
     purge_elsewhere()

@@ -121,3 +121,45 @@ class DistributionSyslogNg:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+
+
+class DistributionCron:
+    """Debian's cron daemon in the foreground (``cron -f``, which writes /run/crond.pid), started for a
+    test when none runs, as on a Debian host: ``tsadmin add`` installs its cron lines only where a cron
+    daemon will run them.  Stopped again after, and its pid file removed."""
+
+    PIDFILE = Path("/run/crond.pid")
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def running(self) -> bool:
+        try:
+            os.kill(int(self.PIDFILE.read_text().split()[0]), 0)
+        except (OSError, ValueError, IndexError):
+            return False
+        return True
+
+    def start(self) -> DistributionCron:
+        if self.running():
+            return self
+        self.process = subprocess.Popen(
+            [require_tool("cron"), "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while not self.running():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("the distribution's cron did not start")
+            time.sleep(0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.PIDFILE.unlink(missing_ok=True)

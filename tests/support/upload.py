@@ -91,23 +91,23 @@ class Run:
         if changes:
             self.write(**changes)
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        argv = [sys.executable, "-m", "ts_isr.commands.upload_rules", "--config", str(self.config)]
+        peak = self.dir / "measured.peak"
+        peak.unlink(missing_ok=True)
+        argv = [sys.executable, "-m", "tests.support.peak", str(peak)]  # measured alone, not as the runner
+        argv += [sys.executable, "-m", "ts_isr.commands.upload_rules", "--config", str(self.config)]
         output = self.dir / "measured.out"
         started = time.monotonic()
         with open(output, "w") as out:
-            child = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-        while True:  # os.wait4, not Popen.wait: it also gives the child's peak memory
-            pid, status, usage = os.wait4(child.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() - started > timeout:
-                child.kill()
-                pid, status, usage = os.wait4(child.pid, 0)
-                break
-            time.sleep(0.05)
-        child.returncode = os.waitstatus_to_exitcode(status)
+            child = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            child.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            child.terminate()  # the launcher kills upload_rules and still writes its peak
+            child.wait()
+            child.returncode = -9
         seconds = time.monotonic() - started
-        return Measured(child.returncode, seconds, usage.ru_maxrss / 1024, output.read_text())
+        peak_kib = int(peak.read_text()) if peak.exists() else 0
+        return Measured(child.returncode, seconds, peak_kib / 1024, output.read_text())
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def check_fits(entries: int, available: int) -> None:
 
 
 def run_nft(script: Iterable[str], entries: int, meminfo_path: str = MEMINFO) -> int:
-    """Run ``nft -f -`` on ``script`` within the memory bound; returns nft's peak resident bytes."""
+    """Run ``nft -f -`` on ``script`` within the memory bound; returns nft's peak resident bytes (at
+    most: the kernel counts the parent's resident pages at the fork too)."""
     with open(meminfo_path, encoding="ascii") as handle:
         available = available_bytes(handle.read())
     check_fits(entries, available)
@@ -78,8 +79,8 @@ def run_nft(script: Iterable[str], entries: int, meminfo_path: str = MEMINFO) ->
     stderr = process.stderr.read().decode(errors="replace")
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
-    peak = usage.ru_maxrss * 1024
-    log.debug(f"nft peak memory: {peak >> 20} MB for {entries} entries (bound {limit >> 20} MB)")
+    peak = usage.ru_maxrss * 1024  # at most: a child's count starts at its parent's size at the fork
+    log.debug(f"nft peak memory: at most {peak >> 20} MB for {entries} entries (bound {limit >> 20} MB)")
     if process.returncode != 0:
         first = next((line for line in stderr.splitlines() if line.strip()), "no error text")
         if "memory" in stderr.lower():

@@ -57,3 +57,13 @@ def test_a_child_loggers_record_is_masked_too(tmp_path: Path, capsys: pytest.Cap
     for text in (logfile.read_text(), capsys.readouterr().out):
         assert "Sw0rdfish" not in text
         assert text.count(MASK) == 2
+
+
+def test_hundreds_of_secrets_still_mask_each_one_present() -> None:
+    """A fleet registers two secrets a device: only those present in a line are matched."""
+    mask = SecretMask()
+    mask.add(*(f"pw-{n:03d}" for n in range(400)))
+    assert mask.mask("send pw-007 then pw-399, not pw-4000 nor xpw-001") == (
+        f"send {MASK} then {MASK}, not pw-4000 nor xpw-001"
+    )
+    assert mask.mask("nothing secret here") == "nothing secret here"

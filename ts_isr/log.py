@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -91,19 +92,28 @@ class SecretMask(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.secrets: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
 
     def add(self, *secrets: str) -> None:
         self.secrets.update(secrets)
-        longest_first = sorted(self.secrets, key=len, reverse=True)
-        self._pattern = re.compile("|".join(_standalone(secret) for secret in longest_first))
 
     def mask(self, text: str) -> str:
-        return text if self._pattern is None else self._pattern.sub(MASK, text)
+        """``text`` with the secrets it holds masked.  A fleet registers hundreds of secrets: one
+        substring test each finds the few present, and only those go into a pattern (a pattern of
+        every secret took 60 ms on a 4,000-character device reply)."""
+        present = frozenset(secret for secret in self.secrets if secret in text)
+        return _pattern(present).sub(MASK, text) if present else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg, record.args = self.mask(record.getMessage()), None
+        if not getattr(record, "masked", False):  # once per record, whatever the number of handlers
+            record.msg, record.args = self.mask(record.getMessage()), None
+            record.masked = True
         return True
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(secrets: frozenset[str]) -> re.Pattern[str]:
+    """The longest secret first, so that one holding another is masked whole."""
+    return re.compile("|".join(_standalone(secret) for secret in sorted(secrets, key=len, reverse=True)))
 
 
 def _standalone(secret: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ def dotted_quad(text: str) -> int | None:
     """``a.b.c.d`` exactly as a Cisco device prints it (no prefix, no length, no leading zero), or None."""
     if not _DOTTED_QUAD.fullmatch(text):
         return None
-    return int.from_bytes(bytes(int(octet) for octet in text.split(".")), "big")
+    return int.from_bytes(socket.inet_aton(text), "big")  # the pattern has already refused its laxities
 
 
 _V6_TEXT = re.compile(r"[0-9A-Fa-f:.]+", re.ASCII)  # no zone (``%eth0``), no brackets
@@ -84,6 +85,8 @@ class Member:
 
     @property
     def cidrs(self) -> tuple[Cidr, ...]:
+        if self.first == self.last:  # a host: most members, by far
+            return (Cidr(self.family, self.first, 32 if self.family == 4 else 128),)
         return tuple(range_to_cidrs(self.family, self.first, self.last))
 
     @property

@@ -191,3 +191,13 @@ def test_the_last_good_policy_is_neither_read_from_nor_written_to_a_state_dir_ot
     os.symlink(precious(tmp_path), state / "last_good_policy.txt")
     with pytest.raises(UnsafePath, match="is a symbolic link; refused"):
         load_last_good(state)
+
+
+def test_the_host_tools_tsadmin_runs_get_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ipset, iptables, nft and the syslog reload run with the child environment only: the web
+    automation key in TS_AUTO_KEY stays with tsadmin."""
+    from ts_isr.linux.system import run_tool
+
+    monkeypatch.setenv("TS_AUTO_KEY", "auto-key-secret")
+    shown = run_tool(["env"])
+    assert "auto-key-secret" not in shown and "PATH=" in shown

@@ -29,6 +29,7 @@ from ts_isr.sysconf import (
     install_file_changed,
     reload_syslog_ng,
 )
+from ts_isr.tools import child_env
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 UNIT_TEMPLATE = "systemd/threatstop.service"
@@ -181,7 +182,7 @@ def reload_syslog(paths: Paths, daemon: str) -> None:
     if daemon == "syslog-ng":
         reload_syslog_ng()
     elif shutil.which("systemctl"):
-        subprocess.run(RSYSLOG_HUP, check=False, capture_output=True)
+        subprocess.run(RSYSLOG_HUP, check=False, capture_output=True, env=child_env())
 
 
 def pid_alive(path: Path) -> bool:
@@ -326,7 +327,12 @@ def remove_unit(paths: Paths) -> bool:
     if not paths.systemd_unit.exists():
         return False
     if systemd_runs(paths):
-        subprocess.run(["systemctl", "disable", paths.systemd_unit.name], check=False, capture_output=True)
+        subprocess.run(
+            ["systemctl", "disable", paths.systemd_unit.name],
+            check=False,
+            capture_output=True,
+            env=child_env(),
+        )
     return remove_file(paths.systemd_unit)
 
 

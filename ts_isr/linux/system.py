@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.log import escape
-from ts_isr.tools import find_tool
+from ts_isr.tools import child_env, find_tool
 
 STREAM_QUEUE = 8
 
@@ -35,7 +35,13 @@ def run_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 600.
     command = [tool_path(argv[0]), *argv[1:]]
     try:
         done = subprocess.run(
-            command, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+            command,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=child_env(),
         )
     except subprocess.TimeoutExpired:
         raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
@@ -53,7 +59,7 @@ def stream_tool(argv: list[str], chunks: Iterable[str], *, timeout: float = 600.
     """
     command = [tool_path(argv[0]), *argv[1:]]
     with subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
     ) as process:
         # A writer thread blocks on the pipe (without the GIL) while this one renders the next chunk.
         pending: queue.Queue[bytes | None] = queue.Queue(maxsize=STREAM_QUEUE)

@@ -83,32 +83,28 @@ class MachineState:
         set_root_crontab(self.crontab)
 
 
-class DistributionSyslogNg:
-    """The distribution's own syslog-ng (``/etc/syslog-ng/syslog-ng.conf``, its default control socket),
-    started for a test when it is not running, as a Debian host runs it; stopped again after."""
+class DistributionDaemon:
+    """A daemon of the distribution in the foreground, started for a test when none runs, as on a
+    Debian host; stopped again after (only when the test started it)."""
 
-    CONTROL = Path("/var/lib/syslog-ng/syslog-ng.ctl")
+    name: str
+    argv: tuple[str, ...]
 
     def __init__(self) -> None:
         self.process: subprocess.Popen[bytes] | None = None
 
-    @staticmethod
-    def running() -> bool:
-        return subprocess.run(["syslog-ng-ctl", "stats"], capture_output=True, check=False).returncode == 0
+    def running(self) -> bool:
+        raise NotImplementedError
 
-    def start(self) -> DistributionSyslogNg:
-        require_tool("syslog-ng")
+    def start(self) -> DistributionDaemon:
         if self.running():
             return self
-        self.process = subprocess.Popen(
-            [require_tool("syslog-ng"), "-F", "--no-caps"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        argv = [require_tool(self.argv[0]), *self.argv[1:]]
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while not self.running():
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the distribution's syslog-ng did not start")
+                raise AssertionError(f"the distribution's {self.name} did not start")
             time.sleep(0.1)
         return self
 
@@ -123,15 +119,24 @@ class DistributionSyslogNg:
             self.process.wait()
 
 
-class DistributionCron:
-    """Debian's cron daemon in the foreground (``cron -f``, which writes /run/crond.pid), started for a
-    test when none runs, as on a Debian host: ``tsadmin add`` installs its cron lines only where a cron
-    daemon will run them.  Stopped again after, and its pid file removed."""
+class DistributionSyslogNg(DistributionDaemon):
+    """The distribution's own syslog-ng (``/etc/syslog-ng/syslog-ng.conf``, its default control socket)."""
 
+    name = "syslog-ng"
+    argv = ("syslog-ng", "-F", "--no-caps")
+    CONTROL = Path("/var/lib/syslog-ng/syslog-ng.ctl")
+
+    def running(self) -> bool:
+        return subprocess.run(["syslog-ng-ctl", "stats"], capture_output=True, check=False).returncode == 0
+
+
+class DistributionCron(DistributionDaemon):
+    """Debian's cron (``cron -f`` writes /run/crond.pid): ``tsadmin add`` installs its cron lines only
+    where a cron daemon will run them.  Its pid file goes with it."""
+
+    name = "cron"
+    argv = ("cron", "-f")
     PIDFILE = Path("/run/crond.pid")
-
-    def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
 
     def running(self) -> bool:
         try:
@@ -140,26 +145,7 @@ class DistributionCron:
             return False
         return True
 
-    def start(self) -> DistributionCron:
-        if self.running():
-            return self
-        self.process = subprocess.Popen(
-            [require_tool("cron"), "-f"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 30
-        while not self.running():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the distribution's cron did not start")
-            time.sleep(0.1)
-        return self
-
     def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.PIDFILE.unlink(missing_ok=True)
+        super().stop()
+        if self.process is not None:
+            self.PIDFILE.unlink(missing_ok=True)

@@ -11,14 +11,16 @@ same device at once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ts_isr.commands.answers import search_lines
 from ts_isr.config import Config
 from ts_isr.fetch import BuiltPolicy
 from ts_isr.files import safe_name
 from ts_isr.ranges import Cidr
-from ts_isr.runrecord import RunRecord
+from ts_isr.runrecord import RunRecord, load_record
 from ts_isr.sync import PLACEHOLDERS, OwnershipStore, SyncOptions, SyncResult, synchronise
 from ts_isr.targets.base import slot
 from ts_isr.targets.cisco import CiscoTarget, Device
@@ -131,3 +133,11 @@ def note_sync(record: RunRecord, result: SyncResult) -> None:
         kind: {"add": result.added.get(kind, 0), "remove": result.removed.get(kind, 0)}
         for kind in result.members
     }
+
+
+def search_device(config: Config, texts: Sequence[str], label: str, store_key: str = "") -> list[str]:
+    """``--search`` for one device: the last good policy's answer, and whether the device's group
+    for the entry (its IPv6 group on IOS) held it at its last run."""
+    groups = groups_of(config, ("block", "allow"))
+    record = load_record(config.state_dir, COMMAND, label)
+    return search_lines(texts, config.state_dir, store_key=store_key, groups=groups, record=record)

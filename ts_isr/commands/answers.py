@@ -16,6 +16,7 @@ from ts_isr.files import check_dir
 from ts_isr.policystore import load_last_good
 from ts_isr.runrecord import RunRecord, describe, load_record
 from ts_isr.search import device_note, parse_address, search
+from ts_isr.targets.base import slot
 
 CYCLE = 2 * 3600.0  # cron runs the policy update every 2 hours (the seed's 23 */2)
 
@@ -49,8 +50,8 @@ def search_lines(
     groups: dict[str, str] | None = None,
     record: RunRecord | None = None,
 ) -> list[str]:
-    """One line per address from the last good policy; with ``groups`` (a Cisco device), whether
-    the device's group held the entry at its last run."""
+    """One line per address from the last good policy; with ``groups`` (a Cisco device's, by slot),
+    whether the group that takes the entry's family held it at the device's last run."""
     addresses = [parse_address(text) for text in texts]  # a bad one stops all: one clear line
     check_dir(state_dir, "state_dir")
     stored = load_last_good(state_dir, store_key)
@@ -63,7 +64,8 @@ def search_lines(
         verdict = search(stored, address)
         note = ""
         if groups is not None:
-            group = groups["allow" if verdict.state == "allowed" else "block"]
+            kind = "allow" if verdict.state == "allowed" else "block"
+            group = groups.get(slot(kind, address.family), groups[kind])
             note = device_note(verdict, group, record, stored)
         lines.append(verdict.line() + note)
     return lines

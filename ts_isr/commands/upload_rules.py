@@ -15,10 +15,10 @@ from datetime import datetime
 from pathlib import Path
 
 from ts_isr import __version__
-from ts_isr.commands.answers import search_lines, show_status
+from ts_isr.commands.answers import show_status
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import CISCO_KEYS, Config
-from ts_isr.devicerun import RunOptions, device_lock, note_sync, policy_families, sync_device
+from ts_isr.devicerun import RunOptions, device_lock, note_sync, policy_families, search_device, sync_device
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
@@ -26,7 +26,7 @@ from ts_isr.fleet.inventory import FLEET_KEYS
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.monitoring import note_policy, recorded_run
-from ts_isr.runrecord import RunRecord, load_record
+from ts_isr.runrecord import RunRecord
 
 PROG = "upload_rules"
 
@@ -110,9 +110,7 @@ def answer(config: Config, args: argparse.Namespace) -> Exit:
     label = str(config.device)
     if args.status:
         return show_status(config.state_dir, PROG, [label])
-    groups = {"block": config.object_group_block, "allow": config.object_group_allow}
-    record = load_record(config.state_dir, PROG, label)
-    for line in search_lines(args.search, config.state_dir, groups=groups, record=record):
+    for line in search_device(config, args.search, label):
         print(line)
     return Exit.UNCHANGED
 

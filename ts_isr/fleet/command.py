@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from ts_isr.commands.answers import search_lines, show_status
+from ts_isr.commands.answers import show_status
 from ts_isr.config import Config
+from ts_isr.devicerun import search_device
 from ts_isr.errors import ConfigError, Exit
 from ts_isr.fleet.run import PROG, FleetOptions, fleet_of, run_fleet
-from ts_isr.runrecord import load_record
 
 
 def fleet_options(args: argparse.Namespace) -> FleetOptions:
@@ -36,11 +36,7 @@ def fleet_answer(config: Config, args: argparse.Namespace) -> Exit:
     if args.status:
         return show_status(config.state_dir, PROG, [device.name for device in devices + bad])
     for device in devices:
-        groups = {"block": device.config.object_group_block, "allow": device.config.object_group_allow}
-        record = load_record(config.state_dir, PROG, device.name)
-        for line in search_lines(
-            args.search, config.state_dir, store_key=device.name, groups=groups, record=record
-        ):
+        for line in search_device(device.config, args.search, device.name, store_key=device.name):
             print(f"{device.name}: {line}")
     return Exit.FAILED if bad else Exit.UNCHANGED
 

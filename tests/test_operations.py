@@ -135,6 +135,9 @@ def test_a_linux_host_reports_its_drops_status_and_search(tmp_path):
         assert exporter.value("ts_isr_blocked_packets_total", **who, direction="out") >= 1
         assert exporter.value("ts_isr_blocked_bytes_total", **who, direction="out") >= 84
         assert exporter.value("ts_isr_device_entries", **who, list="block") >= 2
+        assert exporter.value("ts_isr_last_run_changes", **who, list="block", op="add") == 0, (
+            "the same policy"
+        )
         shown = lab.tsadmin("show")
         assert f"Run metrics: {textfile} (metrics_dir)" in shown.stdout
         assert re.search(

@@ -205,6 +205,7 @@ class BuiltPolicy:
     dropped: dict[str, dict[str, int]]  # list -> reason (invalid, too_broad, truncated, lifeline)
     spared: tuple[SparedLifeline, ...]
     fetched_at: datetime  # as the last good policy records it
+    previous: Policy | None = None  # the last good policy before this one (what a run changes from)
 
     def entries(self) -> dict[str, dict[str, int]]:
         """list -> family -> entries of the built policy."""
@@ -326,7 +327,7 @@ def build_for(
     dropped.setdefault("block", {}).update(truncated=report.block_truncated, lifeline=len(spared))
     if "allow" in dropped or report.allow_truncated:
         dropped.setdefault("allow", {})["truncated"] = report.allow_truncated
-    return BuiltPolicy(policy, dropped, spared, fetched_at)
+    return BuiltPolicy(policy, dropped, spared, fetched_at, previous.policy if previous else None)
 
 
 def fetch_policy(

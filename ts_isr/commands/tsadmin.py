@@ -52,7 +52,6 @@ from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.metrics import metrics_dir_of
 from ts_isr.monitoring import note_policy, recorded_run
-from ts_isr.policystore import load_last_good
 from ts_isr.tools import find_tool
 from ts_isr.version import installed_version
 
@@ -234,14 +233,13 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
     with run_lock(paths.lock, "tsadmin"):
         if config.type == "auto":
             config = refresh_auto_settings(config)
-        state_dir = trusted_dir(Path(str(config.state_dir)), "state_dir")  # it decides what is believed
+        trusted_dir(Path(str(config.state_dir)), "state_dir")  # it decides what is believed
         backend, _ = configured_backend(config, paths)
         with recorded_run(config, host_label(), UPDATE) as record:
-            before = load_last_good(state_dir)
             built = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths))
             note_policy(record, built)
             changed = install_and_retire(backend, chain_spec(config), built.policy, paths, configured_before)
-            note_install(record, built.policy, before.policy if before else None, changed, backend)
+            note_install(record, built.policy, built.previous, changed, backend)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 
 

@@ -173,6 +173,13 @@ def test_faults_fail_only_their_device_each_named_with_its_reason(tmp_path, knot
         table = lines[next(i for i, line in enumerate(lines) if line.startswith("host ")) :]
         reasons = {line.split()[0]: line for line in table[1:-1] if " failed " in line}
         assert set(reasons) == {"z-drops", "z-silent", "z-locked-out", "z-rekeyed"}, out
+        assert (
+            "failed (connection_lost)" in reasons["z-drops"] and "failed (unreachable)" in reasons["z-silent"]
+        )
+        assert (
+            "failed (authentication)" in reasons["z-locked-out"]
+            and "failed (host_key)" in reasons["z-rekeyed"]
+        )
         assert "connection to 127.0.0.1 lost" in reasons["z-drops"]
         assert "timed out" in reasons["z-silent"], reasons["z-silent"]
         assert "authentication failed" in reasons["z-locked-out"]

@@ -35,12 +35,13 @@ def progress(done: int, total: int, failed: int) -> str:
 
 
 def summary(outcomes: Sequence[Outcome]) -> list[str]:
-    """The table (host, result, added, removed, seconds, reason), then one line of totals."""
+    """The table (host, result and a failure's kind, added, removed, seconds, reason), then one line
+    of totals."""
     header = ("host", "result", "added", "removed", "seconds", "reason")
     rows = [
         (
             o.name,
-            o.result,
+            f"{o.result} ({o.kind})" if o.kind else o.result,  # what failed: a retry tells them apart
             by_family(o.added, o.added_ipv6),
             by_family(o.removed, o.removed_ipv6),
             f"{o.seconds:.1f}",

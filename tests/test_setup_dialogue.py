@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from crontab import CronTab
 
-from ts_isr.commands import setup
+from ts_isr.commands import setup, setup_dialogue
 from ts_isr.config import Invalid
 
 
 def test_a_value_given_now_beats_the_previous_one_which_beats_the_default() -> None:
-    offered = setup.offered_values(
+    offered = setup_dialogue.offered_values(
         previous={"port": "5353", "username": "old", "password": "oldpw", "allow_list": ""},
         flags={"port": None, "username": "new", "block_list": None},
         secrets={"password": None, "enable_pw": "fromenv"},
@@ -38,18 +38,18 @@ def test_a_value_given_now_beats_the_previous_one_which_beats_the_default() -> N
 )
 def test_bad_answers_are_refused_with_the_reason(key: str, text: str, reason: str) -> None:
     with pytest.raises(Invalid, match=reason):
-        setup.check_answer(key, text)
+        setup_dialogue.check_answer(key, text)
 
 
 def test_good_answers_are_stored_as_typed() -> None:
-    assert setup.check_answer("allow_list", "") == ""
-    assert setup.check_answer("password", " p#w, \"'x ") == " p#w, \"'x "
-    assert setup.check_answer("max_policy_size", "1000") == "1000"
+    assert setup_dialogue.check_answer("allow_list", "") == ""
+    assert setup_dialogue.check_answer("password", " p#w, \"'x ") == " p#w, \"'x "
+    assert setup_dialogue.check_answer("max_policy_size", "1000") == "1000"
 
 
 def test_problems_name_the_flag_or_the_password_source_and_never_show_a_password() -> None:
-    values = setup.offered_values({}, {}, {"password": "bad\x01pw", "enable_pw": None})
-    problems = setup.problems_in(values)
+    values = setup_dialogue.offered_values({}, {}, {"password": "bad\x01pw", "enable_pw": None})
+    problems = setup_dialogue.problems_in(values)
     assert "device '': a value is required (set it with --device)" in problems
     assert "block_list '': a value is required (set it with --block-list)" in problems
     [password] = [p for p in problems if p.startswith("password")]
@@ -60,8 +60,10 @@ def test_problems_name_the_flag_or_the_password_source_and_never_show_a_password
 
 
 def test_summary_follows_the_seed_and_masks_passwords() -> None:
-    values = setup.offered_values({}, {"device": "192.0.2.1", "username": "tsadmin"}, {"password": "s3cret"})
-    text = setup.summary(values)
+    values = setup_dialogue.offered_values(
+        {}, {"device": "192.0.2.1", "username": "tsadmin"}, {"password": "s3cret"}
+    )
+    text = setup_dialogue.summary(values)
     assert "Chosen configuration parameters" in text
     assert "CISCO device internal IP : 192.0.2.1" in text
     assert "SSH password             : *******" in text
@@ -86,29 +88,29 @@ def test_cron_lines_run_the_commands_from_the_package_with_this_python() -> None
 
 def test_a_dash_clears_a_hidden_value_too() -> None:
     """Review item 15: the enable password can be cleared at its hidden prompt."""
-    question = next(q for q in setup.QUESTIONS if q.key == "enable_pw")
+    question = next(q for q in setup_dialogue.QUESTIONS if q.key == "enable_pw")
     typed = iter(["-"])
-    assert setup.ask(question, "old-secret", lambda prompt: next(typed)) == ""
+    assert setup_dialogue.ask(question, "old-secret", lambda prompt: next(typed)) == ""
     typed = iter([""])
-    assert setup.ask(question, "old-secret", lambda prompt: next(typed)) == "old-secret"
+    assert setup_dialogue.ask(question, "old-secret", lambda prompt: next(typed)) == "old-secret"
 
 
 @pytest.mark.parametrize("personality", ["ios", "asa"])
 def test_the_ipv6_groups_are_asked_of_an_ios_device_only(monkeypatch, capsys, personality) -> None:
     """Issue 12: IOS holds IPv6 in object-group v6-network groups of their own; empty = no IPv6."""
-    values = setup.offered_values({}, {"personality": personality}, {})
+    values = setup_dialogue.offered_values({}, {"personality": personality}, {})
     answers = iter(["bad name", "TS6-BLOCK", ""])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers) if "[]" in prompt else "")
-    monkeypatch.setattr(setup.getpass, "getpass", lambda prompt: "")
-    every = setup.QUESTIONS
-    monkeypatch.setattr(setup, "QUESTIONS", tuple(q for q in every if q.ios_only))
-    chosen = setup.interview(values)
-    monkeypatch.setattr(setup, "QUESTIONS", every)
+    monkeypatch.setattr(setup_dialogue.getpass, "getpass", lambda prompt: "")
+    every = setup_dialogue.QUESTIONS
+    monkeypatch.setattr(setup_dialogue, "QUESTIONS", tuple(q for q in every if q.ios_only))
+    chosen = setup_dialogue.interview(values)
+    monkeypatch.setattr(setup_dialogue, "QUESTIONS", every)
     out = capsys.readouterr().out
     if personality == "asa":
         assert "IPv6 object group" not in out and chosen["object_group_block_v6"] == ""
-        assert "IPv6 block group" not in setup.summary(chosen)
+        assert "IPv6 block group" not in setup_dialogue.summary(chosen)
         return
     assert "Invalid object_group_block_v6: must be 1 to 64 letters" in out
     assert (chosen["object_group_block_v6"], chosen["object_group_allow_v6"]) == ("TS6-BLOCK", "")
-    assert "IPv6 block group         : TS6-BLOCK" in setup.summary(chosen).splitlines()
+    assert "IPv6 block group         : TS6-BLOCK" in setup_dialogue.summary(chosen).splitlines()

@@ -160,4 +160,8 @@ def test_a_small_change_adds_before_it_removes() -> None:
     installed = {"block": block, "allow": frozenset()}
     policy = Policy((parse_token("192.0.2.1"), parse_token("203.0.112.0/23")), ())
     plan = plan_changes(installed, policy, frozenset({4, 6}), ordered=False)
-    assert render_delta(NAMES, plan) == "add TSblocknet 203.0.112.0/23\ndel TSblocknet 203.0.113.0/24\n"
+    live = {spec.name for spec in NAMES.sets}
+    assert render_delta(NAMES, plan, live) == "add TSblocknet 203.0.112.0/23\ndel TSblocknet 203.0.113.0/24\n"
+    assert render_delta(NAMES, plan, live - {"TSblocknet"}) is None, (
+        "a set that is not there is left to a swap"
+    )

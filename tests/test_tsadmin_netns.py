@@ -486,3 +486,18 @@ def test_the_default_gateway_and_the_resolvers_are_never_blocked(lab: Lab) -> No
     assert lab.pair.reachable(BLOCKED_HOST), "the resolver"
     assert lab.pair.reachable(BLOCKED_IN_NET), "the default gateway"
     assert "lifelines" in done.stdout
+
+
+def test_a_small_change_is_made_in_place_against_the_last_good_policy(lab: Lab) -> None:
+    """The update diffs against the policy its fetch already read, once the boot state's record and the
+    kernel's counts vouch for it: no entry is read back."""
+    many = tuple(f"10.{2 * n}.7.0/24" for n in range(100))  # apart: aggregation keeps them
+    lab.set_zone(policy_zone(many))
+    assert lab.add().returncode == 4
+    lab.set_zone(policy_zone((*many[1:], "10.201.7.0/24")))
+    done = lab.tsadmin("update")
+    assert done.returncode == 4, done.stdout + done.stderr
+    told = (lab.root / "var/log/threatstop/tsadmin.log").read_text().split("Policy from DNS")[-1]
+    assert "(+1 -1) changed in place" in told and "reading them back" not in told, told
+    sets = lab.state()[2]
+    assert "10.201.7.0/24" in sets and "10.0.7.0/24" not in sets

@@ -238,7 +238,9 @@ def command_update(args: argparse.Namespace, paths: Paths) -> Exit:
         with recorded_run(config, host_label(), UPDATE) as record:
             built = fetch_policy(config, force=args.force, lifelines_extra=kept_reachable(config, paths))
             note_policy(record, built)
-            changed = install_and_retire(backend, chain_spec(config), built.policy, paths, configured_before)
+            changed = install_and_retire(
+                backend, chain_spec(config), built.policy, paths, configured_before, built.previous
+            )
             note_install(record, built.policy, built.previous, changed, backend)
     return Exit.CHANGED if changed else Exit.UNCHANGED
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ts_isr.errors import ConfigError
-from ts_isr.linux.firewall import ChainSpec
+from ts_isr.linux.firewall import ChainSpec, LastApplied
 from ts_isr.linux.iptables_backend import IptablesBackend
 from ts_isr.linux.names import Names
 from ts_isr.linux.nft_backend import NftablesBackend
@@ -42,8 +42,17 @@ class Backend(Protocol):
     def read_policy(self) -> Policy:
         """What the installed sets hold."""
 
-    def apply(self, spec: ChainSpec, policy: Policy | None, before_sets: Callable[[], None]) -> bool:
-        """Sets, then the rules on top; ``None`` keeps the sets' content; True when anything changed."""
+    def apply(
+        self,
+        spec: ChainSpec,
+        policy: Policy | None,
+        before_sets: Callable[[], None],
+        last: LastApplied | None = None,
+    ) -> bool:
+        """Sets, then the rules on top; ``None`` keeps the sets' content; True when anything changed.
+
+        ``last``, when the caller knows it, spares a backend that changes sets
+        in place the read of every installed entry."""
 
     def save(self, path: Path) -> None:
         """The installed state, for the boot-time restore."""

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ts_isr.config import Invalid
 from ts_isr.errors import DeviceError
 from ts_isr.linux.names import Names
 from ts_isr.linux.system import run_tool
+from ts_isr.policy import Policy
 
 BUILTIN_CHAINS = ("INPUT", "OUTPUT", "FORWARD")
 # Docker's chain for the admin's rules, jumped to first from FORWARD: Docker's own FORWARD rules
@@ -74,6 +76,16 @@ class ChainSpec:
     allow_action: str = "RETURN"
     logopts: tuple[str, ...] = ()
     logopts_direction: str = "both"
+
+
+@dataclass(frozen=True)
+class LastApplied:
+    """What the caller believes the last good update installed: the policy it fetched then (the shrink
+    guard has read it already), and the boot state saved after installing it.  A backend that can diff
+    checks it against the host before it trusts it."""
+
+    policy: Policy
+    state: Path
 
 
 def render_chain(names: Names, family: int, spec: ChainSpec) -> list[str]:

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ts_isr.errors import ConfigError, DeviceError
-from ts_isr.linux.firewall import TOOLS, ChainSpec, Firewall
+from ts_isr.linux.firewall import TOOLS, ChainSpec, Firewall, LastApplied
 from ts_isr.linux.names import Limits, derive_names
 from ts_isr.linux.system import run_tool
 from ts_isr.log import log
 from ts_isr.policy import Policy
-from ts_isr.targets.base import plan_changes
+from ts_isr.targets.base import Plan, plan_changes, plan_from_previous
 from ts_isr.targets.ipset import IpsetTarget, policy_of
+from ts_isr.targets.ipset_record import record_of
 from ts_isr.tools import find_tool
 
 LIMITS = Limits(set_name=31, chain_name=28, log_prefix=29)
@@ -79,6 +80,7 @@ class IptablesBackend:
         self.names = derive_names(prefix, LIMITS)
         self.target = IpsetTarget(self.names)
         self.firewall = Firewall(self.names)
+        self.applied: Policy | None = None
 
     def check_host(self) -> None:
         check_tools()
@@ -97,11 +99,14 @@ class IptablesBackend:
     def read_policy(self) -> Policy:
         return policy_of(self.target.read())
 
-    def apply(self, spec: ChainSpec, policy: Policy | None, before_sets: Callable[[], None]) -> bool:
-        installed = self.target.read()
-        if policy is None:
-            policy = policy_of(installed)
-        plan = plan_changes(installed, policy, self.target.families, ordered=False)
+    def apply(
+        self,
+        spec: ChainSpec,
+        policy: Policy | None,
+        before_sets: Callable[[], None],
+        last: LastApplied | None = None,
+    ) -> bool:
+        policy, plan = self._plan(policy, last)
         desired = {change.kind: change.desired for change in plan.changes}
         changed = False
         if not plan.unchanged or not self.target.complete(desired):
@@ -113,10 +118,23 @@ class IptablesBackend:
         if self.firewall.install(self.target.families_present(), spec):
             log.info(f"Chain {self.names.chain} written and jumped to first from INPUT, OUTPUT and FORWARD")
             changed = True
+        self.applied = policy
         return changed
 
+    def _plan(self, policy: Policy | None, last: LastApplied | None) -> tuple[Policy, Plan]:
+        """The policy to install and the change to make: against the last update's policy when the
+        boot state's record and the kernel's counts vouch for it (a header listing), else against
+        every entry read back (1.2 s at 200,000).  No ``policy``: the sets keep what they hold."""
+        if policy is not None and last is not None:
+            if self.target.holds_recorded(record_of(last.policy), last.state):
+                return policy, plan_from_previous(last.policy, policy)
+            log.info("The sets differ from what the last update recorded: reading them back")
+        installed = self.target.read()
+        policy = policy_of(installed) if policy is None else policy
+        return policy, plan_changes(installed, policy, self.target.families, ordered=False)
+
     def save(self, path: Path) -> None:
-        self.target.save_state(path)
+        self.target.save_state(path, record_of(self.applied) if self.applied else None)
 
     def load(self, path: Path) -> Policy | None:
         return IpsetTarget.load_state(path, self.names)

@@ -7,20 +7,28 @@ from pathlib import Path
 
 from ts_isr.files import write_atomic
 from ts_isr.linux.backend import Backend, make_backend
-from ts_isr.linux.firewall import ChainSpec
+from ts_isr.linux.firewall import ChainSpec, LastApplied
 from ts_isr.linux.settings import Paths
 from ts_isr.log import log
 from ts_isr.policy import Policy
 
 
-def install_policy(backend: Backend, spec: ChainSpec, policy: Policy | None, paths: Paths) -> bool:
-    """The backend's sets and rules, then the boot state saved whenever it may be stale."""
+def install_policy(
+    backend: Backend, spec: ChainSpec, policy: Policy | None, paths: Paths, previous: Policy | None = None
+) -> bool:
+    """The backend's sets and rules, then the boot state saved whenever it may be stale.
+
+    ``previous`` is the policy the last update fetched: with a boot state saved
+    since (none pending), what the sets should hold.
+    """
 
     # Until the state is saved, the boot state is stale: the marker makes a later run save it.
     def mark_pending() -> None:
         write_atomic(paths.state_pending, "the sets changed after the boot state was saved\n")
 
-    changed = backend.apply(spec, policy, mark_pending)
+    current = previous is not None and not paths.state_pending.exists()
+    last = LastApplied(previous, paths.state) if current else None
+    changed = backend.apply(spec, policy, mark_pending, last)
     if changed or not paths.state.exists() or paths.state_pending.exists():
         backend.save(paths.state)
         paths.state_pending.unlink(missing_ok=True)
@@ -59,14 +67,20 @@ def retire_and_record(previous: str | None, backend: Backend, paths: Paths) -> b
 
 
 def install_and_retire(
-    backend: Backend, spec: ChainSpec, policy: Policy | None, paths: Paths, configured_before: str | None
+    backend: Backend,
+    spec: ChainSpec,
+    policy: Policy | None,
+    paths: Paths,
+    configured_before: str | None,
+    previous_policy: Policy | None = None,
 ) -> bool:
     """Install under the configured prefix, then retire the one installed before.
 
     ``configured_before`` stands in for installs made before the record existed.
     """
     previous = installed_prefix(paths) or configured_before
-    changed = install_policy(backend, spec, policy, paths)
+    same = previous == backend.names.prefix and installed_firewall(paths) == backend.kind
+    changed = install_policy(backend, spec, policy, paths, previous_policy if same else None)
     return retire_and_record(previous, backend, paths) or changed
 
 

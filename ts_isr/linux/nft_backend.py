@@ -28,7 +28,7 @@ from pathlib import Path
 
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.files import write_atomic
-from ts_isr.linux.firewall import ChainSpec
+from ts_isr.linux.firewall import ChainSpec, LastApplied
 from ts_isr.linux.names import Limits, derive_names
 from ts_isr.linux.nft_memory import run_nft
 from ts_isr.linux.system import run_tool
@@ -242,7 +242,13 @@ class NftablesBackend:
             found.setdefault(kind, []).extend(parse_json_elements(document, family))
         return Policy(tuple(sorted(found["block"])), tuple(sorted(found["allow"])))
 
-    def apply(self, spec: ChainSpec, policy: Policy | None, before_sets: Callable[[], None]) -> bool:
+    def apply(
+        self,
+        spec: ChainSpec,
+        policy: Policy | None,
+        before_sets: Callable[[], None],
+        last: LastApplied | None = None,  # every update refills the sets: nothing to diff against
+    ) -> bool:
         if policy is None:
             policy = self.read_policy() if self.present() else Policy((), ())
         script = list(render_transaction(self.table, self.names.log_prefix, spec, policy))

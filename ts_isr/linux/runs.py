@@ -16,6 +16,7 @@ from ts_isr.commands.answers import status_lines
 from ts_isr.linux.backend import Backend
 from ts_isr.policy import Policy
 from ts_isr.runrecord import RunRecord, load_record
+from ts_isr.sortedchanges import sorted_changes
 
 UPDATE, ADD, LOGS = "tsadmin_update", "tsadmin_add", "tsadmin_logs"
 CYCLES = {UPDATE: 2 * 3600.0, LOGS: 3600.0}  # the cron lines (or timers) tsadmin installs
@@ -29,9 +30,10 @@ def changes(before: Policy | None, after: Policy) -> dict[str, dict[str, int]]:
     """Entries added and removed per list against the policy installed before."""
     counts = {}
     for kind in ("block", "allow"):
-        old = set(getattr(before, kind)) if before is not None else set()
-        new = set(getattr(after, kind))
-        counts[kind] = {"add": len(new - old), "remove": len(old - new)}
+        added, removed = sorted_changes(
+            getattr(before, kind) if before is not None else (), getattr(after, kind)
+        )
+        counts[kind] = {"add": len(added), "remove": len(removed)}
     return counts
 
 

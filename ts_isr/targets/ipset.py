@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable, Collection, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ts_isr.errors import DeviceError
@@ -27,7 +27,8 @@ from ts_isr.log import escape, log
 from ts_isr.policy import Policy
 from ts_isr.ranges import BITS, Cidr
 from ts_isr.targets.base import KINDS, Members, Plan, Target
-from ts_isr.targets.ipset_delta import render_delta, small_change
+from ts_isr.targets.ipset_delta import installed_before, render_delta, small_change
+from ts_isr.targets.ipset_record import Record, SetHeader, parse_record, parse_terse, render_record
 
 Runner = Callable[..., str]
 Streamer = Callable[[list[str], Iterable[str]], None]
@@ -41,11 +42,12 @@ _OCTETS = tuple(str(i) for i in range(256))
 
 @dataclass
 class SetState:
-    """One set as ``ipset save`` shows it: its type, family and members."""
+    """One set as ``ipset save`` shows it: its type, family and members (None: not read, only its
+    header, or changed in place since)."""
 
     hash_type: str
     family: int
-    members: Collection[Cidr] = field(default_factory=set)
+    members: Collection[Cidr] | None = field(default_factory=set)
 
 
 def _not_an_address(text: str) -> DeviceError:
@@ -107,7 +109,10 @@ def members_of(sets: dict[str, SetState], names: Names) -> Members:
     held: dict[str, set[Cidr]] = {kind: set() for kind in KINDS}
     for spec in names.sets:
         if spec.name in sets:
-            held[spec.kind].update(sets[spec.name].members)
+            members = sets[spec.name].members
+            if members is None:
+                raise DeviceError(f"ipset {spec.name} was not read back: read the sets before their members")
+            held[spec.kind].update(members)
     return {kind: frozenset(members) for kind, members in held.items()}
 
 
@@ -187,19 +192,6 @@ class Update:
     def state(self) -> str:
         return "".join(self.fill)
 
-    def render_state(self) -> str:
-        """The boot state when no swap batch was streamed (an in-place update)."""
-        lines = []
-        for spec in self.chosen:
-            members = self.buckets[spec.name]
-            hashsize, maxelem = set_size(len(members))
-            lines.append(
-                f"create {spec.name} {spec.hash_type} family {spec.ipset_family} hashsize {hashsize} "
-                f"maxelem {maxelem}\n"
-            )
-            lines.append(add_lines(spec, members).replace(f"add {spec.new} ", f"add {spec.name} "))
-        return "".join(lines)
-
     def sets(self) -> dict[str, SetState]:
         return {s.name: SetState(s.hash_type, s.family, self.buckets[s.name]) for s in self.chosen}
 
@@ -224,7 +216,10 @@ def render_update(names: Names, desired: Members, live: Iterable[str]) -> Update
 
 
 def state_members(text: str, names: Names) -> Members:
-    """A saved state read back as strictly as a live read (``ipset save`` form of the live sets)."""
+    """A saved state read back as strictly as a live read (``ipset save`` form of the live sets, under
+    the record line)."""
+    if text.startswith("# tsadmin record: "):
+        text = text.partition("\n")[2]
     return members_of(parse_save(text, frozenset(s.name for s in names.sets)), names)
 
 
@@ -247,6 +242,33 @@ class IpsetTarget(Target):
         text = self.run(["ipset", "save"])
         self.sets = parse_save(text, self.names.all_set_names())
         return members_of(self.sets, self.names)
+
+    def read_headers(self) -> dict[str, SetHeader]:
+        """Our sets without their members (``ipset list -t``): what they are and how many they hold."""
+        headers = parse_terse(self.run(["ipset", "list", "-t"]), self.names.all_set_names())
+        self.sets = {
+            name: SetState(header.hash_type, header.family, None) for name, header in headers.items()
+        }
+        return headers
+
+    def holds_recorded(self, expected: Record, state: Path) -> bool:
+        """The sets hold what ``expected`` describes: the boot state records it, the kernel's counts
+        agree, and no twin is left.  Costs a header listing, not a read of every entry."""
+        try:
+            with state.open(encoding="ascii") as handle:
+                record = parse_record(handle.readline(200))
+        except (OSError, UnicodeDecodeError):
+            return False
+        if record != expected:
+            return False
+        headers = self.read_headers()
+        if any(spec.new in headers for spec in self.names.sets):
+            return False
+        counts = {kind: 0 for kind in KINDS}
+        for spec in self.names.sets:
+            if spec.name in headers:
+                counts[spec.kind] += headers[spec.name].entries
+        return record.counted(counts)
 
     def live_sets(self) -> set[str]:
         return {spec.name for spec in self.names.sets if spec.name in self.sets}
@@ -279,29 +301,33 @@ class IpsetTarget(Target):
                 )
 
     def apply(self, plan: Plan) -> None:
-        desired = {change.kind: change.desired for change in plan.changes}
-        update = render_update(self.names, desired, self.live_sets())
-        self.check_types(update.families)
         leftovers = [spec.new for spec in self.names.sets if spec.new in self.sets]
         if leftovers:
             log.info(f"Removing {len(leftovers)} set(s) left by an interrupted run: {', '.join(leftovers)}")
             self.run(["ipset", "restore"], render_destroy(leftovers))
-        live = all(spec.name in update.live for spec in update.chosen)
-        before = members_of(self.sets, self.names)
-        if not leftovers and live and small_change(plan):
-            try:
-                self.run(["ipset", "-exist", "restore"], render_delta(self.names, plan))
-            except DeviceError as exc:
-                # `ipset restore` is no transaction: part of the batch may be in. A swap puts it right.
-                log.warning(f"{exc}; the in-place update stopped part-way: swapping in whole sets instead")
-                self._swap(plan, update, restore=before)
-                return
-            self._applied(plan, update, in_place=True)
+        whole = all(
+            spec.name in self.sets for spec in self.names.sets if spec.family in self.families_present()
+        )
+        in_place = whole and not leftovers and small_change(plan)
+        delta = render_delta(self.names, plan, self.live_sets()) if in_place else None
+        if delta is None:
+            self._swap(plan)
             return
-        self._swap(plan, update)
+        self.check_types(self.families_present())
+        try:
+            self.run(["ipset", "-exist", "restore"], delta)
+        except DeviceError as exc:
+            # `ipset restore` is no transaction: part of the batch may be in. A swap puts it right.
+            log.warning(f"{exc}; the in-place update stopped part-way: swapping in whole sets instead")
+            self._swap(plan, restore=installed_before(plan))
+            return
+        self._applied(plan, None)
 
-    def _swap(self, plan: Plan, update: Update, restore: Members | None = None) -> None:
+    def _swap(self, plan: Plan, restore: Members | None = None) -> None:
         """Whole sets filled as twins and swapped in; ``restore``: what to put back if that fails."""
+        desired = {change.kind: change.desired for change in plan.changes}
+        update = render_update(self.names, desired, self.live_sets())
+        self.check_types(update.families)
         try:
             self.stream(["ipset", "restore"], update.chunks())
         except DeviceError:
@@ -311,18 +337,26 @@ class IpsetTarget(Target):
                 self.stream(["ipset", "restore"], back.chunks())
                 self._destroy_twins()
             raise
-        self._applied(plan, update, in_place=False)
+        self._applied(plan, update)
 
-    def _applied(self, plan: Plan, update: Update, *, in_place: bool) -> None:
-        """The batch succeeded as a whole: the sets hold what was rendered, no need to read 200,000 back."""
-        how = "changed in place" if in_place else "swapped in"
+    def _applied(self, plan: Plan, update: Update | None) -> None:
+        """The batch succeeded as a whole: the sets hold what was planned, no need to read 200,000 back.
+
+        ``update`` is the swap that was streamed, None for a change in place:
+        then the sets are the same and their members are not known here.
+        """
+        how = "changed in place" if update is None else "swapped in"
         for change in plan.changes:
             log.info(
                 f"{change.kind} list: {len(change.desired)} entries "
                 f"(+{len(change.add)} -{len(change.remove)}) {how}"
             )
-        self.sets = update.sets()
-        self.state_text = update.render_state() if in_place else update.state
+        if update is None:
+            self.sets = {name: replace(state, members=None) for name, state in self.sets.items()}
+            self.state_text = None
+        else:
+            self.sets = update.sets()
+            self.state_text = update.state
 
     def _destroy_twins(self) -> None:
         """After a failed batch: the live sets are untouched; take away the half-filled twins."""
@@ -331,12 +365,14 @@ class IpsetTarget(Target):
         if twins:
             self.run(["ipset", "restore"], render_destroy(twins))
 
-    def save_state(self, path: Path) -> None:
-        """Our live sets, for the boot-time restore (written atomically, mode 0600)."""
+    def save_state(self, path: Path, record: Record | None) -> None:
+        """Our live sets, for the boot-time restore (written atomically, mode 0600), under the
+        ``record`` of the policy they hold.  After a change in place, ``ipset save`` prints them:
+        formatting 200,000 entries in Python would cost more than the change."""
         text = self.state_text
         if text is None:
             text = "".join(self.run(["ipset", "save", name]) for name in sorted(self.live_sets()))
-        write_atomic(path, text)
+        write_atomic(path, (render_record(record) if record else "") + text)
 
     def present(self) -> list[str]:
         """Every set of ours that exists now, live or twin."""

@@ -16,6 +16,7 @@ from tests.support.lab import lab_device
 from tests.support.tools import free_port, require_tool, wait_for_port
 from ts_isr.errors import DeviceError
 from ts_isr.hostkeys import (
+    device_known_hosts,
     fetch_host_key,
     fingerprint,
     known_host_keys,
@@ -189,3 +190,25 @@ def test_nothing_listening_and_not_ssh_are_one_clear_line_each(tmp_path: Path) -
     finally:
         server.kill()
         server.wait()
+
+
+def test_a_login_loads_only_the_devices_own_lines_from_a_fleets_known_hosts(tmp_path: Path) -> None:
+    """paramiko decodes every key of the file it loads: a login is given the device's lines alone."""
+    hashed = paramiko.HostKeys.hash_host("[192.0.2.7]:2222")
+    lines = [
+        f"[192.0.2.7]:2222 ssh-ed25519 {OTHER_ED25519}",
+        f"[192.0.2.7]:2223 ssh-ed25519 {OTHER_ED25519}",
+        f"192.0.2.7 ssh-ed25519 {OTHER_ED25519}",
+        "other,[192.0.2.7]:2222 ssh-rsa AAAAB3NzaC1yc2E=",
+        f"{hashed} ssh-ed25519 {OTHER_ED25519}",
+        f"# [192.0.2.7]:2222 ssh-ed25519 {OTHER_ED25519}",
+        "[192.0.2.7]:2222",
+    ]
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("\n".join(lines) + "\n")
+    with device_known_hosts(known_hosts, "192.0.2.7", 2222) as copy:
+        assert copy.read_text().splitlines() == [lines[0], lines[3], lines[4]]
+        assert copy.stat().st_mode & 0o077 == 0
+    assert not copy.exists()
+    with device_known_hosts(tmp_path / "absent", "192.0.2.7", 2222) as copy:
+        assert copy.read_text() == ""

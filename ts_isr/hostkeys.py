@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import socket
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,7 +80,12 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 
 def _matches(entry: HostKeyEntry, name: str) -> bool:
-    for pattern in entry.hostnames:
+    return _names_match(entry.hostnames, name)
+
+
+def _names_match(patterns: Sequence[str], name: str) -> bool:
+    """One of a known_hosts line's host patterns is ``name``, plainly or hashed (``|1|salt|hash``)."""
+    for pattern in patterns:
         if pattern.startswith("|1|"):
             try:
                 if HostKeys.hash_host(name, pattern) == pattern:
@@ -89,6 +95,33 @@ def _matches(entry: HostKeyEntry, name: str) -> bool:
         elif pattern == name:
             return True
     return False
+
+
+@contextmanager
+def device_known_hosts(known_hosts: Path, host: str, port: int) -> Iterator[Path]:
+    """A private copy of the lines of ``known_hosts`` that name ``host:port``, for paramiko to load.
+
+    paramiko decodes the key of every line of the file it loads, and a fleet's
+    known_hosts holds a line per device: each login would decode them all
+    (40,000 keys for 200 devices).  Lines are picked by their host field, keys
+    left undecoded; the copy (mode 0600, made with O_EXCL) goes after the login.
+    """
+    name = known_hosts_name(host, port)
+    try:
+        text = known_hosts.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    picked = [
+        line
+        for line in text.splitlines()
+        if len(fields := line.split()) >= 3
+        and not fields[0].startswith("#")
+        and _names_match(fields[0].split(","), name)
+    ]
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="ts_isr-known_hosts.") as copy:
+        copy.write("".join(line + "\n" for line in picked))
+        copy.flush()
+        yield Path(copy.name)
 
 
 def _entries(known_hosts: Path) -> list[tuple[str, HostKeyEntry | None]]:

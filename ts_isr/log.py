@@ -55,15 +55,24 @@ class DeviceTag(logging.Filter):
         return True
 
 
-class OnlyDevice(logging.Filter):
-    """Lets through only one fleet device's records: its own log file."""
+class DeviceFiles(logging.Handler):
+    """Every fleet device's own log file behind one handler: a record reaches the file of its
+    thread's device and no other.  (A handler per device would see every record: each line would
+    pass a filter for every device at work.)"""
 
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.files: dict[str, logging.Handler] = {}
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return current_device.get() == self.name
+    def open(self, device: str, logfile: Path) -> None:
+        self.files[device] = private_log(logfile, device)
+
+    def close_file(self, device: str) -> None:
+        self.files.pop(device).close()
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        handler = self.files.get(current_device.get() or "")
+        return bool(handler and handler.handle(record))
 
 
 class PrivateFileHandler(logging.FileHandler):
@@ -165,11 +174,13 @@ def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | 
 
 def private_log(logfile: Path, device: str | None = None) -> logging.Handler:
     """A handler writing every detail to ``logfile`` (in a folder only root or the running user can
-    change), masked; with ``device``, only that fleet device's lines, without its name on each."""
+    change), masked; with ``device``, a fleet device's own file (:class:`DeviceFiles` gives it that
+    device's lines), without its name on each."""
     trusted_dir(logfile.parent, "log folder")
     handler = PrivateFileHandler(logfile, encoding="utf-8")
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(SeedFormatter(with_time=True, named=device is None))
     handler.addFilter(_mask)
-    handler.addFilter(OnlyDevice(device) if device else _tag)
+    if device is None:
+        handler.addFilter(_tag)
     return handler

@@ -8,17 +8,33 @@ device's command line.  The reading of the vendor's format is in
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 from array import array
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from ts_isr.ranges import BITS, Cidr, RangeSet
 
-_V4 = re.compile(r"(?:1:)?((?:0|[1-9][0-9]{0,2})(?:\.(?:0|[1-9][0-9]{0,2})){3})(?:/(0|[1-9][0-9]?))?")
 _V6 = re.compile(r"([0-9A-Fa-f:.]{2,47})(?:/(0|[1-9][0-9]{0,2}))?")
 MAX_TOKEN = 64
+
+
+_PREFIX_LENGTHS = {str(n): n for n in range(33)}
+# Parsed texts are remembered: a fleet reads the same policy from every device, its ownership record
+# and its last good policy (a look-up costs a tenth of a parse).  Bounded, as a policy is not.
+PARSED_TEXTS = 1 << 16  # only the canonical spellings: no "08", "+8"
+
+
+@functools.lru_cache(maxsize=PARSED_TEXTS)
+def ipv4_value(text: str) -> int | None:
+    """``a.b.c.d`` strictly (glibc's inet_pton: four decimal octets, no leading zero, sign or space)."""
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):  # ValueError: an embedded NUL
+        return None
 
 
 def parse_v4(text: str) -> tuple[int, int] | None:
@@ -27,17 +43,10 @@ def parse_v4(text: str) -> tuple[int, int] | None:
     Leading zeros are refused: ``010.1.1.1`` means octal to some parsers and
     decimal to others, and a policy must not depend on which.
     """
-    m = _V4.fullmatch(text)
-    if not m:
-        return None
-    value = 0
-    for octet in m.group(1).split("."):
-        n = int(octet)
-        if n > 255:
-            return None
-        value = (value << 8) | n
-    prefixlen = int(m.group(2)) if m.group(2) is not None else 32
-    if prefixlen > 32:
+    address, slash, length = text.removeprefix("1:").partition("/")
+    value = ipv4_value(address)
+    prefixlen = _PREFIX_LENGTHS.get(length) if slash else 32
+    if value is None or prefixlen is None:
         return None
     return value & (((1 << prefixlen) - 1) << (32 - prefixlen)), prefixlen
 
@@ -72,6 +81,7 @@ def parse_v6(text: str, *, family_prefix: bool = True) -> tuple[int, int] | None
     return valid[0] & (((1 << prefixlen) - 1) << (128 - prefixlen)), prefixlen
 
 
+@functools.lru_cache(maxsize=PARSED_TEXTS)
 def parse_token(text: str, *, family_prefix: bool = True) -> Cidr | None:
     """A TXT token (``a.b.c.d[/len]``, ``1:a.b.c.d/len``, IPv6 forms) or None.
 

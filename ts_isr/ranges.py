@@ -7,6 +7,7 @@ aggregation and allow-list subtraction linear and small, where a million
 
 from __future__ import annotations
 
+import functools
 import socket
 from array import array
 from bisect import bisect_left, bisect_right
@@ -31,7 +32,12 @@ class Cidr(NamedTuple):
         return int_to_text(self.family, self.network)
 
     def __str__(self) -> str:
-        return f"{int_to_text(self.family, self.network)}/{self.prefixlen}"
+        return cidr_text(self)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # a fleet writes the same policy into every device's records
+def cidr_text(cidr: Cidr) -> str:
+    return f"{int_to_text(cidr.family, cidr.network)}/{cidr.prefixlen}"
 
 
 def int_to_text(family: int, value: int) -> str:

@@ -30,7 +30,7 @@ from ts_isr.fleet.pacer import Pacer
 from ts_isr.fleet.report import Outcome, progress, summary
 from ts_isr.fleet.select import select
 from ts_isr.lock import run_lock
-from ts_isr.log import current_device, escape, log, private_log
+from ts_isr.log import DeviceFiles, current_device, escape, log
 from ts_isr.monitoring import note_policy, recorded_run
 
 PROG = "upload_rules"
@@ -116,12 +116,16 @@ class Progress:
 
 
 def one_device(
-    device: FleetDevice, fetched: FetchedLists | TsError, pacer: Pacer, options: FleetOptions, shared: Config
+    device: FleetDevice,
+    fetched: FetchedLists | TsError,
+    pacer: Pacer,
+    options: FleetOptions,
+    shared: Config,
+    files: DeviceFiles,
 ) -> Outcome:
     """Build and synchronise one device, under its lock; any failure is this device's alone."""
     token = current_device.set(device.name)
-    handler = private_log(device_log(shared, device.name), device.name)
-    log.addHandler(handler)
+    files.open(device.name, device_log(shared, device.name))
     started = time.monotonic()
     try:
         outcome = _sync_one(device, fetched, pacer, options)
@@ -135,8 +139,7 @@ def one_device(
         log.error(reason)
         outcome = Outcome(device.name, "failed", reason=reason, kind="internal")
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        files.close_file(device.name)
         current_device.reset(token)
     return replace(outcome, seconds=time.monotonic() - started)
 
@@ -213,11 +216,19 @@ def run_fleet(shared: Config, options: FleetOptions, emit: Callable[[str], None]
             from nornir.core.task import Result
 
             device = by_name[task.host.name]
-            outcome = one_device(device, fetched[list_settings(device.config)], pacer, options, shared)
+            lists = fetched[list_settings(device.config)]
+            outcome = one_device(device, lists, pacer, options, shared, files)
             return Result(host=task.host, result=outcome, failed=outcome.failed)
 
         processor = Progress(len(devices), len(outcomes))
-        results = nornir.with_processors([processor]).run(task=task, name="ts_isr sync") if devices else {}
+        files = DeviceFiles()
+        log.addHandler(files)
+        try:
+            results = (
+                nornir.with_processors([processor]).run(task=task, name="ts_isr sync") if devices else {}
+            )
+        finally:
+            log.removeHandler(files)
         outcomes += [multi[0].result for multi in results.values()]
     failures = [outcome for outcome in outcomes if outcome.failed]
     if failures or sys.stdout.isatty() or options.dry_run:

@@ -8,22 +8,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
+from ts_isr.policy import ipv4_value
 from ts_isr.ranges import Cidr, int_to_text, range_to_cidrs
-
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}", re.ASCII)
 
 
 def dotted_quad(text: str) -> int | None:
     """``a.b.c.d`` exactly as a Cisco device prints it (no prefix, no length, no leading zero), or None."""
-    if not _DOTTED_QUAD.fullmatch(text):
-        return None
-    return int.from_bytes(socket.inet_aton(text), "big")  # the pattern has already refused its laxities
+    return ipv4_value(text)
 
 
 _V6_TEXT = re.compile(r"[0-9A-Fa-f:.]+", re.ASCII)  # no zone (``%eth0``), no brackets
@@ -60,8 +56,7 @@ def mask_prefixlen(text: str) -> int | None:
     return 32 - inverted.bit_length()
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """One address member line of a group, parsed: ``host X``, ``X MASK``, ``range A B`` or ``X/LEN``.
 
     A line is a member only when :meth:`text` rebuilds it exactly, so a
@@ -178,12 +173,15 @@ def group_body(text: str, header: str, next_group: re.Pattern[str]) -> list[str]
     ``next_group`` is matched on the line as printed: members are indented,
     so a description that reads like a header never ends the group.
     """
-    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
-    lowered = [line.strip().lower() for line in lines]
-    if header.lower() not in lowered:
+    lines = text.splitlines()
+    wanted = header.lower()
+    start = next((n for n, line in enumerate(lines) if line.strip().lower() == wanted), None)
+    if start is None:
         return None
     body = []
-    for line in lines[lowered.index(header.lower()) + 1 :]:
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            continue
         if next_group.match(line):
             break
         body.append(line.strip())
@@ -192,16 +190,23 @@ def group_body(text: str, header: str, next_group: re.Pattern[str]) -> list[str]
 
 def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
     """Member lines (already stripped) into networks; what is not an address member is the user's."""
-    members: dict[Cidr, list[Member]] = {}
+    members: dict[Cidr, tuple[Member, ...]] = {}
     others: list[str] = []
+    hosts = prefix + "host "
     for line in lines:
+        # ``host a.b.c.d``, nearly every line of a policy's group, skips the general parse.
+        address = ipv4_value(line[len(hosts) :]) if line.startswith(hosts) else None
+        if address is not None:
+            cidr = Cidr(4, address, 32)
+            members[cidr] = (*members.get(cidr, ()), Member("host", address, address))
+            continue
         member = parse_member(line[len(prefix) :]) if line.startswith(prefix) else None
         if member is None:
             others.append(line)
             continue
         for cidr in member.cidrs:
-            members.setdefault(cidr, []).append(member)
-    return GroupContents(members={c: tuple(m) for c, m in members.items()}, others=tuple(others))
+            members[cidr] = (*members.get(cidr, ()), member)
+    return GroupContents(members=members, others=tuple(others))
 
 
 def removal_lines(

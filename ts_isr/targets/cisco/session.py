@@ -112,33 +112,36 @@ class Session:
         from netmiko import ConnectHandler
         from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
+        from ts_isr.hostkeys import device_known_hosts  # paramiko: imported only to log in
+
         device = self.device
         log.info("Logging into remote device.")
         if device.known_hosts.exists():  # whoever could change it could plant a fake device's key
             check_trusted(trusted_path(device.known_hosts, "known_hosts"), "known_hosts")
         try:
-            self.conn = ConnectHandler(
-                device_type=self.dialect.device_type,
-                host=device.host,
-                port=device.port,
-                username=device.username,
-                password=device.password or "",
-                secret=device.secret or "",
-                ssh_strict=True,
-                system_host_keys=False,
-                alt_host_keys=True,
-                alt_key_file=str(device.known_hosts),
-                use_keys=False,
-                allow_agent=False,
-                conn_timeout=device.timeout,
-                auth_timeout=device.timeout,
-                banner_timeout=device.timeout,
-                timeout=device.timeout,
-                read_timeout_override=device.timeout,
-                # netmiko would set the ASA's terminal width in configuration mode; an unchanged
-                # policy must never enter it, so the dialect sets it from privileged EXEC below.
-                allow_auto_change=False,
-            )
+            with device_known_hosts(device.known_hosts, device.host, device.port) as known_hosts:
+                self.conn = ConnectHandler(
+                    device_type=self.dialect.device_type,
+                    host=device.host,
+                    port=device.port,
+                    username=device.username,
+                    password=device.password or "",
+                    secret=device.secret or "",
+                    ssh_strict=True,
+                    system_host_keys=False,
+                    alt_host_keys=True,
+                    alt_key_file=str(known_hosts),
+                    use_keys=False,
+                    allow_agent=False,
+                    conn_timeout=device.timeout,
+                    auth_timeout=device.timeout,
+                    banner_timeout=device.timeout,
+                    timeout=device.timeout,
+                    read_timeout_override=device.timeout,
+                    # netmiko would set the ASA's terminal width in configuration mode; an unchanged
+                    # policy must never enter it, so the dialect sets it from privileged EXEC below.
+                    allow_auto_change=False,
+                )
         except NetmikoAuthenticationException:
             raise AuthenticationFailed(
                 f"authentication failed for user {device.username} on {device.host}:{device.port}; "

@@ -111,6 +111,19 @@ def test_a_server_failure_mid_upload_sends_every_line_once_on_the_next_run(host)
     assert sent == [blocked(n) for n in range(1, 41)], sent
 
 
+def test_a_line_that_arrives_during_an_upload_goes_with_the_next_one(host) -> None:
+    """The cursor saved is the last uploaded line's, not the journal's end when the server answered."""
+    server, journal, logs, _ = host
+    write_journal(journal, [entry(1, blocked(1)), entry(2, blocked(2))])
+    server.during = lambda: write_journal(journal, [entry(3, blocked(3))])
+    first = logs()
+    assert first.returncode == 0, first.stdout + first.stderr
+    server.during = None
+    assert [line.split(" kernel: ")[1] for line in uploaded_lines(server)] == [blocked(1), blocked(2)]
+    assert logs().returncode == 0
+    assert [line.split(" kernel: ")[1] for line in uploaded_lines(server)] == [blocked(n) for n in (1, 2, 3)]
+
+
 def test_a_vacuumed_stretch_is_logged_with_its_size(host) -> None:
     server, journal, logs, root = host
     write_journal(journal, [entry(1, blocked(1))])

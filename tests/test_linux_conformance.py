@@ -84,6 +84,19 @@ def kernel_state(lab: Lab) -> tuple[str, ...]:
     return "\n".join(legacy), sets, nft_ruleset(lab)
 
 
+def kernel_entries(lab: Lab, kind: str) -> int:
+    """Entries of list ``kind`` as the kernel holds them: ipset's members, or nft set elements."""
+    added = [line for line in lab.pair.run(["ipset", "save"]).stdout.splitlines() if line.startswith("add ")]
+    in_ipsets = sum(1 for line in added if line.split()[1].startswith(f"{lab.prefix}{kind}"))
+    items = json.loads(lab.pair.run(["nft", "-j", "list", "ruleset"]).stdout)["nftables"]
+    in_nft = sum(
+        len(item["set"].get("elem", ()))
+        for item in items
+        if "set" in item and item["set"]["family"] == "inet" and item["set"]["name"].startswith(kind)
+    )
+    return in_ipsets + in_nft
+
+
 def nft_ruleset(lab: Lab) -> str:
     """``nft list ruleset`` as JSON, counters and handles left out, and without what iptables-nft leaves
     once its last rule is gone and which filters nothing: empty base chains with policy accept, and
@@ -141,6 +154,13 @@ def test_blocks_allows_inside_a_blocked_network_and_ipv6(lab: tuple[Lab, str]) -
     assert lab_.pair.reachable(FREE6)
     shown = lab_.tsadmin("show")
     assert shown.returncode == 0 and f"Firewall: {backend} (" in shown.stdout, shown.stdout + shown.stderr
+    counts = re.search(r"Block list: (\d+) entries, allow list: (\d+) entries", shown.stdout)
+    assert counts, shown.stdout
+    assert (int(counts.group(1)), int(counts.group(2))) == (
+        kernel_entries(lab_, "block"),
+        kernel_entries(lab_, "allow"),
+    )
+    assert int(counts.group(1)) >= 3, "a host, the blocked network around the allowed address, IPv6"
     again = lab_.add(f"--firewall={backend}")
     assert again.returncode == 0, again.stdout + again.stderr
 

@@ -20,6 +20,7 @@ import threading
 import time
 import traceback
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,7 +70,8 @@ class LogServer:
     ``url`` is ``https://127.0.0.1:PORT/logupload``; ``ca_file`` is the PEM of
     the CA that signed the server's certificate.  ``uploads`` lists accepted
     requests in order; ``attempts`` counts every request, failed ones too.
-    ``delay`` seconds pass before each success is answered (a slow server).
+    ``delay`` seconds pass before each success is answered (a slow server); ``during``, when set,
+    is called then too, while the client waits for the answer.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class LogServer:
         #: whose keep-alive timer fires while the request is on its way (Apache's default is 5 s).
         self.keepalive = keepalive
         self.uploads: list[Upload] = []
+        self.during: Callable[[], None] | None = None
         self.attempts = 0
         #: Unexpected failures of the server itself (not the handshakes and resets tests provoke).
         self.errors: list[str] = []
@@ -218,6 +221,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if owner.delay:
             owner._stopping.wait(owner.delay)
+        if owner.during is not None:
+            owner.during()
         owner._accept(upload)
         if failure is Failure.HUGE_BODY:
             self._stream(b"x" * (1 << 20), 0.0)

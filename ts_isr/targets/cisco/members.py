@@ -146,22 +146,18 @@ class GroupContents:
 
     ``others`` are the lines this tool never manages: description,
     group-object, any, objects, anything not a well-formed address member.
+    ``held_by_user`` are the networks a line in a form the tool never writes
+    covers (a ``range``, an ``X 255.255.255.255``): a user's line, so the
+    tool removes them only in an exclusive group.
     """
 
     members: Mapping[Cidr, tuple[Member, ...]]
     others: tuple[str, ...]
+    held_by_user: frozenset[Cidr] = frozenset()
 
     @property
     def cidrs(self) -> frozenset[Cidr]:
         return frozenset(self.members)
-
-    @property
-    def held_by_user(self) -> frozenset[Cidr]:
-        """The networks a line in a form the tool never writes covers (a ``range``, an
-        ``X 255.255.255.255``): a user's line, so the tool removes them only in an exclusive group."""
-        return frozenset(
-            cidr for cidr, members in self.members.items() if not all(m.in_tools_form for m in members)
-        )
 
 
 ABSENT = GroupContents(members={}, others=())
@@ -192,6 +188,7 @@ def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
     """Member lines (already stripped) into networks; what is not an address member is the user's."""
     members: dict[Cidr, tuple[Member, ...]] = {}
     others: list[str] = []
+    users: set[Cidr] = set()
     hosts = prefix + "host "
     for line in lines:
         # ``host a.b.c.d``, nearly every line of a policy's group, skips the general parse.
@@ -206,7 +203,9 @@ def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
             continue
         for cidr in member.cidrs:
             members[cidr] = (*members.get(cidr, ()), member)
-    return GroupContents(members=members, others=tuple(others))
+        if not member.in_tools_form:
+            users.update(member.cidrs)
+    return GroupContents(members=members, others=tuple(others), held_by_user=frozenset(users))
 
 
 def removal_lines(
@@ -225,9 +224,9 @@ def removal_lines(
         for member in contents.members.get(cidr, ()):
             if users_lines or member.in_tools_form:
                 taken[member] = None
-    still_held = {c for c, members in contents.members.items() if any(m not in taken for m in members)}
     gone = {cidr for member in taken for cidr in member.cidrs}
-    readd = sorted((gone & keep) - still_held)
+    # A network kept but held only by lines that go: sent again as a single member.
+    readd = sorted(cidr for cidr in gone & keep if all(m in taken for m in contents.members[cidr]))
     return readd, [(member, frozenset(member.cidrs)) for member in taken]
 
 

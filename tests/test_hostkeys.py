@@ -208,7 +208,7 @@ def test_a_login_loads_only_the_devices_own_lines_from_a_fleets_known_hosts(tmp_
     known_hosts.write_text("\n".join(lines) + "\n")
     with device_known_hosts(known_hosts, "192.0.2.7", 2222) as copy:
         assert copy.read_text().splitlines() == [lines[0], lines[3], lines[4]]
-        assert copy.stat().st_mode & 0o077 == 0
+        assert copy.parent.stat().st_mode & 0o077 == 0, "in a folder of its own"
     assert not copy.exists()
     with device_known_hosts(tmp_path / "absent", "192.0.2.7", 2222) as copy:
         assert copy.read_text() == ""

@@ -95,7 +95,7 @@ def test_a_terse_listing_in_an_unknown_form_is_refused(damage: tuple[str, str]) 
 
 
 def test_the_record_reads_back_what_was_written_and_nothing_else() -> None:
-    record = record_of(Policy((parse_token("192.0.2.1"),), ()))
+    record = record_of(Policy((parse_token("192.0.2.1"),), ()), 1_764_518_400)
     assert parse_record(render_record(record)) == record
     assert parse_record("create TRblockaddr hash:ip family inet\n") is None
     assert parse_record(render_record(record).replace("block 1", "block 1; rm -rf /")) is None
@@ -130,12 +130,15 @@ def installed(tmp_path: Path, policy: Policy) -> Path:
     return tmp_path / "state"
 
 
-def watched() -> tuple[IptablesBackend, list[list[str]]]:
-    """A new backend (a new update process) whose tool runs are noted."""
+def watched(terse: str | None = None) -> tuple[IptablesBackend, list[list[str]]]:
+    """A new backend (a new update process) whose tool runs are noted; ``terse`` stands for what
+    ``ipset list -t`` prints."""
     backend, calls = IptablesBackend("TR"), []
 
     def run(argv: list[str], stdin: str | None = None) -> str:
         calls.append(argv)
+        if terse is not None and argv == ["ipset", "list", "-t"]:
+            return terse
         return run_tool(argv, stdin)
 
     backend.target.run = run
@@ -188,4 +191,40 @@ def test_a_previous_policy_that_never_reached_the_sets_is_not_trusted(
     with caplog.at_level(logging.INFO, logger="ts_isr"):
         backend.apply(ChainSpec(), after, lambda: None, LastApplied(fetched_not_installed, state))
     assert ["ipset", "save"] in calls and "reading them back" in caplog.text
+    assert backend.read_policy() == after
+
+
+def test_a_record_a_day_old_is_checked_by_reading_the_sets_back(
+    host: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An edit by hand that keeps the counts (one entry out, another in) is put right within a day."""
+    before = Policy(hosts(0, 500), ())
+    state = installed(tmp_path, before)
+    run_tool(["ipset", "del", "TRblockaddr", str(hosts(0, 1)[0].address_text())])
+    run_tool(["ipset", "add", "TRblockaddr", "203.0.113.9"])
+    first, rest = state.read_text().split("\n", 1)
+    day_old = parse_record(first + "\n")
+    assert day_old is not None
+    aged = render_record(record_of(before, day_old.read_back - 24 * 3600 - 1))
+    state.write_text(aged + rest)
+    backend, calls = watched()
+    with caplog.at_level(logging.INFO, logger="ts_isr"):
+        backend.apply(ChainSpec(), before, lambda: None, LastApplied(reparsed(before), state))
+    assert ["ipset", "save"] in calls and "reading them back" in caplog.text
+    assert backend.read_policy() == before, "the hand-made swap is undone"
+
+
+def test_an_ipset_that_does_not_count_its_entries_is_read_back(
+    host: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = Policy(hosts(0, 500), ())
+    state = installed(tmp_path, before)
+    listing = run_tool(["ipset", "list", "-t"])
+    backend, calls = watched(
+        terse="\n".join(line for line in listing.splitlines() if not line.startswith("Number of"))
+    )
+    after = Policy(hosts(3, 500), ())
+    with caplog.at_level(logging.INFO, logger="ts_isr"):
+        backend.apply(ChainSpec(), after, lambda: None, LastApplied(reparsed(before), state))
+    assert "in a form tsadmin does not know" in caplog.text and ["ipset", "save"] in calls
     assert backend.read_policy() == after

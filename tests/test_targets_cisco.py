@@ -12,11 +12,10 @@ from ts_isr.errors import DeviceError
 from ts_isr.lab.cli import Session
 from ts_isr.lab.model import ASA, IOS, DeviceState, Mode, Profile
 from ts_isr.lab.show import asa_object_group_config, ios_show_object_group
-from ts_isr.policy import parse_token
+from ts_isr.policy import ipv4_value, parse_token
 from ts_isr.targets.cisco import (
     Device,
     Stream,
-    dotted_quad,
     login_error,
     mask_prefixlen,
     never_empty,
@@ -167,7 +166,7 @@ def test_only_exact_device_text_is_a_member():
         "range 10.0.0.1 10.0.0.2 x",
     ):
         assert parse_member(text) is None, text
-    assert dotted_quad("0.0.0.0") == 0 and dotted_quad("1.2.3.04") is None and dotted_quad("1.2.3") is None
+    assert ipv4_value("0.0.0.0") == 0 and ipv4_value("1.2.3.04") is None and ipv4_value("1.2.3") is None
     lines = ["host 10.0.0.9", "10.1.0.0 255.255.0.0", "range 10.0.0.1 10.0.0.3", "host\t10.0.0.8"]
     contents = parse_members(lines, prefix="")
     assert contents.others == ("host\t10.0.0.8",)

@@ -104,24 +104,32 @@ def device_known_hosts(known_hosts: Path, host: str, port: int) -> Iterator[Path
     paramiko decodes the key of every line of the file it loads, and a fleet's
     known_hosts holds a line per device: each login would decode them all
     (40,000 keys for 200 devices).  Lines are picked by their host field, keys
-    left undecoded; the copy (mode 0600, made with O_EXCL) goes after the login.
+    left undecoded; the copy sits in a folder of its own (mode 0700) and goes
+    after the login.
     """
     name = known_hosts_name(host, port)
     try:
         text = known_hosts.read_text(encoding="utf-8")
     except FileNotFoundError:
         text = ""
+    except OSError as exc:
+        raise DeviceError(f"cannot read {known_hosts} ({exc.strerror}); fix it or run setup again") from None
     picked = [
         line
-        for line in text.splitlines()
+        for line in text.split("\n")
         if len(fields := line.split()) >= 3
         and not fields[0].startswith("#")
         and _names_match(fields[0].split(","), name)
     ]
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", prefix="ts_isr-known_hosts.") as copy:
-        copy.write("".join(line + "\n" for line in picked))
-        copy.flush()
-        yield Path(copy.name)
+    with tempfile.TemporaryDirectory(prefix="ts_isr-known_hosts.") as folder:
+        copy = Path(folder) / "known_hosts"
+        try:
+            copy.write_text("".join(line + "\n" for line in picked), encoding="utf-8")
+        except OSError as exc:
+            raise DeviceError(
+                f"cannot copy {known_hosts} for the login ({exc.strerror}); free some disk"
+            ) from None
+        yield copy
 
 
 def _entries(known_hosts: Path) -> list[tuple[str, HostKeyEntry | None]]:

@@ -22,15 +22,21 @@ _V6 = re.compile(r"([0-9A-Fa-f:.]{2,47})(?:/(0|[1-9][0-9]{0,2}))?")
 MAX_TOKEN = 64
 
 
-_PREFIX_LENGTHS = {str(n): n for n in range(33)}
+_PREFIX_LENGTHS = {str(n): n for n in range(33)}  # only the canonical spellings: no "08", "+8"
 # Parsed texts are remembered: a fleet reads the same policy from every device, its ownership record
-# and its last good policy (a look-up costs a tenth of a parse).  Bounded, as a policy is not.
-PARSED_TEXTS = 1 << 16  # only the canonical spellings: no "08", "+8"
+# and its last good policy (a look-up costs a tenth of a parse).  Bounded, and small, as a policy is
+# not: a 200,000-entry list read in order only passes through.
+PARSED_TEXTS = 8192
+_LONGEST_QUAD = len("255.255.255.255")
+
+
+def ipv4_value(text: str) -> int | None:
+    """``a.b.c.d`` strictly (glibc's inet_pton: four decimal octets, no leading zero, sign or space)."""
+    return None if len(text) > _LONGEST_QUAD else _ipv4_value(text)  # a long text is never kept
 
 
 @functools.lru_cache(maxsize=PARSED_TEXTS)
-def ipv4_value(text: str) -> int | None:
-    """``a.b.c.d`` strictly (glibc's inet_pton: four decimal octets, no leading zero, sign or space)."""
+def _ipv4_value(text: str) -> int | None:
     try:
         return int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
     except (OSError, ValueError):  # ValueError: an embedded NUL

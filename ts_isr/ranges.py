@@ -35,7 +35,7 @@ class Cidr(NamedTuple):
         return cidr_text(self)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # a fleet writes the same policy into every device's records
+@functools.lru_cache(maxsize=8192)  # a fleet writes the same policy into every device's records
 def cidr_text(cidr: Cidr) -> str:
     return f"{int_to_text(cidr.family, cidr.network)}/{cidr.prefixlen}"
 

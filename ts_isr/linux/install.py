@@ -15,7 +15,7 @@ from ts_isr.config import save_config
 from ts_isr.linux import host, schedule
 from ts_isr.linux.backend import Backend, make_backend
 from ts_isr.linux.firewall import ChainSpec
-from ts_isr.linux.lifecycle import install_policy
+from ts_isr.linux.lifecycle import install_policy, mark_pending
 from ts_isr.linux.rollback import Rollback
 from ts_isr.linux.settings import LINUX_KEYS, LINUX_TITLE, Paths
 from ts_isr.policy import Policy
@@ -56,7 +56,7 @@ def _install(plan: AddPlan, paths: Paths, undo: Rollback) -> bool:
         undo.file(paths.backup(what))
     changed = bool(host.backup_once(paths, plan.backups))
     # The firewall first: the later steps only make sense around it.
-    note_firewall(plan.backend, plan.spec_before, undo)
+    note_firewall(plan.backend, plan.spec_before, undo, paths)
     undo.file(paths.state)
     undo.file(paths.state_pending)
     changed |= install_policy(plan.backend, plan.spec, plan.policy, paths)
@@ -84,7 +84,7 @@ def _install(plan: AddPlan, paths: Paths, undo: Rollback) -> bool:
     return host.install_unit(paths, plan.unit) or changed
 
 
-def note_firewall(backend: Backend, spec_before: ChainSpec, undo: Rollback) -> None:
+def note_firewall(backend: Backend, spec_before: ChainSpec, undo: Rollback, paths: Paths) -> None:
     """A first install is undone by removing it; an earlier one is put back with its entries and rules."""
     prefix = backend.names.prefix
     if not backend.present():
@@ -93,6 +93,6 @@ def note_firewall(backend: Backend, spec_before: ChainSpec, undo: Rollback) -> N
     previous = backend.read_policy()
 
     def put_back() -> None:
-        make_backend(backend.kind, prefix).apply(spec_before, previous, lambda: None)
+        make_backend(backend.kind, prefix).apply(spec_before, previous, lambda: mark_pending(paths))
 
     undo.add(f"put the {prefix} sets and rules back", put_back)

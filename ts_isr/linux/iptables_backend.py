@@ -8,6 +8,7 @@ characters, an iptables chain of 28, a LOG prefix of 29.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -81,6 +82,7 @@ class IptablesBackend:
         self.target = IpsetTarget(self.names)
         self.firewall = Firewall(self.names)
         self.applied: Policy | None = None
+        self.read_back = 0  # when the sets were last read back whole (epoch seconds), for the record
 
     def check_host(self) -> None:
         check_tools()
@@ -126,15 +128,20 @@ class IptablesBackend:
         boot state's record and the kernel's counts vouch for it (a header listing), else against
         every entry read back (1.2 s at 200,000).  No ``policy``: the sets keep what they hold."""
         if policy is not None and last is not None:
-            if self.target.holds_recorded(record_of(last.policy), last.state):
+            record = self.target.recorded(last.state)
+            if record is not None and record.vouches_for(last.policy, time.time()):
+                self.read_back = record.read_back
                 return policy, plan_from_previous(last.policy, policy)
-            log.info("The sets differ from what the last update recorded: reading them back")
+            log.info(
+                "The last update's record does not vouch for the sets (or is a day old): reading them back"
+            )
+        self.read_back = int(time.time())
         installed = self.target.read()
         policy = policy_of(installed) if policy is None else policy
         return policy, plan_changes(installed, policy, self.target.families, ordered=False)
 
     def save(self, path: Path) -> None:
-        self.target.save_state(path, record_of(self.applied) if self.applied else None)
+        self.target.save_state(path, record_of(self.applied, self.read_back) if self.applied else None)
 
     def load(self, path: Path) -> Policy | None:
         return IpsetTarget.load_state(path, self.names)

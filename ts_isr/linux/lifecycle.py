@@ -22,17 +22,19 @@ def install_policy(
     since (none pending), what the sets should hold.
     """
 
-    # Until the state is saved, the boot state is stale: the marker makes a later run save it.
-    def mark_pending() -> None:
-        write_atomic(paths.state_pending, "the sets changed after the boot state was saved\n")
-
     current = previous is not None and not paths.state_pending.exists()
     last = LastApplied(previous, paths.state) if current else None
-    changed = backend.apply(spec, policy, mark_pending, last)
+    changed = backend.apply(spec, policy, lambda: mark_pending(paths), last)
     if changed or not paths.state.exists() or paths.state_pending.exists():
         backend.save(paths.state)
         paths.state_pending.unlink(missing_ok=True)
     return changed
+
+
+def mark_pending(paths: Paths) -> None:
+    """The sets are about to change: until the boot state is saved, it and its record are stale, and
+    the marker makes a later run read the sets back and save it."""
+    write_atomic(paths.state_pending, "the sets changed after the boot state was saved\n")
 
 
 def installed_prefix(paths: Paths) -> str | None:

@@ -251,24 +251,28 @@ class IpsetTarget(Target):
         }
         return headers
 
-    def holds_recorded(self, expected: Record, state: Path) -> bool:
-        """The sets hold what ``expected`` describes: the boot state records it, the kernel's counts
-        agree, and no twin is left.  Costs a header listing, not a read of every entry."""
+    def recorded(self, state: Path) -> Record | None:
+        """The boot state's record, when the kernel agrees with it: each list's entry count, and no
+        twin left.  Costs a header listing, not a read of every entry; None means read them back."""
         try:
             with state.open(encoding="ascii") as handle:
                 record = parse_record(handle.readline(200))
         except (OSError, UnicodeDecodeError):
-            return False
-        if record != expected:
-            return False
-        headers = self.read_headers()
+            return None
+        if record is None:
+            return None
+        try:
+            headers = self.read_headers()
+        except DeviceError as exc:  # an ipset too old to count its entries, say: read them back
+            log.warning(f"{exc}; reading the sets back instead")
+            return None
         if any(spec.new in headers for spec in self.names.sets):
-            return False
+            return None
         counts = {kind: 0 for kind in KINDS}
         for spec in self.names.sets:
             if spec.name in headers:
                 counts[spec.kind] += headers[spec.name].entries
-        return record.counted(counts)
+        return record if record.counted(counts) else None
 
     def live_sets(self) -> set[str]:
         return {spec.name for spec in self.names.sets if spec.name in self.sets}

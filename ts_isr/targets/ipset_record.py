@@ -3,8 +3,10 @@ next update can diff against the policy its caller already holds instead of read
 back from the kernel (1.2 s, twice a first load).
 
 The record is trusted only while it agrees with the kernel and with the caller: the sets' entry
-counts (``ipset list -t``, headers without members) must equal the recorded ones, and the caller's
-policy must have the recorded digest.  Python's hash of the sorted tuple of address tuples is the
+counts (``ipset list -t``, headers without members) must equal the recorded ones, the caller's
+policy must have the recorded digest, and the sets must have been read back within a day (the
+record keeps when): an edit by hand that keeps the counts (one entry deleted, another added) is put
+right within a day.  Python's hash of the sorted tuple of address tuples is the
 digest: stable from run to run (ints and tuples are never salted), 8 ms at 200,000 entries, and a
 consistency check, not a seal (the file is root's, mode 0600).  Anything else, and the update reads
 the sets back as before.
@@ -21,7 +23,11 @@ from ts_isr.log import escape
 from ts_isr.policy import Policy
 from ts_isr.targets.base import KINDS
 
-_RECORD = re.compile(r"# tsadmin record: block (\d{1,9}) (-?\d{1,20}) allow (\d{1,9}) (-?\d{1,20})")
+_RECORD = re.compile(
+    r"# tsadmin record: block (\d{1,9}) (-?\d{1,20}) allow (\d{1,9}) (-?\d{1,20}) read back (\d{1,12})"
+)
+#: Seconds a record vouches for the sets after they were last read back whole.
+REREAD_AFTER = 24 * 3600
 _TYPE = re.compile(r"hash:ip|hash:net")
 
 
@@ -36,24 +42,31 @@ class SetHeader:
 
 @dataclass(frozen=True)
 class Record:
-    """Entries and digest of each list, by kind."""
+    """Entries and digest of each list, by kind, and when the sets were last read back whole (epoch s)."""
 
     lists: Mapping[str, tuple[int, int]]
+    read_back: int
+
+    def vouches_for(self, policy: Policy, now: float) -> bool:
+        """``policy`` is the one recorded, and the sets were read back within :data:`REREAD_AFTER`."""
+        return record_of(policy, self.read_back).lists == self.lists and now - self.read_back < REREAD_AFTER
 
     def counted(self, counts: Mapping[str, int]) -> bool:
         """The kernel's sets hold as many entries of each list as recorded."""
         return all(counts.get(kind, 0) == size for kind, (size, _) in self.lists.items())
 
 
-def record_of(policy: Policy) -> Record:
-    return Record({kind: (len(getattr(policy, kind)), hash(getattr(policy, kind))) for kind in KINDS})
+def record_of(policy: Policy, read_back: int) -> Record:
+    return Record(
+        {kind: (len(getattr(policy, kind)), hash(getattr(policy, kind))) for kind in KINDS}, read_back
+    )
 
 
 def render_record(record: Record) -> str:
     return (
         "# tsadmin record: "
         + " ".join(f"{kind} {size} {digest}" for kind, (size, digest) in record.lists.items())
-        + "\n"
+        + f" read back {record.read_back}\n"
     )
 
 
@@ -62,8 +75,8 @@ def parse_record(line: str) -> Record | None:
     match = _RECORD.fullmatch(line.rstrip("\n"))
     if not match:
         return None
-    block, block_digest, allow, allow_digest = map(int, match.groups())
-    return Record({"block": (block, block_digest), "allow": (allow, allow_digest)})
+    block, block_digest, allow, allow_digest, read_back = map(int, match.groups())
+    return Record({"block": (block, block_digest), "allow": (allow, allow_digest)}, read_back)
 
 
 def parse_terse(text: str, ours: frozenset[str]) -> dict[str, SetHeader]:

@@ -16,12 +16,6 @@ from typing import NamedTuple
 from ts_isr.policy import ipv4_value
 from ts_isr.ranges import Cidr, int_to_text, range_to_cidrs
 
-
-def dotted_quad(text: str) -> int | None:
-    """``a.b.c.d`` exactly as a Cisco device prints it (no prefix, no length, no leading zero), or None."""
-    return ipv4_value(text)
-
-
 _V6_TEXT = re.compile(r"[0-9A-Fa-f:.]+", re.ASCII)  # no zone (``%eth0``), no brackets
 _V6_PREFIX = re.compile(r"([0-9A-Fa-f:.]+)/([0-9]{1,3})", re.ASCII)
 
@@ -47,7 +41,7 @@ def mask_text(prefixlen: int) -> str:
 
 def mask_prefixlen(text: str) -> int | None:
     """The prefix length of a dotted netmask; None for a non-contiguous or malformed one."""
-    mask = dotted_quad(text)
+    mask = ipv4_value(text)
     if mask is None:
         return None
     inverted = ~mask & 0xFFFFFFFF
@@ -124,16 +118,16 @@ def parse_member(text: str) -> Member | None:
     if ":" in text:
         return parse_v6_member(words)
     if len(words) == 2 and words[0] == "host":
-        address = dotted_quad(words[1])
+        address = ipv4_value(words[1])
         return None if address is None else Member("host", address, address)
     if len(words) == 2:
-        address, prefixlen = dotted_quad(words[0]), mask_prefixlen(words[1])
+        address, prefixlen = ipv4_value(words[0]), mask_prefixlen(words[1])
         if address is None or prefixlen is None:
             return None
         hostmask = (1 << (32 - prefixlen)) - 1
         return None if address & hostmask else Member("mask", address, address | hostmask)
     if len(words) == 3 and words[0] == "range":
-        first, last = dotted_quad(words[1]), dotted_quad(words[2])
+        first, last = ipv4_value(words[1]), ipv4_value(words[2])
         if first is None or last is None or first > last:
             return None
         return Member("range", first, last)
@@ -186,7 +180,7 @@ def group_body(text: str, header: str, next_group: re.Pattern[str]) -> list[str]
 
 def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
     """Member lines (already stripped) into networks; what is not an address member is the user's."""
-    members: dict[Cidr, tuple[Member, ...]] = {}
+    members: dict[Cidr, list[Member]] = {}
     others: list[str] = []
     users: set[Cidr] = set()
     hosts = prefix + "host "
@@ -194,18 +188,21 @@ def parse_members(lines: Iterable[str], prefix: str) -> GroupContents:
         # ``host a.b.c.d``, nearly every line of a policy's group, skips the general parse.
         address = ipv4_value(line[len(hosts) :]) if line.startswith(hosts) else None
         if address is not None:
-            cidr = Cidr(4, address, 32)
-            members[cidr] = (*members.get(cidr, ()), Member("host", address, address))
+            members.setdefault(Cidr(4, address, 32), []).append(Member("host", address, address))
             continue
         member = parse_member(line[len(prefix) :]) if line.startswith(prefix) else None
         if member is None:
             others.append(line)
             continue
         for cidr in member.cidrs:
-            members[cidr] = (*members.get(cidr, ()), member)
+            members.setdefault(cidr, []).append(member)
         if not member.in_tools_form:
             users.update(member.cidrs)
-    return GroupContents(members=members, others=tuple(others), held_by_user=frozenset(users))
+    return GroupContents(
+        members={cidr: tuple(lines) for cidr, lines in members.items()},
+        others=tuple(others),
+        held_by_user=frozenset(users),
+    )
 
 
 def removal_lines(

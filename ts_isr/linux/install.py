@@ -93,6 +93,11 @@ def note_firewall(backend: Backend, spec_before: ChainSpec, undo: Rollback, path
     previous = backend.read_policy()
 
     def put_back() -> None:
+        """Marked stale while the sets change: a put-back that stops part-way leaves the next update
+        to read them back rather than trust the boot state's record.  Whole, the host is as before."""
+        pending = paths.state_pending.exists()
         make_backend(backend.kind, prefix).apply(spec_before, previous, lambda: mark_pending(paths))
+        if not pending:
+            paths.state_pending.unlink(missing_ok=True)
 
     undo.add(f"put the {prefix} sets and rules back", put_back)

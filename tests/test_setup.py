@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -84,6 +85,12 @@ def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in ("TS_PASSWORD", "TS_ENABLE_PW", "TS_ISR_CONFIG")}
 
 
+def interruptible() -> None:
+    """Ctrl-C must reach setup even when the suite itself ignores SIGINT (a background job of a
+    non-interactive shell does, and Python then never raises KeyboardInterrupt in the child)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def spawn(world: World, *extra: str) -> pexpect.spawn:
     child = pexpect.spawn(
         str(SETUP),
@@ -93,6 +100,7 @@ def spawn(world: World, *extra: str) -> pexpect.spawn:
         encoding="utf-8",
         timeout=TIMEOUT,
         dimensions=(60, 250),
+        preexec_fn=interruptible,
     )
     child.logfile_read = io.StringIO()
     return child

@@ -87,14 +87,16 @@ def parse_v6(text: str, *, family_prefix: bool = True) -> tuple[int, int] | None
     return valid[0] & (((1 << prefixlen) - 1) << (128 - prefixlen)), prefixlen
 
 
-@functools.lru_cache(maxsize=PARSED_TEXTS)
 def parse_token(text: str, *, family_prefix: bool = True) -> Cidr | None:
     """A TXT token (``a.b.c.d[/len]``, ``1:a.b.c.d/len``, IPv6 forms) or None.
 
     ``family_prefix=False`` accepts only the plain forms ``str(Cidr)`` writes.
     """
-    if len(text) > MAX_TOKEN:
-        return None
+    return None if len(text) > MAX_TOKEN else _parse_token(text, family_prefix)  # a long text is never kept
+
+
+@functools.lru_cache(maxsize=PARSED_TEXTS)
+def _parse_token(text: str, family_prefix: bool) -> Cidr | None:
     if not family_prefix and text.startswith("1:"):
         return None
     parsed4 = parse_v4(text)

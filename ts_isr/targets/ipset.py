@@ -28,7 +28,14 @@ from ts_isr.policy import Policy
 from ts_isr.ranges import BITS, Cidr
 from ts_isr.targets.base import KINDS, Members, Plan, Target
 from ts_isr.targets.ipset_delta import installed_before, render_delta, small_change
-from ts_isr.targets.ipset_record import Record, SetHeader, parse_record, parse_terse, render_record
+from ts_isr.targets.ipset_record import (
+    RECORD_PREFIX,
+    Record,
+    SetHeader,
+    parse_record,
+    parse_terse,
+    render_record,
+)
 
 Runner = Callable[..., str]
 Streamer = Callable[[list[str], Iterable[str]], None]
@@ -218,7 +225,7 @@ def render_update(names: Names, desired: Members, live: Iterable[str]) -> Update
 def state_members(text: str, names: Names) -> Members:
     """A saved state read back as strictly as a live read (``ipset save`` form of the live sets, under
     the record line)."""
-    if text.startswith("# tsadmin record: "):
+    if text.startswith(RECORD_PREFIX):
         text = text.partition("\n")[2]
     return members_of(parse_save(text, frozenset(s.name for s in names.sets)), names)
 
@@ -309,9 +316,8 @@ class IpsetTarget(Target):
         if leftovers:
             log.info(f"Removing {len(leftovers)} set(s) left by an interrupted run: {', '.join(leftovers)}")
             self.run(["ipset", "restore"], render_destroy(leftovers))
-        whole = all(
-            spec.name in self.sets for spec in self.names.sets if spec.family in self.families_present()
-        )
+        present = self.families_present()
+        whole = all(spec.name in self.sets for spec in self.names.sets if spec.family in present)
         in_place = whole and not leftovers and small_change(plan)
         delta = render_delta(self.names, plan, self.live_sets()) if in_place else None
         if delta is None:

@@ -23,8 +23,10 @@ from ts_isr.log import escape
 from ts_isr.policy import Policy
 from ts_isr.targets.base import KINDS
 
+RECORD_PREFIX = "# tsadmin record: "
 _RECORD = re.compile(
-    r"# tsadmin record: block (\d{1,9}) (-?\d{1,20}) allow (\d{1,9}) (-?\d{1,20}) read back (\d{1,12})"
+    re.escape(RECORD_PREFIX)
+    + r"block (\d{1,9}) (-?\d{1,20}) allow (\d{1,9}) (-?\d{1,20}) read back (\d{1,12})"
 )
 #: Seconds a record vouches for the sets after they were last read back whole.
 REREAD_AFTER = 24 * 3600
@@ -64,7 +66,7 @@ def record_of(policy: Policy, read_back: int) -> Record:
 
 def render_record(record: Record) -> str:
     return (
-        "# tsadmin record: "
+        RECORD_PREFIX
         + " ".join(f"{kind} {size} {digest}" for kind, (size, digest) in record.lists.items())
         + f" read back {record.read_back}\n"
     )

@@ -4,6 +4,7 @@ at is read, run, appended to or truncated."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -201,3 +202,25 @@ def test_the_host_tools_tsadmin_runs_get_no_secret(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("TS_AUTO_KEY", "auto-key-secret")
     shown = run_tool(["env"])
     assert "auto-key-secret" not in shown and "PATH=" in shown
+
+
+def test_every_program_the_tools_start_gets_the_child_environment() -> None:
+    """Each place the package starts a program passes ``env=`` (:func:`~ts_isr.tools.child_env`), so
+    no secret in the environment (TS_PASSWORD, TS_ENABLE_PW, TS_AUTO_KEY) reaches a child.  The lab
+    and the demo start the project's own programs, with the environment they were given."""
+    package = ROOT / "ts_isr"
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        if "lab" in path.relative_to(package).parts or path.name == "demo.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            starts = (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "subprocess"
+                and node.func.attr in {"run", "Popen", "call", "check_call", "check_output"}
+            )
+            if starts and not any(keyword.arg == "env" for keyword in node.keywords):
+                missing.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert missing == [], missing

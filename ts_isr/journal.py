@@ -26,7 +26,7 @@ from pathlib import Path
 from ts_isr.errors import TsError
 from ts_isr.files import write_atomic
 from ts_isr.log import escape, log
-from ts_isr.tools import find_tool
+from ts_isr.tools import child_env, find_tool
 
 MARK = "ThreatSTOP-"
 CURSOR = "journal_cursor"
@@ -100,7 +100,9 @@ class Journal:
     def entries(self, after: str | None) -> Iterable[dict[str, object]]:
         """The kernel's entries after the cursor (all of them without one), oldest first."""
         argv = self._argv("_TRANSPORT=kernel", *([f"--after-cursor={after}"] if after else []))
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=TIMEOUT, check=False, env=child_env()
+        )
         if done.returncode != 0:
             first = next((line for line in done.stderr.splitlines() if line.strip()), "no error text")
             raise TsError(f"journalctl failed: {escape(first)}; check the journal (journalctl --verify)")
@@ -111,7 +113,9 @@ class Journal:
     def oldest(self) -> Cursor | None:
         """The oldest entry the journal still holds, of any transport."""
         argv = self._argv()
-        with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as reader:
+        with subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env()
+        ) as reader:
             assert reader.stdout is not None
             first = reader.stdout.readline()
             reader.kill()

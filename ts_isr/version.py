@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from ts_isr import __version__
-from ts_isr.tools import find_tool
+from ts_isr.tools import child_env, find_tool
 
 QUERY_TIMEOUT = 10.0
 
@@ -21,7 +21,7 @@ def _dpkg_query(*args: str) -> str | None:
         return None
     try:
         done = subprocess.run(
-            [tool, *args], capture_output=True, text=True, timeout=QUERY_TIMEOUT, check=False
+            [tool, *args], capture_output=True, text=True, timeout=QUERY_TIMEOUT, check=False, env=child_env()
         )
     except (OSError, subprocess.TimeoutExpired):
         return None

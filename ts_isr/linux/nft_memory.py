@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from ts_isr.errors import DeviceError
 from ts_isr.linux.system import tool_path
 from ts_isr.log import escape, log
+from ts_isr.tools import child_env
 
 # nft 1.0.6's peak resident memory for one transaction of /32 interval elements, measured here:
 # 79 MB at 50,000, 379 MB at 250,000, 1,503 MB at 1,000,000 (about 1,570 bytes each, plus ~5 MB).
@@ -71,6 +72,7 @@ def run_nft(script: Iterable[str], entries: int, meminfo_path: str = MEMINFO) ->
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         preexec_fn=bounded,  # one setrlimit in the child before exec
+        env=child_env(),
     )
     assert process.stdin is not None and process.stderr is not None
     with contextlib.suppress(BrokenPipeError):  # nft stopped early: its status and error line say why

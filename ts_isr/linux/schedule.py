@@ -18,8 +18,8 @@ from ts_isr.linux.rollback import Rollback
 from ts_isr.linux.settings import Paths
 from ts_isr.linux.system import run_tool
 from ts_isr.log import escape, log
-from ts_isr.sysconf import CronJob, ensure_cron_jobs, install_file_changed, remove_cron_jobs
-from ts_isr.tools import find_tool
+from ts_isr.sysconf import TOOL_TIMEOUT, CronJob, ensure_cron_jobs, install_file_changed, remove_cron_jobs
+from ts_isr.tools import child_env, find_tool
 
 CRON_TAGS = ("threatstop tsadmin update", "threatstop tsadmin logs")
 # command: (when, systemd calendar); the policy every 2 hours at :23, the block log hourly.
@@ -92,14 +92,18 @@ def crontab_text(paths: Paths) -> str | None:
         return path.read_text(encoding="utf-8") if path.exists() else None
     if find_tool("crontab") is None:
         return None
-    done = subprocess.run(["crontab", "-l"], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["crontab", "-l"], capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False, env=child_env()
+    )
     return done.stdout if done.returncode == 0 else None
 
 
 def put_crontab_back(paths: Paths, text: str | None) -> None:
     """Undo for the real crontab (a test root's is a file, put back like any other)."""
     if text is None:
-        subprocess.run(["crontab", "-r"], capture_output=True, check=False)
+        subprocess.run(
+            ["crontab", "-r"], capture_output=True, timeout=TOOL_TIMEOUT, check=False, env=child_env()
+        )
     else:
         run_tool(["crontab", "-"], text)
 
@@ -167,7 +171,14 @@ def remove_cron_lines(paths: Paths, undo: Rollback | None = None) -> bool:
 
 def _systemctl(*args: str) -> None:
     """A systemctl call whose failure is told, not raised: removal goes on whatever it says."""
-    done = subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["systemctl", *args],
+        capture_output=True,
+        text=True,
+        timeout=TOOL_TIMEOUT,
+        check=False,
+        env=child_env(),
+    )
     if done.returncode != 0:
         first = next((line for line in done.stderr.splitlines() if line.strip()), "no error text")
         log.warning(f"systemctl {args[0]} failed: {escape(first)}; continuing")

@@ -21,7 +21,7 @@ from pathlib import Path
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, HostKeys, InvalidHostKey
 
-from ts_isr.errors import DeviceError, HostKeyError
+from ts_isr.errors import DeviceError, HostKeyError, Unreachable
 from ts_isr.files import open_nofollow, write_atomic
 from ts_isr.log import log
 
@@ -49,7 +49,7 @@ def fetch_host_key(host: str, port: int, timeout: float, prefer: str | None = No
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        raise DeviceError(
+        raise Unreachable(
             f"cannot reach the device's SSH port {host}:{port} ({exc.strerror or exc}); "
             "check the address, the port and any firewall between this host and the device"
         ) from None
@@ -65,7 +65,7 @@ def fetch_host_key(host: str, port: int, timeout: float, prefer: str | None = No
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise DeviceError(
+        raise Unreachable(
             f"{host}:{port} did not complete an SSH key exchange ({exc}); is it the device's SSH port?"
         ) from None
     finally:
@@ -228,11 +228,11 @@ def trust(
     log.info("Compare it with the fingerprint the device itself shows before you trust it.")
     if not (unasked and not trusted):
         if confirm is None:
-            raise DeviceError(
+            raise HostKeyError(
                 f"the device's SSH host key {shown} is not trusted yet; check it on the device and "
                 "run again with --trust-host-key"
             )
         if not confirm(not trusted):
-            raise DeviceError("the device's SSH host key was not trusted; nothing was installed")
+            raise HostKeyError("the device's SSH host key was not trusted; nothing was installed")
     store_host_key(known_hosts, host, port, key)
     log.info(f"Trusted the device's SSH host key {shown} of {host}:{port} in {known_hosts}.")

@@ -42,11 +42,12 @@ SECOND = policy("192.0.2.1", "192.0.2.77", "2001:db8:2::1", "2001:db8:3::/64", a
 
 @dataclass
 class Place:
-    """One place behind its interface: ``install`` a policy, ``holds`` what it reads back by list."""
+    """One place behind its interface: ``install`` a policy (True when anything changed), ``holds``
+    what it reads back by list."""
 
     name: str
     families: frozenset[int]
-    install: Callable[[Policy], None]
+    install: Callable[[Policy], bool]
     holds: Callable[[], dict[str, frozenset[Cidr]]]
     commands: Callable[[], list[str]] = list  # what a lab device received, in order
 
@@ -93,12 +94,13 @@ def cisco_place(
         )
         return CiscoTarget(dialect, auth, groups)
 
-    def install(wanted: Policy) -> None:
+    def install(wanted: Policy) -> bool:
         cisco = target()
         place = DryRunTarget(cisco) if dry_run else cisco
         with place:
             cisco.connect()
-            synchronise(place, wanted, store, SyncOptions(groups=groups, record=not dry_run, force=True))
+            options = SyncOptions(groups=groups, record=not dry_run, force=True)
+            return synchronise(place, wanted, store, options).changed
 
     def holds() -> dict[str, frozenset[Cidr]]:
         with target() as cisco:
@@ -123,8 +125,12 @@ def ipset_place(stack: ExitStack) -> Place:
 
     target = IpsetTarget(derive_names("TC", LIMITS))
 
-    def install(wanted: Policy) -> None:
-        target.apply(plan_changes(target.read(), wanted, target.families, ordered=False))
+    def install(wanted: Policy) -> bool:
+        plan = plan_changes(target.read(), wanted, target.families, ordered=False)
+        if plan.unchanged:
+            return False
+        target.apply(plan)
+        return True
 
     return Place("ipset", target.families, install, lambda: dict(target.read()))
 
@@ -135,8 +141,8 @@ def nft_place(stack: ExitStack) -> Place:
     stack.enter_context(entered(pair.host))
     backend = make_backend("nftables", "TC")
 
-    def install(wanted: Policy) -> None:
-        backend.apply(ChainSpec(), wanted, lambda: None)
+    def install(wanted: Policy) -> bool:
+        return backend.apply(ChainSpec(), wanted, lambda: None)
 
     def holds() -> dict[str, frozenset[Cidr]]:
         held = backend.read_policy()
@@ -174,7 +180,7 @@ def test_a_place_reads_back_what_was_applied_and_a_second_apply_changes_nothing(
     place.install(SECOND)
     assert real(place.holds()) == expected(SECOND, place.families)
     before = len(place.commands())
-    place.install(SECOND)
+    assert not place.install(SECOND), "the same policy again changes nothing"
     assert real(place.holds()) == expected(SECOND, place.families)
     assert "configure terminal" not in place.commands()[before:]
 

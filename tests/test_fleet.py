@@ -231,6 +231,7 @@ def test_a_failed_fetch_changes_no_device_and_a_dry_run_only_prints(tmp_path, kn
         assert code == Exit.FAILED
         assert all(run.members(name) == set() for name in run.devices)
         assert "could not be fetched" in out and "the device was not touched" in out
+        assert "failed (fetch)" in out, out
 
 
 def test_a_second_fleet_run_exits_at_once_while_one_holds_the_fleet_lock(tmp_path, knot, capsys):

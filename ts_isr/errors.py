@@ -21,21 +21,27 @@ class Exit(IntEnum):
 
 
 class TsError(Exception):
-    """A failure whose message says what went wrong and what to do about it."""
+    """A failure whose message says what went wrong and what to do about it; ``kind`` names it in a
+    fleet's summary."""
 
     exit_code = Exit.FAILED
+    kind = "error"
 
 
 class ConfigError(TsError):
     exit_code = Exit.CONFIG
+    kind = "config"
 
 
 class LockedError(TsError):
     exit_code = Exit.LOCKED
+    kind = "locked"
 
 
 class FetchError(TsError):
     """The policy could not be fetched whole; nothing may be applied."""
+
+    kind = "fetch"
 
 
 class DeviceError(TsError):

@@ -83,6 +83,8 @@ def with_placeholder(
 class ShrinkRefused(TsError):
     """The block list lost more than ``max_shrink`` of the group: more likely a broken feed than a policy."""
 
+    kind = "shrink_refused"
+
 
 def check_shrink(change: ListChange, installed: frozenset[Cidr], max_shrink: float, force: bool) -> None:
     if force or not installed:

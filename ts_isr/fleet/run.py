@@ -22,7 +22,7 @@ from typing import Any
 
 from ts_isr.config import Config, read_values
 from ts_isr.devicerun import RunOptions, device_lock, note_sync, policy_families, sync_device
-from ts_isr.errors import Exit, TsError
+from ts_isr.errors import Exit, FetchError, TsError
 from ts_isr.fetch import FetchedLists, build_for, fetch_lists_of, list_settings, settle_servers
 from ts_isr.files import safe_name
 from ts_isr.fleet.inventory import FleetDevice, check_unique, fleet_devices
@@ -132,8 +132,7 @@ def one_device(
         outcome = _sync_one(device, fetched, pacer, options)
     except TsError as exc:
         log.error(str(exc))
-        kind = getattr(exc, "kind", type(exc).__name__)
-        outcome = Outcome(device.name, "failed", reason=str(exc).splitlines()[0], kind=kind)
+        outcome = Outcome(device.name, "failed", reason=str(exc).splitlines()[0], kind=exc.kind)
     except Exception as exc:  # a bug must not stop the other devices; its trace is in the logs
         log.debug("".join(traceback.format_exception(exc)))
         reason = f"internal error: {type(exc).__name__}: {escape(str(exc))}; report it with the log"
@@ -149,7 +148,7 @@ def _sync_one(
     device: FleetDevice, fetched: FetchedLists | TsError, pacer: Pacer, options: FleetOptions
 ) -> Outcome:
     if isinstance(fetched, TsError):
-        raise TsError(f"its lists could not be fetched ({fetched}); the device was not touched")
+        raise FetchError(f"its lists could not be fetched ({fetched}); the device was not touched")
     config = device.config
     run = RunOptions(options.dry_run, options.force, options.trust_host_key)
     with run_lock(device_lock(config), PROG):

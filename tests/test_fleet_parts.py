@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import ruamel.yaml
 
 from ts_isr.config import read_values
 from ts_isr.errors import ConfigError
@@ -170,4 +171,19 @@ def test_an_inventory_file_another_user_can_change_is_refused(example: Path) -> 
     os.chown(example / "hosts.yaml", 0, 0)
     os.chmod(example / "nornir.yaml", 0o666)
     with pytest.raises(ConfigError, match="every user can write it"):
+        open_inventory(example / "nornir.yaml", workers=1)
+
+
+def test_simple_inventorys_default_files_are_read_beside_the_config_and_trusted(
+    example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nornir.yaml naming no file: SimpleInventory's hosts.yaml and the rest come from its folder (not
+    cron's), under the same trust as named ones; a missing groups.yaml is no error, as in Nornir."""
+    (example / "nornir.yaml").write_text("inventory:\n  plugin: SimpleInventory\n")
+    (example / "defaults.yaml").unlink()
+    monkeypatch.chdir(tmp_path)  # no hosts.yaml here
+    named = ruamel.yaml.YAML(typ="safe").load((example / "hosts.yaml").read_text())
+    assert sorted(open_inventory(example / "nornir.yaml", workers=1).inventory.hosts) == sorted(named)
+    os.chown(example / "hosts.yaml", 65534, 65534)
+    with pytest.raises(ConfigError, match=r"inventory host_file \S+hosts\.yaml is refused"):
         open_inventory(example / "nornir.yaml", workers=1)

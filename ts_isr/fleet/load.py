@@ -14,9 +14,15 @@ from ts_isr.errors import ConfigError
 from ts_isr.files import read_trusted
 from ts_isr.log import escape
 
+# SimpleInventory's files when nornir.yaml names none; it reads the groups and defaults only if present.
+SIMPLE_FILES = {"host_file": "hosts.yaml", "group_file": "groups.yaml", "defaults_file": "defaults.yaml"}
 
-def _resolved(options: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Every ``*_file`` option that is a relative path, made absolute against ``base``."""
+
+def _resolved(options: dict[str, Any], base: Path, plugin: str) -> dict[str, Any]:
+    """Every ``*_file`` option that is a relative path, made absolute against ``base``; for
+    SimpleInventory, its default files too (else Nornir would read them from cron's folder)."""
+    if plugin == "SimpleInventory":
+        options = SIMPLE_FILES | options
     return {
         key: str(base / value) if key.endswith("_file") and isinstance(value, str) and value else value
         for key, value in options.items()
@@ -34,11 +40,19 @@ def open_inventory(config_file: Path, workers: int) -> Any:
         )
         if not isinstance(data, dict):
             raise ValueError("the file is not a YAML mapping")
+        inventory = data.get("inventory") or {}
         options = _resolved(
-            dict((data.get("inventory") or {}).get("options") or {}), config_file.parent.resolve()
+            dict(inventory.get("options") or {}),
+            config_file.parent.resolve(),
+            inventory.get("plugin", "SimpleInventory"),
         )
         for key, value in options.items():  # they hold the devices' passwords: trusted as the config is
-            if key.endswith("_file") and isinstance(value, str):
+            optional = key in SIMPLE_FILES and key != "host_file"
+            if (
+                key.endswith("_file")
+                and isinstance(value, str)
+                and not (optional and not Path(value).exists())
+            ):
                 read_trusted(Path(value), f"inventory {key}", kind=ConfigError)
         return InitNornir(
             config_file=str(config_file),

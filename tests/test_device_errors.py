@@ -45,7 +45,7 @@ def test_each_failure_has_its_kind(tmp_path, known_hosts):
             dropping.read()
             additions = tuple(Cidr(4, 0xC0000200 + n, 32) for n in range(10))
             with pytest.raises(ConnectionLost, match="lost"):
-                dropping.apply(Plan((ListChange("block", frozenset(additions), 0, additions, ()),)))
+                dropping.apply(Plan((ListChange("block", frozenset(additions), additions, ()),)))
 
     with lab_device(tmp_path, hang_on="show object-group name TS") as hung:
         known_hosts.write_text(hung.known_hosts_line() + "\n")

@@ -104,9 +104,7 @@ def remainder(expected: Members, actual: Members, kinds: Iterable[str]) -> Plan:
     changes = []
     for kind in kinds:
         want, have = expected.get(kind, frozenset()), actual.get(kind, frozenset())
-        changes.append(
-            ListChange(kind, want, len(want & have), tuple(sorted(want - have)), tuple(sorted(have - want)))
-        )
+        changes.append(ListChange(kind, want, tuple(sorted(want - have)), tuple(sorted(have - want))))
     return Plan(tuple(changes))
 
 

@@ -41,7 +41,6 @@ class ListChange:
 
     kind: str
     desired: Collection[Cidr]
-    still_active: int
     add: tuple[Cidr, ...]
     remove: tuple[Cidr, ...]
 
@@ -98,11 +97,7 @@ def plan_changes(
         have = installed.get(kind, frozenset())
         gone = have - want
         removable = gone if owned is None else gone & owned.get(kind, frozenset())
-        changes.append(
-            ListChange(
-                kind, want, len(have) - len(gone), tuple(arrange(want - have)), tuple(arrange(removable))
-            )
-        )
+        changes.append(ListChange(kind, want, tuple(arrange(want - have)), tuple(arrange(removable))))
     return Plan(tuple(changes))
 
 
@@ -116,7 +111,7 @@ def plan_from_previous(previous: Policy, policy: Policy) -> Plan:
     for kind in KINDS:
         before, after = getattr(previous, kind), getattr(policy, kind)
         add, remove = sorted_changes(before, after)
-        changes.append(ListChange(kind, after, len(before) - len(remove), tuple(add), tuple(remove)))
+        changes.append(ListChange(kind, after, tuple(add), tuple(remove)))
     return Plan(tuple(changes))
 
 

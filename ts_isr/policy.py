@@ -209,6 +209,11 @@ def count_by_family(cidrs: Iterable[Cidr]) -> str:
     v4 = v6 = 0
     for cidr in cidrs:
         v4, v6 = (v4 + 1, v6) if cidr.family == 4 else (v4, v6 + 1)
+    return split_count(v4, v6)
+
+
+def split_count(v4: int, v6: int) -> str:
+    """``12``, or ``12 (10 IPv4, 2 IPv6)`` where both families count."""
     return f"{v4 + v6} ({v4} IPv4, {v6} IPv6)" if v4 and v6 else str(v4 + v6)
 
 
@@ -229,7 +234,7 @@ class Dropped(int):
         return self.v4, self.v6
 
     def __str__(self) -> str:
-        return f"{int(self)} ({self.v4} IPv4, {self.v6} IPv6)" if self.v4 and self.v6 else str(int(self))
+        return split_count(self.v4, self.v6)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,15 @@ class LastApplied:
     state: Path
 
 
+def by_direction(counts: Iterable[tuple[str, int, int]]) -> dict[str, tuple[int, int]]:
+    """(direction, packets, bytes) summed by direction: ``in`` from a blocked address, ``out`` to one."""
+    totals = {"in": (0, 0), "out": (0, 0)}
+    for direction, packets, octets in counts:
+        seen_packets, seen_octets = totals[direction]
+        totals[direction] = (seen_packets + packets, seen_octets + octets)
+    return totals
+
+
 def render_chain(names: Names, family: int, spec: ChainSpec) -> list[str]:
     """The chain's rules for one family, exactly as ``iptables-save`` prints them."""
     rules = []

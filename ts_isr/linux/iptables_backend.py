@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ts_isr.errors import ConfigError, DeviceError
-from ts_isr.linux.firewall import TOOLS, ChainSpec, Firewall, LastApplied
+from ts_isr.linux.firewall import TOOLS, ChainSpec, Firewall, LastApplied, by_direction
 from ts_isr.linux.names import Limits, derive_names
 from ts_isr.linux.system import run_tool
 from ts_isr.log import log
@@ -35,7 +35,7 @@ HOST_TOOLS = {
     "ip6tables-restore": "iptables",
 }
 _COUNTED = re.compile(r"\[(\d+):(\d+)\] -A (\S+) .*--match-set \S+ (src|dst) -j DROP$")
-DIRECTIONS = {"src": "in", "saddr": "in", "dst": "out", "daddr": "out"}
+_WAYS = {"src": "in", "dst": "out"}
 
 
 def check_tools(
@@ -61,14 +61,12 @@ def check_tools(
 def blocked_counters(saved: str, chain: str) -> dict[str, tuple[int, int]]:
     """Packets and bytes the chain's DROP rules matched, by direction (``in``: a blocked source,
     ``out``: a blocked destination), from ``iptables-save -c``."""
-    counted = {"in": (0, 0), "out": (0, 0)}
-    for line in saved.splitlines():
-        match = _COUNTED.match(line)
-        if match and match.group(3) == chain:
-            direction = DIRECTIONS[match.group(4)]
-            packets, octets = counted[direction]
-            counted[direction] = (packets + int(match.group(1)), octets + int(match.group(2)))
-    return counted
+    matches = (_COUNTED.match(line) for line in saved.splitlines())
+    return by_direction(
+        (_WAYS[match.group(4)], int(match.group(1)), int(match.group(2)))
+        for match in matches
+        if match and match.group(3) == chain
+    )
 
 
 class IptablesBackend:
@@ -171,14 +169,15 @@ class IptablesBackend:
         return lines
 
     def counters(self) -> dict[str, tuple[int, int]]:
-        counted = {"in": (0, 0), "out": (0, 0)}
+        saved = []
         for family in (4, 6):
             try:
-                saved = run_tool([TOOLS[family][0], "-c", "-t", "filter"])
+                saved.append(run_tool([TOOLS[family][0], "-c", "-t", "filter"]))
             except DeviceError:
                 if family == 4:
                     raise
-                continue
-            for direction, (packets, octets) in blocked_counters(saved, self.names.chain).items():
-                counted[direction] = (counted[direction][0] + packets, counted[direction][1] + octets)
-        return counted
+        return by_direction(
+            (direction, packets, octets)
+            for text in saved
+            for direction, (packets, octets) in blocked_counters(text, self.names.chain).items()
+        )

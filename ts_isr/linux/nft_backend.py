@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.files import write_atomic
-from ts_isr.linux.firewall import ChainSpec, LastApplied
+from ts_isr.linux.firewall import ChainSpec, LastApplied, by_direction
 from ts_isr.linux.names import Limits, derive_names
 from ts_isr.linux.nft_memory import run_nft
 from ts_isr.linux.system import run_tool
@@ -174,12 +174,10 @@ def parse_json_elements(document: str, family: int) -> list[Cidr]:
 def counted(table: str) -> dict[str, tuple[int, int]]:
     """Packets and bytes of the drop rules' counters by direction (``in``: a blocked source, ``out``:
     a blocked destination), from our table as ``nft list`` prints it."""
-    totals = {"in": (0, 0), "out": (0, 0)}
-    for match in _DROP_COUNTER.finditer(table):
-        direction = "in" if match.group(1) == "saddr" else "out"
-        packets, octets = totals[direction]
-        totals[direction] = (packets + int(match.group(2)), octets + int(match.group(3)))
-    return totals
+    return by_direction(
+        ("in" if match.group(1) == "saddr" else "out", int(match.group(2)), int(match.group(3)))
+        for match in _DROP_COUNTER.finditer(table)
+    )
 
 
 def table_text(ruleset: str, table: str) -> str | None:

@@ -16,6 +16,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -151,31 +152,23 @@ def _sync_one(
         raise FetchError(f"its lists could not be fetched ({fetched}); the device was not touched")
     config = device.config
     run = RunOptions(options.dry_run, options.force, options.trust_host_key)
-    with run_lock(device_lock(config), PROG):
-        if options.dry_run:
-            built = build_for(
-                fetched,
-                config,
-                force=options.force,
-                record=False,
-                families=policy_families(config),
-                store_key=device.name,
-            )
-            pacer.wait()
-            result = sync_device(config, built, run)
-        else:
-            with recorded_run(config, device.name, PROG) as record:
-                built = build_for(
-                    fetched,
-                    config,
-                    force=options.force,
-                    families=policy_families(config),
-                    store_key=device.name,
-                )
-                note_policy(record, built)
-                pacer.wait()
-                result = sync_device(config, built, run)
-                note_sync(record, result)
+    # A dry run records nothing: no run record, no last good policy.
+    recording = nullcontext(None) if options.dry_run else recorded_run(config, device.name, PROG)
+    with run_lock(device_lock(config), PROG), recording as record:
+        built = build_for(
+            fetched,
+            config,
+            force=options.force,
+            record=record is not None,
+            families=policy_families(config),
+            store_key=device.name,
+        )
+        if record is not None:
+            note_policy(record, built)
+        pacer.wait()
+        result = sync_device(config, built, run)
+        if record is not None:
+            note_sync(record, result)
     return Outcome(
         device.name,
         "changed" if result.changed else "unchanged",

@@ -12,8 +12,6 @@ from ts_isr.targets.base import plan_changes
 from ts_isr.targets.ipset import (
     MIN_MAXELEM,
     IpsetTarget,
-    add_lines,
-    bucket_members,
     families_in_use,
     members_of,
     parse_entry,
@@ -23,6 +21,7 @@ from ts_isr.targets.ipset import (
     state_members,
 )
 from ts_isr.targets.ipset_delta import render_delta
+from ts_isr.targets.ipset_lines import bucket_members, entry_lines
 
 NAMES = derive_names("TS", LIMITS)
 OURS = NAMES.all_set_names()
@@ -131,8 +130,8 @@ def test_ipv6_sets_appear_with_ipv6_and_stay_until_remove():
 def test_the_fast_ipv4_rendering_matches_the_address_parser():
     spec = next(s for s in NAMES.sets if s.name == "TSblockaddr")
     hosts = sorted(cidrs("0.0.0.0", "255.255.255.255", "10.0.0.1", "192.0.2.200", "1.2.3.4"))
-    lines = add_lines(spec, hosts).splitlines()
-    assert lines == [f"add TSblockaddrnew {c.address_text()}" for c in hosts]
+    lines = entry_lines("del", spec.name, spec, hosts).splitlines()
+    assert lines == [f"del TSblockaddr {c.address_text()}" for c in hosts]
     assert [parse_entry(line.split()[2], 4) for line in lines] == hosts
 
 

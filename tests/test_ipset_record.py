@@ -4,7 +4,7 @@ record and the kernel's counts, instead of reading every entry back."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -137,7 +137,11 @@ def watched(terse: str | None = None) -> tuple[IptablesBackend, list[list[str]]]
             return terse
         return run_tool(argv, stdin)
 
+    def start(argv: list[str]) -> Callable[[], str]:
+        return lambda: run(argv)
+
     backend.target.run = run
+    backend.target.start = start
     return backend, calls
 
 

@@ -126,10 +126,12 @@ class IptablesBackend:
         boot state's record and the kernel's counts vouch for it (a header listing), else against
         every entry read back (1.2 s at 200,000).  No ``policy``: the sets keep what they hold."""
         if policy is not None and last is not None:
-            record = self.target.recorded(last.state)
+            check = self.target.recorded(last.state)
+            plan = plan_from_previous(last.policy, policy)  # while ipset counts the sets' entries
+            record = check()
             if record is not None and record.vouches_for(last.policy, time.time()):
                 self.read_back = record.read_back
-                return policy, plan_from_previous(last.policy, policy)
+                return policy, plan
             log.info(
                 "The last update's record does not vouch for the sets (or is a day old): reading them back"
             )

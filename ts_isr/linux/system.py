@@ -7,7 +7,7 @@ import os
 import queue
 import subprocess
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.log import escape
@@ -30,24 +30,37 @@ def _failed(argv: list[str], stderr: str) -> DeviceError:
     return DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
 
 
+def start_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 600.0) -> Callable[[], str]:
+    """Start a host tool now; the returned call waits for it and gives its stdout, or
+    :class:`DeviceError` with the tool's first error line.  Started early, a listing runs on another
+    core while Python works out what it needs the listing for."""
+    command = [tool_path(argv[0]), *argv[1:]]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
+
+    def finish() -> str:
+        try:
+            stdout, stderr = process.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
+        if process.returncode != 0:
+            raise _failed(argv, stderr)
+        return stdout
+
+    return finish
+
+
 def run_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 600.0) -> str:
     """Run a host tool; its stdout, or :class:`DeviceError` with the tool's first error line."""
-    command = [tool_path(argv[0]), *argv[1:]]
-    try:
-        done = subprocess.run(
-            command,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-            env=child_env(),
-        )
-    except subprocess.TimeoutExpired:
-        raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
-    if done.returncode != 0:
-        raise _failed(argv, done.stderr)
-    return done.stdout
+    return start_tool(argv, stdin, timeout=timeout)()
 
 
 def stream_tool(argv: list[str], chunks: Iterable[str], *, timeout: float = 600.0) -> None:

@@ -22,12 +22,13 @@ from pathlib import Path
 from ts_isr.errors import DeviceError
 from ts_isr.files import write_atomic
 from ts_isr.linux.names import Names, SetName
-from ts_isr.linux.system import run_tool, stream_tool
+from ts_isr.linux.system import run_tool, start_tool, stream_tool
 from ts_isr.log import escape, log
 from ts_isr.policy import Policy
 from ts_isr.ranges import BITS, Cidr
 from ts_isr.targets.base import KINDS, Members, Plan, Target
 from ts_isr.targets.ipset_delta import installed_before, render_delta, small_change
+from ts_isr.targets.ipset_lines import bucket_members, entry_lines
 from ts_isr.targets.ipset_record import (
     RECORD_PREFIX,
     Record,
@@ -39,12 +40,12 @@ from ts_isr.targets.ipset_record import (
 
 Runner = Callable[..., str]
 Streamer = Callable[[list[str], Iterable[str]], None]
+Starter = Callable[[list[str]], Callable[[], str]]
 MIN_MAXELEM = 65536
 MIN_HASHSIZE = 1024
 _CREATE = re.compile(r"create (\S+) (hash:ip|hash:net) family (inet6?) (.*)")
 _SOCKET_FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 CHUNK_LINES = 5000
-_OCTETS = tuple(str(i) for i in range(256))
 
 
 @dataclass
@@ -123,19 +124,6 @@ def members_of(sets: dict[str, SetState], names: Names) -> Members:
     return {kind: frozenset(members) for kind, members in held.items()}
 
 
-def bucket_members(names: Names, desired: Members) -> dict[str, list[Cidr]]:
-    """Each set's members, in one pass: hosts in ``hash:ip``, networks in ``hash:net``, by family.
-
-    Unsorted: a hash set has no order, and sorting 200,000 entries costs more than loading them.
-    """
-    set_of = {(s.kind, s.family, s.hash_type == "hash:ip"): s.name for s in names.sets}
-    buckets: dict[str, list[Cidr]] = {s.name: [] for s in names.sets}
-    for kind in KINDS:
-        for cidr in desired.get(kind, ()):
-            buckets[set_of[kind, cidr.family, cidr.prefixlen == BITS[cidr.family]]].append(cidr)
-    return buckets
-
-
 def set_size(count: int) -> tuple[int, int]:
     """(hashsize, maxelem) for ``count`` members: room to spare, so the set is never "full"."""
     maxelem = max(MIN_MAXELEM, 1 << (count * 2 - 1).bit_length()) if count else MIN_MAXELEM
@@ -188,7 +176,7 @@ class Update:
             yield f"create {spec.new} {options}\n"
             self.fill.append(f"create {spec.name} {options}\n")
             for start in range(0, len(members), CHUNK_LINES):
-                chunk = add_lines(spec, members[start : start + CHUNK_LINES])
+                chunk = entry_lines("add", spec.new, spec, members[start : start + CHUNK_LINES])
                 yield chunk
                 # The same lines under the live name: the state is what `ipset save` would print.
                 self.fill.append(chunk.replace(f"add {spec.new} ", f"add {spec.name} "))
@@ -201,19 +189,6 @@ class Update:
 
     def sets(self) -> dict[str, SetState]:
         return {s.name: SetState(s.hash_type, s.family, self.buckets[s.name]) for s in self.chosen}
-
-
-def add_lines(spec: SetName, members: list[Cidr]) -> str:
-    """``add <twin> <entry>`` lines; IPv4 hosts, nearly all of a policy, take a faster path than inet_ntop."""
-    if spec.family == 4 and spec.hash_type == "hash:ip":
-        o = _OCTETS
-        return "".join(
-            f"add {spec.new} {o[n >> 24]}.{o[n >> 16 & 255]}.{o[n >> 8 & 255]}.{o[n & 255]}\n"
-            for _, n, _ in members
-        )
-    return "".join(
-        f"add {spec.new} {c.address_text() if spec.hash_type == 'hash:ip' else c}\n" for c in members
-    )
 
 
 def render_update(names: Names, desired: Members, live: Iterable[str]) -> Update:
@@ -237,9 +212,16 @@ def render_destroy(names: Iterable[str]) -> str:
 class IpsetTarget(Target):
     """The policy in the host's (or the current network namespace's) ipsets."""
 
-    def __init__(self, names: Names, run: Runner = run_tool, stream: Streamer = stream_tool) -> None:
+    def __init__(
+        self,
+        names: Names,
+        run: Runner = run_tool,
+        stream: Streamer = stream_tool,
+        start: Starter = start_tool,
+    ) -> None:
         self.names = names
         self.run = run
+        self.start = start
         self.stream = stream
         self.sets: dict[str, SetState] = {}
         self.state_text: str | None = None
@@ -250,36 +232,42 @@ class IpsetTarget(Target):
         self.sets = parse_save(text, self.names.all_set_names())
         return members_of(self.sets, self.names)
 
-    def read_headers(self) -> dict[str, SetHeader]:
+    def _take_headers(self, listing: str) -> dict[str, SetHeader]:
         """Our sets without their members (``ipset list -t``): what they are and how many they hold."""
-        headers = parse_terse(self.run(["ipset", "list", "-t"]), self.names.all_set_names())
+        headers = parse_terse(listing, self.names.all_set_names())
         self.sets = {
             name: SetState(header.hash_type, header.family, None) for name, header in headers.items()
         }
         return headers
 
-    def recorded(self, state: Path) -> Record | None:
-        """The boot state's record, when the kernel agrees with it: each list's entry count, and no
-        twin left.  Costs a header listing, not a read of every entry; None means read them back."""
+    def recorded(self, state: Path) -> Callable[[], Record | None]:
+        """The check that the boot state's record holds, begun: ``ipset list -t`` starts now, on another
+        core, and the returned call finishes the check (each list's entry count as recorded, and no
+        twin left).  It costs a header listing, not a read of every entry; None means read them back."""
         try:
             with state.open(encoding="ascii") as handle:
                 record = parse_record(handle.readline(200))
         except (OSError, UnicodeDecodeError):
-            return None
+            return lambda: None
         if record is None:
-            return None
-        try:
-            headers = self.read_headers()
-        except DeviceError as exc:  # an ipset too old to count its entries, say: read them back
-            log.warning(f"{exc}; reading the sets back instead")
-            return None
-        if any(spec.new in headers for spec in self.names.sets):
-            return None
-        counts = {kind: 0 for kind in KINDS}
-        for spec in self.names.sets:
-            if spec.name in headers:
-                counts[spec.kind] += headers[spec.name].entries
-        return record if record.counted(counts) else None
+            return lambda: None
+        listing = self.start(["ipset", "list", "-t"])
+
+        def check() -> Record | None:
+            try:
+                headers = self._take_headers(listing())
+            except DeviceError as exc:  # an ipset too old to count its entries, say: read them back
+                log.warning(f"{exc}; reading the sets back instead")
+                return None
+            if any(spec.new in headers for spec in self.names.sets):
+                return None
+            counts = {kind: 0 for kind in KINDS}
+            for spec in self.names.sets:
+                if spec.name in headers:
+                    counts[spec.kind] += headers[spec.name].entries
+            return record if record.counted(counts) else None
+
+        return check
 
     def live_sets(self) -> set[str]:
         return {spec.name for spec in self.names.sets if spec.name in self.sets}

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ts_isr.linux.names import Names, SetName
-from ts_isr.ranges import BITS, Cidr
+from ts_isr.linux.names import Names
 from ts_isr.targets.base import Members, Plan
+from ts_isr.targets.ipset_lines import bucket_members, entry_lines
 
 # Changes (additions plus removals) up to this fraction of the entries are made in place; more are
 # swapped in as whole sets.  Measured at 200,000 entries: see docs/tsadmin.md.
@@ -27,23 +27,19 @@ def small_change(plan: Plan) -> bool:
     return 0 < changes <= SMALL_CHANGE * total
 
 
-def entry(spec: SetName, cidr: Cidr) -> str:
-    return cidr.address_text() if spec.hash_type == "hash:ip" else str(cidr)
-
-
 def render_delta(names: Names, plan: Plan, live: Collection[str]) -> str | None:
     """Every addition first, then every removal, so an entry replaced by a wider or narrower one is
     covered by one of them at every moment; None when an entry's set does not exist yet (the first
     IPv6 entry, say): only a swap creates sets."""
-    set_of = {(s.kind, s.family, s.hash_type == "hash:ip"): s for s in names.sets}
     adds, dels = [], []
     for change in plan.changes:
         for verb, cidrs, out in (("add", change.add, adds), ("del", change.remove, dels)):
-            for cidr in cidrs:
-                spec = set_of[change.kind, cidr.family, cidr.prefixlen == BITS[cidr.family]]
-                if spec.name not in live:
-                    return None
-                out.append(f"{verb} {spec.name} {entry(spec, cidr)}\n")
+            buckets = bucket_members(names, {change.kind: cidrs})
+            for spec in names.sets:
+                if buckets[spec.name]:
+                    if spec.name not in live:
+                        return None
+                    out.append(entry_lines(verb, spec.name, spec, buckets[spec.name]))
     return "".join(adds + dels)
 
 

@@ -27,3 +27,16 @@ def test_a_tool_that_hangs_is_stopped_at_its_timeout() -> None:
 def test_a_started_tool_takes_its_input_and_gives_its_output_when_asked() -> None:
     started = start_tool(["tr", "a-z", "A-Z"], "ipset list -t\n")
     assert started() == "IPSET LIST -T\n"
+
+
+def test_a_tool_whose_child_holds_its_output_open_is_still_stopped_at_its_timeout() -> None:
+    """The wait is bounded by the timeout, not by the pipes: a child the tool left behind may keep
+    them open for a minute."""
+    started = start_tool(["sh", "-c", "sleep 59.92 & wait"], timeout=1)
+    try:
+        with pytest.raises(DeviceError, match=r"^sh did not finish in 1s"):
+            started()
+        left = subprocess.run(["pgrep", "-f", "^sleep 59.92$"], capture_output=True, text=True, check=False)
+        assert left.stdout.strip(), "returned while the child still held the pipes open"
+    finally:
+        subprocess.run(["pkill", "-f", "^sleep 59.92$"], check=False)

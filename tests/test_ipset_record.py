@@ -156,12 +156,31 @@ def test_an_update_changes_in_place_against_the_recorded_policy_without_reading_
         assert backend.apply(ChainSpec(), after, lambda: None, LastApplied(reparsed(before), state))
     assert ["ipset", "save"] not in calls, "no entry was read back"
     assert "changed in place" in caplog.text and "reading them back" not in caplog.text
-    assert backend.read_policy() == after
+    before_save = len(calls)
     backend.save(state)
+    assert not [argv for argv in calls[before_save:] if argv[:2] == ["ipset", "save"]], (
+        "the boot state was patched with the change, not printed whole"
+    )
     assert backend.load(state) == after, "the boot state holds the update, under its record"
+    assert backend.read_policy() == after
     again, calls = watched()
     assert not again.apply(ChainSpec(), after, lambda: None, LastApplied(reparsed(after), state))
     assert ["ipset", "save"] not in calls, "the record of an in-place change vouches for it too"
+
+
+def test_a_boot_state_changed_since_the_check_is_saved_from_the_sets(host: None, tmp_path: Path) -> None:
+    """Its record line no longer the one that vouched: the patch is refused, ``ipset save`` prints it."""
+    before = Policy(hosts(0, 500), ())
+    state = installed(tmp_path, before)
+    after = Policy(hosts(7, 500), ())
+    backend, calls = watched()
+    backend.apply(ChainSpec(), after, lambda: None, LastApplied(reparsed(before), state))
+    assert ["ipset", "save"] not in calls
+    record, rest = state.read_text().split("\n", 1)
+    state.write_text(record.replace("read back ", "read back 1") + "\n" + rest)
+    backend.save(state)
+    assert [argv for argv in calls if argv[:2] == ["ipset", "save"]], "printed by ipset save"
+    assert backend.load(state) == after
 
 
 def test_a_set_changed_by_hand_is_read_back_and_put_right(

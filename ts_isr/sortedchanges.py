@@ -4,9 +4,9 @@ Policies are sorted tuples (``Policy`` keeps them so).  Two consecutive ones
 share long runs of equal entries, and a set difference pays for hashing every
 entry of both anyway (more than the change itself costs).  Here
 each run of equal entries is skipped by one C-level scan (``map`` of ``!=``),
-and each difference costs a few steps of Python: 20 to 30 ms for a 1% change
-of 200,000 entries (4,000 differences, half of the time the scan), against
-150 ms for the sets.
+and each difference costs a few steps of Python: 14 ms for a 1% change of
+200,000 entries (4,000 differences, half of the time the scan), against 120 ms
+for the sets, in one run.
 """
 
 from __future__ import annotations

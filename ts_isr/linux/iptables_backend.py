@@ -20,7 +20,7 @@ from ts_isr.log import log
 from ts_isr.policy import Policy
 from ts_isr.targets.base import Plan, plan_changes, plan_from_previous
 from ts_isr.targets.ipset import IpsetTarget, policy_of
-from ts_isr.targets.ipset_record import record_of
+from ts_isr.targets.ipset_record import Record, record_of
 from ts_isr.tools import find_tool
 
 LIMITS = Limits(set_name=31, chain_name=28, log_prefix=29)
@@ -81,6 +81,7 @@ class IptablesBackend:
         self.firewall = Firewall(self.names)
         self.applied: Policy | None = None
         self.read_back = 0  # when the sets were last read back whole (epoch seconds), for the record
+        self.vouched: Record | None = None  # the boot state's record this run's change started from
 
     def check_host(self) -> None:
         check_tools()
@@ -127,21 +128,24 @@ class IptablesBackend:
         every entry read back (1.2 s at 200,000).  No ``policy``: the sets keep what they hold."""
         if policy is not None and last is not None:
             check = self.target.recorded(last.state)
-            plan = plan_from_previous(last.policy, policy)  # while ipset counts the sets' entries
-            record = check()
+            try:
+                plan = plan_from_previous(last.policy, policy)  # while ipset counts the sets' entries
+            finally:
+                record = check()  # waited for even if the diff fails: no listing is left behind
             if record is not None and record.vouches_for(last.policy, time.time()):
-                self.read_back = record.read_back
+                self.read_back, self.vouched = record.read_back, record
                 return policy, plan
             log.info(
                 "The last update's record does not vouch for the sets (or is a day old): reading them back"
             )
-        self.read_back = int(time.time())
+        self.read_back, self.vouched = int(time.time()), None
         installed = self.target.read()
         policy = policy_of(installed) if policy is None else policy
         return policy, plan_changes(installed, policy, self.target.families, ordered=False)
 
     def save(self, path: Path) -> None:
-        self.target.save_state(path, record_of(self.applied, self.read_back) if self.applied else None)
+        record = record_of(self.applied, self.read_back) if self.applied else None
+        self.target.save_state(path, record, since=self.vouched)
 
     def load(self, path: Path) -> Policy | None:
         return IpsetTarget.load_state(path, self.names)

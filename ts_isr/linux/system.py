@@ -30,6 +30,17 @@ def _failed(argv: list[str], stderr: str) -> DeviceError:
     return DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
 
 
+def _stop(process: subprocess.Popen[str]) -> None:
+    """Kill the tool and reap it, without waiting for its output: a child it left running may hold
+    the pipes open for as long as it likes."""
+    process.kill()
+    process.wait()
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # stdin's unwritten rest meets a closed pipe
+                pipe.close()
+
+
 def start_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 600.0) -> Callable[[], str]:
     """Start a host tool now; the returned call waits for it and gives its stdout, or
     :class:`DeviceError` with the tool's first error line.  Started early, a listing runs on another
@@ -48,9 +59,11 @@ def start_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 60
         try:
             stdout, stderr = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+            _stop(process)
             raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
+        except BaseException:  # interrupted: the tool must not outlive the run (and its lock)
+            _stop(process)
+            raise
         if process.returncode != 0:
             raise _failed(argv, stderr)
         return stdout

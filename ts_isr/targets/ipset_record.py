@@ -53,6 +53,11 @@ class Record:
         """``policy`` is the one recorded, and the sets were read back within :data:`REREAD_AFTER`."""
         return record_of(policy, self.read_back).lists == self.lists and now - self.read_back < REREAD_AFTER
 
+    @property
+    def entries(self) -> int:
+        """Entries of both lists: as many ``add`` lines as the boot state under this record holds."""
+        return sum(size for size, _ in self.lists.values())
+
     def counted(self, counts: Mapping[str, int]) -> bool:
         """The kernel's sets hold as many entries of each list as recorded."""
         return all(counts.get(kind, 0) == size for kind, (size, _) in self.lists.items())

@@ -16,7 +16,7 @@ from tests.support.tools import require_tool
 from ts_isr.errors import DeviceError
 from ts_isr.linux.firewall import ChainSpec, LastApplied
 from ts_isr.linux.iptables_backend import IptablesBackend
-from ts_isr.linux.system import run_tool
+from ts_isr.linux.system import run_tool, start_tool
 from ts_isr.policy import Policy, parse_token
 from ts_isr.ranges import Cidr
 from ts_isr.sortedchanges import sorted_changes
@@ -138,7 +138,10 @@ def watched(terse: str | None = None) -> tuple[IptablesBackend, list[list[str]]]
         return run_tool(argv, stdin)
 
     def start(argv: list[str]) -> Callable[[], str]:
-        return lambda: run(argv)
+        calls.append(argv)
+        if terse is not None and argv == ["ipset", "list", "-t"]:
+            return lambda: terse
+        return start_tool(argv)
 
     backend.target.run = run
     backend.target.start = start

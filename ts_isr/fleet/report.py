@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ts_isr.policy import split_count
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -25,11 +27,6 @@ class Outcome:
         return self.result == "failed"
 
 
-def by_family(total: int, ipv6: int) -> str:
-    """``total``, with its IPv4 and IPv6 apart when IPv6 is among them."""
-    return f"{total} ({total - ipv6} IPv4, {ipv6} IPv6)" if ipv6 else str(total)
-
-
 def progress(done: int, total: int, failed: int) -> str:
     return f"{done} of {total} devices done, {failed} failed"
 
@@ -42,8 +39,8 @@ def summary(outcomes: Sequence[Outcome]) -> list[str]:
         (
             o.name,
             f"{o.result} ({o.kind})" if o.kind else o.result,  # what failed: a retry tells them apart
-            by_family(o.added, o.added_ipv6),
-            by_family(o.removed, o.removed_ipv6),
+            split_count(o.added - o.added_ipv6, o.added_ipv6),  # as the device's log counts them
+            split_count(o.removed - o.removed_ipv6, o.removed_ipv6),
             f"{o.seconds:.1f}",
             o.reason,
         )

@@ -8,6 +8,7 @@ A step is made to fail by a directory standing where its file goes.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 
 from tests.support.hostroot import shape_host
 from tests.support.tools import require_tool
-from tests.support.tsadmin_lab import BLOCKED_HOST, Lab, open_lab
+from tests.support.tsadmin_lab import BLOCKED_HOST, TSADMIN, Lab, open_lab
+from tests.support.users import NOBODY
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.linux.iptables_backend import check_tools
 
@@ -114,6 +116,28 @@ def test_no_cron_and_no_systemd_is_refused_before_anything(lab: Lab) -> None:
     refused = lab.add()
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert refused.stdout.count("[ERROR]") == 1 and "apt-get install cron" in refused.stdout
+    assert host_state(lab) == before
+
+
+def test_a_tsadmin_another_user_can_change_is_refused_before_anything(lab: Lab, tmp_path: Path) -> None:
+    """Cron and the boot unit run this interpreter and this script as root: a launcher in another
+    user's folder would hand that user root every two hours."""
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    launcher = theirs / "tsadmin"
+    launcher.write_text(
+        f"import sys\nsys.path.insert(0, {str(TSADMIN.parent.parent)!r})\n"
+        "from ts_isr.commands.tsadmin import main\nsys.exit(main())\n"
+    )
+    for path in (theirs, launcher):
+        os.chown(path, NOBODY.pw_uid, NOBODY.pw_gid)
+    before = host_state(lab)
+    refused = lab.add(script=launcher)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout.count("[ERROR]") == 1, refused.stdout
+    script = f"the tsadmin script that cron and the boot unit would run, {launcher} is refused"
+    assert script in refused.stdout
+    assert f"the folder {theirs} on its way can be changed by other users" in refused.stdout
     assert host_state(lab) == before
 
 

@@ -46,9 +46,9 @@ class Lab:
     tools: Path | None = None  # a directory put first on tsadmin's PATH (iptables-legacy links)
 
     def tsadmin(
-        self, *args: str, user: str | None = None, ssh_client: str | None = None
+        self, *args: str, user: str | None = None, ssh_client: str | None = None, script: Path = TSADMIN
     ) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, str(TSADMIN), *args, "--root", str(self.root), "--detailed-exitcodes"]
+        argv = [sys.executable, str(script), *args, "--root", str(self.root), "--detailed-exitcodes"]
         if user is not None:
             argv = ["setpriv", "--reuid", user, "--regid", "nogroup", "--clear-groups", *argv]
         # Whoever runs the tests over SSH must not leak their address into tsadmin's lifelines.
@@ -59,7 +59,9 @@ class Lab:
             env["PATH"] = f"{self.tools}:{env.get('PATH', '/usr/bin:/bin')}"
         return self.pair.run(argv, input="", env=env)
 
-    def add(self, *extra: str, ssh_client: str | None = None) -> subprocess.CompletedProcess[str]:
+    def add(
+        self, *extra: str, ssh_client: str | None = None, script: Path = TSADMIN
+    ) -> subprocess.CompletedProcess[str]:
         return self.tsadmin(
             "add",
             f"--block_list={BLOCK_LIST}",
@@ -70,6 +72,7 @@ class Lab:
             "--silent",
             *extra,
             ssh_client=ssh_client,
+            script=script,
         )
 
     def state(self) -> tuple[str, str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from string import Template
 
 from ts_isr.errors import TsError
-from ts_isr.files import project_file
+from ts_isr.files import check_dir, check_trusted, project_file, trusted_path
 from ts_isr.linux.settings import Paths
 from ts_isr.linux.system import run_tool
 from ts_isr.log import log
@@ -30,6 +30,8 @@ from ts_isr.sysconf import (
     reload_syslog_ng,
 )
 from ts_isr.tools import child_env
+
+PACKAGE = Path(__file__).resolve().parent.parent  # ts_isr: root imports every module of it
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 UNIT_TEMPLATE = "systemd/threatstop.service"
@@ -280,8 +282,22 @@ def gateways_and_resolvers(paths: Paths) -> list[IPAddress]:
 
 
 def tsadmin_command() -> list[str]:
-    """This interpreter and this script: cron and systemd start with a bare PATH and no virtualenv."""
-    return [sys.executable, str(Path(sys.argv[0]).resolve())]
+    """This interpreter and this script: cron and systemd start with a bare PATH and no virtualenv.
+
+    Root runs them every two hours and at boot, so they are refused (one line, before any change)
+    when another user could change what they run: the interpreter's and the script's files and every
+    folder on their way, every folder Python imports from, and this package's own files.
+    """
+    script = Path(sys.argv[0]).resolve()
+    for path, what in ((Path(sys.executable), "the interpreter"), (script, "the tsadmin script")):
+        what = f"{what} that cron and the boot unit would run,"
+        check_trusted(trusted_path(path, what), what)
+    for folder in dict.fromkeys(Path(entry).resolve() for entry in sys.path if entry):
+        if folder.is_dir():
+            check_dir(folder, "the Python import folder")
+    for module in sorted(PACKAGE.rglob("*.py")):
+        check_trusted(module, "tsadmin's module")
+    return [sys.executable, str(script)]
 
 
 def unit_word(value: str | Path) -> str:

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from ts_isr.errors import DeviceError
-from ts_isr.linux.system import run_tool, start_tool
+from ts_isr.linux.system import run_tool, start_tool, stream_tool
 
 
 def test_a_failing_tool_is_one_line_with_its_first_error() -> None:
@@ -40,3 +40,12 @@ def test_a_tool_whose_child_holds_its_output_open_is_still_stopped_at_its_timeou
         assert left.stdout.strip(), "returned while the child still held the pipes open"
     finally:
         subprocess.run(["pkill", "-f", "^sleep 59.92$"], check=False)
+
+
+def test_a_batch_tool_that_stops_reading_is_stopped_at_its_timeout() -> None:
+    """``ipset restore`` stuck in the kernel, say: the batch fills the pipe, and the run still ends."""
+    chunks = ("x" * 65536 + "\n" for _ in range(64))  # far more than a pipe holds
+    with pytest.raises(DeviceError, match=r"^sh did not finish in 1s; check the host's load$"):
+        stream_tool(["sh", "-c", "exec sleep 59.93"], chunks, timeout=1)
+    left = subprocess.run(["pgrep", "-f", "^sleep 59.93$"], capture_output=True, text=True, check=False)
+    assert left.stdout == "", "the stuck tool was killed"

@@ -16,7 +16,18 @@ import pytest
 from tests.support.hostroot import write_config
 from tests.support.https_server import Failure, LogServer
 from tests.support.tools import require_root, require_tool
-from ts_isr.journal import block_line, gap, parse_cursor
+from ts_isr.errors import Exit, TsError
+from ts_isr.journal import (
+    JOURNAL_LOCK,
+    MAX_LINE,
+    Journal,
+    _entry,
+    block_line,
+    gap,
+    parse_cursor,
+    upload_from_journal,
+)
+from ts_isr.lock import run_lock
 
 TSADMIN = Path(__file__).resolve().parent.parent / "bin" / "tsadmin"
 JOURNAL_REMOTE = "/lib/systemd/systemd-journal-remote"
@@ -153,3 +164,50 @@ def test_cursors_and_lines_are_read_strictly() -> None:
         "__REALTIME_TIMESTAMP": "0",
     }
     assert (block_line(binary) or "").endswith("ThreatSTOP-TSblock \ufffd\n")
+
+
+def test_a_backlog_is_read_over_runs_in_bounded_batches(host, tmp_path: Path) -> None:
+    """A first run after weeks, or a scan: each run reads at most ``limit`` entries, in bounded
+    memory, and the next resumes after the last one; every line goes once, in order."""
+    _, journal, _, _ = host
+    write_journal(journal, [entry(n, blocked(n)) for n in range(1, 8)])
+    state, logfile, sent = tmp_path / "state", tmp_path / "block.log", []
+    state.mkdir()
+
+    def upload() -> list[str]:
+        sent.extend(logfile.read_text().splitlines())
+        return []  # the server confirmed every part
+
+    batches = [
+        upload_from_journal(Journal(journal.parent, limit=3), state, logfile, upload) for _ in range(4)
+    ]
+    assert batches == [3, 3, 1, 0]
+    assert [line.split(" kernel: ")[1] for line in sent] == [blocked(n) for n in range(1, 8)]
+
+
+def test_a_second_logs_run_waits_for_the_first_and_changes_nothing(host) -> None:
+    server, journal, logs, root = host
+    write_journal(journal, [entry(1, blocked(1))])
+    state = root / "opt/threatstop/state"
+    state.mkdir(parents=True, exist_ok=True)
+    with run_lock(state / JOURNAL_LOCK, "tsadmin logs"):
+        second = logs()
+    assert second.returncode == Exit.LOCKED, second.stdout + second.stderr
+    assert second.stdout.count("[ERROR]") == 1 and "another tsadmin logs run" in second.stdout
+    assert uploaded_lines(server) == [] and not (state / "journal_cursor").exists()
+    assert logs().returncode == 0 and len(uploaded_lines(server)) == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("not json\n", "not a journal entry"),
+        ('{"MESSAGE": "no cursor"}\n', "not a journal entry"),
+        ("[1, 2]\n", "not a journal entry"),
+        ("x" * MAX_LINE, f"over {MAX_LINE} characters"),
+    ],
+)
+def test_what_journalctl_prints_is_read_strictly(line: str, says: str) -> None:
+    with pytest.raises(TsError, match=says):
+        _entry(line)
+    assert _entry("") is None, "the end"

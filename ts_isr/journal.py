@@ -18,20 +18,26 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from ts_isr.errors import TsError
 from ts_isr.files import write_atomic
+from ts_isr.linux.system import deadline
 from ts_isr.log import escape, log
 from ts_isr.tools import child_env, find_tool
 
 MARK = "ThreatSTOP-"
 CURSOR = "journal_cursor"
 PENDING = "journal_cursor.pending"
+JOURNAL_LOCK = "journal.lock"
 TIMEOUT = 300.0
+# Entries read in one run, and the longest line: a backlog (the first run, a scan) is read over several
+# runs in bounded memory, each resuming from the cursor of the last entry the one before read.
+MAX_ENTRIES = 200_000
+MAX_LINE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,9 @@ def gap(saved: Cursor, oldest: Cursor | None) -> str | None:
 class Journal:
     """``journalctl`` on the system journal, or on the journal files of ``directory``."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, limit: int = MAX_ENTRIES) -> None:
         self.where = ["-D", str(directory)] if directory else []
+        self.limit = limit
 
     def _argv(self, *args: str) -> list[str]:
         tool = find_tool("journalctl")
@@ -97,29 +104,57 @@ class Journal:
             raise TsError("journalctl is not installed: install systemd, or syslog-ng for the block log")
         return [tool, *self.where, "--no-pager", "-o", "json", *args]
 
-    def entries(self, after: str | None) -> Iterable[dict[str, object]]:
-        """The kernel's entries after the cursor (all of them without one), oldest first."""
+    def entries(self, after: str | None) -> Iterator[dict[str, object]]:
+        """The kernel's entries after the cursor (all of them without one), oldest first, streamed: at
+        most ``limit`` in one run (the rest follow from the cursor of the last one), each bounded."""
         argv = self._argv("_TRANSPORT=kernel", *([f"--after-cursor={after}"] if after else []))
-        done = subprocess.run(
-            argv, capture_output=True, text=True, timeout=TIMEOUT, check=False, env=child_env()
-        )
-        if done.returncode != 0:
-            first = next((line for line in done.stderr.splitlines() if line.strip()), "no error text")
+        with (
+            subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env()
+            ) as reader,
+            deadline(reader, "journalctl", TIMEOUT),
+        ):
+            assert reader.stdout is not None and reader.stderr is not None
+            for _ in range(self.limit):
+                entry = _entry(reader.stdout.readline(MAX_LINE))
+                if entry is None:
+                    break
+                yield entry
+            reader.kill()  # done, or the limit reached: the rest is the next run's
+            stderr = reader.stderr.read(MAX_LINE)
+            failed = reader.wait() not in (0, -9)
+        if failed:
+            first = next((line for line in stderr.splitlines() if line.strip()), "no error text")
             raise TsError(f"journalctl failed: {escape(first)}; check the journal (journalctl --verify)")
-        for line in done.stdout.splitlines():
-            if line.strip():
-                yield json.loads(line)
 
     def oldest(self) -> Cursor | None:
         """The oldest entry the journal still holds, of any transport."""
         argv = self._argv()
-        with subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env()
-        ) as reader:
+        with (
+            subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=child_env()
+            ) as reader,
+            deadline(reader, "journalctl", TIMEOUT),
+        ):
             assert reader.stdout is not None
-            first = reader.stdout.readline()
+            first = _entry(reader.stdout.readline(MAX_LINE))
             reader.kill()
-        return parse_cursor(json.loads(first)["__CURSOR"]) if first.strip() else None
+        return None if first is None else parse_cursor(str(first.get("__CURSOR", "")))
+
+
+def _entry(line: str) -> dict[str, object] | None:
+    """One line of ``journalctl -o json``, or None at the end; anything else is one line."""
+    if not line:
+        return None
+    if not line.endswith("\n"):
+        raise TsError(f"journalctl printed an entry of over {MAX_LINE} characters; check the journal")
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        entry = None
+    if not isinstance(entry, dict) or "__CURSOR" not in entry:
+        raise TsError(f"journalctl printed a line that is not a journal entry: {escape(line, 120)}")
+    return entry
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,9 @@ def logrotate_values(
     }
 
 
-def _run(argv: Sequence[str], package: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_system_tool(
+    argv: Sequence[str], package: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a system tool found in PATH or the sbin directories (cron's PATH lacks them), in
     :func:`~ts_isr.tools.child_env` (setup's passwords stay in setup)."""
     tool = find_tool(argv[0])
@@ -121,7 +123,7 @@ def _detail(done: subprocess.CompletedProcess[str]) -> str:
 
 def _check_with(argv: Sequence[str], package: str) -> None:
     """The tool must accept the file: exit status 0 and no ``error:`` line (logrotate exits 0 on those)."""
-    done = _run(argv, package)
+    done = run_system_tool(argv, package)
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     if done.returncode != 0 or errors:
         detail = escape(" ".join(errors)) if errors else _detail(done)
@@ -173,11 +175,16 @@ def install_file_changed(root: Path | None, relative: Path, text: str, mode: int
 
 def reload_syslog_ng(control: Path | None = None) -> None:
     """Make the running syslog-ng read its configuration again (systemd's unit as the fallback)."""
-    done = _run(["syslog-ng-ctl", "reload"] + (["--control", str(control)] if control else []), "syslog-ng")
+    done = run_system_tool(
+        ["syslog-ng-ctl", "reload"] + (["--control", str(control)] if control else []), "syslog-ng"
+    )
     if done.returncode == 0:
         return
     systemd = control is None and shutil.which("systemctl") is not None
-    if systemd and _run(["systemctl", "reload-or-restart", "syslog-ng"], "systemd").returncode == 0:
+    if (
+        systemd
+        and run_system_tool(["systemctl", "reload-or-restart", "syslog-ng"], "systemd").returncode == 0
+    ):
         return
     raise TsError(
         f"syslog-ng did not reload ({_detail(done)}); start it (systemctl start syslog-ng) "
@@ -197,7 +204,7 @@ class CronJob:
 def _read_tab(root: Path | None) -> CronTab:
     """The user's crontab (read by ``crontab -l`` run as every tool is), or ``root/crontab``."""
     if root is None:
-        done = _run(["crontab", "-l"], "cron")
+        done = run_system_tool(["crontab", "-l"], "cron")
         if done.returncode != 0 and "no crontab for" not in done.stderr:
             raise TsError(f"cannot read the crontab ({_detail(done)}); is cron installed?")
         return CronTab(tab=done.stdout if done.returncode == 0 else "")
@@ -210,7 +217,7 @@ def _write_tab(tab: CronTab, root: Path | None) -> None:
     if root is not None:
         write_atomic(system_path(root, Path(ROOT_CRONTAB)), tab.render(), 0o600)
         return
-    done = _run(["crontab", "-"], "cron", stdin=tab.render())
+    done = run_system_tool(["crontab", "-"], "cron", stdin=tab.render())
     if done.returncode != 0:
         raise TsError(f"cannot write the crontab ({_detail(done)})")
 

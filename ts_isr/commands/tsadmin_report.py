@@ -9,11 +9,12 @@ from pathlib import Path
 
 from ts_isr.commands.answers import search_lines
 from ts_isr.errors import Exit
-from ts_isr.journal import Journal, upload_from_journal
+from ts_isr.journal import JOURNAL_LOCK, Journal, upload_from_journal
 from ts_isr.linux import host
 from ts_isr.linux.hostconfig import configured_backend, host_logfile, load
 from ts_isr.linux.runs import LOGS, host_label, host_status
 from ts_isr.linux.settings import LINUX_KEYS, Paths
+from ts_isr.lock import run_lock
 from ts_isr.log import MASK
 from ts_isr.logupload import Device, backlog_of, upload_configured
 from ts_isr.metrics import metrics_dir_of
@@ -57,12 +58,16 @@ def command_logs(args: argparse.Namespace, paths: Paths) -> Exit:
         try:
             if host.syslog_daemon(paths) is None and (paths.root == Path("/") or config.journal_dir):
                 journal = Journal(Path(str(config.journal_dir)) if config.journal_dir else None)
-                upload_from_journal(
-                    journal,
-                    Path(str(config.state_dir)),
-                    logfile,
-                    lambda: upload_configured(config, logfile, device, None).waiting,
-                )
+                state_dir = Path(str(config.state_dir))
+                # One run at a time reads, writes the block log and moves the cursors: two would
+                # upload a batch twice, or confirm one cursor past the other's lines.
+                with run_lock(state_dir / JOURNAL_LOCK, "tsadmin logs"):
+                    upload_from_journal(
+                        journal,
+                        state_dir,
+                        logfile,
+                        lambda: upload_configured(config, logfile, device, None).waiting,
+                    )
             else:
                 reopen = config.log_reopen_command or host.reopen_command(paths)
                 record.log_uploaded_bytes = upload_configured(config, logfile, device, reopen).bytes_sent

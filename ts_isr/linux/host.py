@@ -11,7 +11,6 @@ import contextlib
 import ipaddress
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from string import Template
@@ -20,7 +19,7 @@ from ts_isr.errors import TsError
 from ts_isr.files import check_dir, check_trusted, project_file, trusted_path
 from ts_isr.linux.settings import Paths
 from ts_isr.linux.system import run_tool
-from ts_isr.log import log
+from ts_isr.log import escape, log
 from ts_isr.sysconf import (
     check_logrotate,
     check_syslog_ng_snippet,
@@ -28,8 +27,8 @@ from ts_isr.sysconf import (
     install_file,
     install_file_changed,
     reload_syslog_ng,
+    run_system_tool,
 )
-from ts_isr.tools import child_env
 
 PACKAGE = Path(__file__).resolve().parent.parent  # ts_isr: root imports every module of it
 
@@ -184,7 +183,19 @@ def reload_syslog(paths: Paths, daemon: str) -> None:
     if daemon == "syslog-ng":
         reload_syslog_ng()
     elif shutil.which("systemctl"):
-        subprocess.run(RSYSLOG_HUP, check=False, capture_output=True, env=child_env())
+        systemctl_told(*RSYSLOG_HUP[1:])
+
+
+def systemctl_told(*args: str) -> None:
+    """A systemctl call whose failure, or hang, is told, not raised: removal goes on whatever it says."""
+    try:
+        done = run_system_tool(["systemctl", *args], "systemd")
+    except TsError as exc:
+        log.warning(f"{exc}; continuing")
+        return
+    if done.returncode != 0:
+        first = next((line for line in done.stderr.splitlines() if line.strip()), "no error text")
+        log.warning(f"systemctl {args[0]} failed: {escape(first)}; continuing")
 
 
 def pid_alive(path: Path) -> bool:
@@ -343,12 +354,7 @@ def remove_unit(paths: Paths) -> bool:
     if not paths.systemd_unit.exists():
         return False
     if systemd_runs(paths):
-        subprocess.run(
-            ["systemctl", "disable", paths.systemd_unit.name],
-            check=False,
-            capture_output=True,
-            env=child_env(),
-        )
+        systemctl_told("disable", paths.systemd_unit.name)
     return remove_file(paths.systemd_unit)
 
 

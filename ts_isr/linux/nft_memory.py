@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Iterable
 
 from ts_isr.errors import DeviceError
-from ts_isr.linux.system import tool_path
+from ts_isr.linux.system import deadline, tool_path
 from ts_isr.log import escape, log
 from ts_isr.tools import child_env
 
@@ -28,6 +28,7 @@ BASE_BYTES = 32 << 20
 BYTES_PER_ELEMENT = 1600
 MIN_BOUND = 256 << 20
 MEMINFO = "/proc/meminfo"
+NFT_TIMEOUT = 600.0  # loading 1M interval elements takes about a minute
 
 
 def available_bytes(meminfo: str) -> int:
@@ -54,7 +55,9 @@ def check_fits(entries: int, available: int) -> None:
         )
 
 
-def run_nft(script: Iterable[str], entries: int, meminfo_path: str = MEMINFO) -> int:
+def run_nft(
+    script: Iterable[str], entries: int, meminfo_path: str = MEMINFO, timeout: float = NFT_TIMEOUT
+) -> int:
     """Run ``nft -f -`` on ``script`` within the memory bound; returns nft's peak resident bytes (at
     most: the kernel counts the parent's resident pages at the fork too)."""
     with open(meminfo_path, encoding="ascii") as handle:
@@ -75,12 +78,13 @@ def run_nft(script: Iterable[str], entries: int, meminfo_path: str = MEMINFO) ->
         env=child_env(),
     )
     assert process.stdin is not None and process.stderr is not None
-    with contextlib.suppress(BrokenPipeError):  # nft stopped early: its status and error line say why
-        process.stdin.write(text)
-    process.stdin.close()
-    stderr = process.stderr.read().decode(errors="replace")
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    with deadline(process, "nft", timeout):  # an nft that stops reading, or never ends, is killed
+        with contextlib.suppress(BrokenPipeError):  # nft stopped early: its status and error line say why
+            process.stdin.write(text)
+        process.stdin.close()
+        stderr = process.stderr.read().decode(errors="replace")
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
     peak = usage.ru_maxrss * 1024  # at most: a child's count starts at its parent's size at the fork
     log.debug(f"nft peak memory: at most {peak >> 20} MB for {entries} entries (bound {limit >> 20} MB)")
     if process.returncode != 0:

@@ -9,17 +9,15 @@ unit files are written and checked, nothing is started.
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 from string import Template
 
-from ts_isr.linux.host import render_words, systemd_runs, tsadmin_command
+from ts_isr.linux.host import render_words, systemctl_told, systemd_runs, tsadmin_command
 from ts_isr.linux.rollback import Rollback
 from ts_isr.linux.settings import Paths
 from ts_isr.linux.system import run_tool
-from ts_isr.log import escape, log
-from ts_isr.sysconf import TOOL_TIMEOUT, CronJob, ensure_cron_jobs, install_file_changed, remove_cron_jobs
-from ts_isr.tools import child_env, find_tool
+from ts_isr.sysconf import CronJob, ensure_cron_jobs, install_file_changed, remove_cron_jobs, run_system_tool
+from ts_isr.tools import find_tool
 
 CRON_TAGS = ("threatstop tsadmin update", "threatstop tsadmin logs")
 # command: (when, systemd calendar); the policy every 2 hours at :23, the block log hourly.
@@ -33,6 +31,8 @@ Wants=network-online.target
 
 [Service]
 Type=oneshot
+# Every wait of a run is bounded on its own; this is the last word on one that still hangs.
+TimeoutStartSec=1800
 ExecStart=$python $tsadmin $command --root $root --config $config
 """
 _TIMER = """# ThreatSTOP ts-iptables: tsadmin $command $when.
@@ -92,18 +92,14 @@ def crontab_text(paths: Paths) -> str | None:
         return path.read_text(encoding="utf-8") if path.exists() else None
     if find_tool("crontab") is None:
         return None
-    done = subprocess.run(
-        ["crontab", "-l"], capture_output=True, text=True, timeout=TOOL_TIMEOUT, check=False, env=child_env()
-    )
+    done = run_system_tool(["crontab", "-l"], "cron")
     return done.stdout if done.returncode == 0 else None
 
 
 def put_crontab_back(paths: Paths, text: str | None) -> None:
     """Undo for the real crontab (a test root's is a file, put back like any other)."""
     if text is None:
-        subprocess.run(
-            ["crontab", "-r"], capture_output=True, timeout=TOOL_TIMEOUT, check=False, env=child_env()
-        )
+        run_system_tool(["crontab", "-r"], "cron")
     else:
         run_tool(["crontab", "-"], text)
 
@@ -135,7 +131,7 @@ def install_timers(paths: Paths, units: dict[Path, str], undo: Rollback) -> bool
         undo.file(path)
         changed |= install_file_changed(paths.root, paths.relative(path), text)
     if changed and systemd_runs(paths):
-        undo.add("disable the timers", lambda: _systemctl("disable", "--now", *timer_names()))
+        undo.add("disable the timers", lambda: systemctl_told("disable", "--now", *timer_names()))
         run_tool(["systemctl", "daemon-reload"])
         run_tool(["systemctl", "enable", "--now", *timer_names()])
     return changed
@@ -147,15 +143,15 @@ def remove_timers(paths: Paths, undo: Rollback | None = None) -> bool:
     if not present:
         return False
     if systemd_runs(paths):
-        _systemctl("disable", "--now", *timer_names())
+        systemctl_told("disable", "--now", *timer_names())
         if undo is not None:
-            undo.add("enable the timers again", lambda: _systemctl("enable", "--now", *timer_names()))
+            undo.add("enable the timers again", lambda: systemctl_told("enable", "--now", *timer_names()))
     for path in present:
         if undo is not None:
             undo.file(path)
         path.unlink(missing_ok=True)
     if systemd_runs(paths):
-        _systemctl("daemon-reload")
+        systemctl_told("daemon-reload")
     return True
 
 
@@ -167,18 +163,3 @@ def remove_cron_lines(paths: Paths, undo: Rollback | None = None) -> bool:
     if undo is not None:
         note_crontab(paths, undo)
     return bool(remove_cron_jobs(CRON_TAGS, cron_root(paths)))
-
-
-def _systemctl(*args: str) -> None:
-    """A systemctl call whose failure is told, not raised: removal goes on whatever it says."""
-    done = subprocess.run(
-        ["systemctl", *args],
-        capture_output=True,
-        text=True,
-        timeout=TOOL_TIMEOUT,
-        check=False,
-        env=child_env(),
-    )
-    if done.returncode != 0:
-        first = next((line for line in done.stderr.splitlines() if line.strip()), "no error text")
-        log.warning(f"systemctl {args[0]} failed: {escape(first)}; continuing")

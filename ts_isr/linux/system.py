@@ -7,7 +7,8 @@ import os
 import queue
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from ts_isr.errors import ConfigError, DeviceError
 from ts_isr.log import escape
@@ -28,6 +29,31 @@ def _failed(argv: list[str], stderr: str) -> DeviceError:
     """The tool's first error line, escaped: one line that says what the tool refused."""
     first = next((line for line in stderr.splitlines() if line.strip()), "no error text")
     return DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
+
+
+@contextlib.contextmanager
+def deadline(process: subprocess.Popen[Any], name: str, timeout: float) -> Iterator[None]:
+    """Kill ``process`` once it outlives ``timeout``: every write to it, read from it and wait for it
+    inside then ends, and one line says why (not what the cut-off tool printed, nor a broken pipe)."""
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        with contextlib.suppress(OSError):
+            process.kill()
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception:
+        if not expired.is_set():
+            raise
+    finally:
+        timer.cancel()
+    if expired.is_set():
+        raise DeviceError(f"{name} did not finish in {timeout:.0f}s; check the host's load")
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -84,9 +110,12 @@ def stream_tool(argv: list[str], chunks: Iterable[str], *, timeout: float = 600.
     stops; batches put every irreversible step (the swaps) at the very end.
     """
     command = [tool_path(argv[0]), *argv[1:]]
-    with subprocess.Popen(
-        command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
-    ) as process:
+    with (
+        subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
+        ) as process,
+        deadline(process, argv[0], timeout),  # a tool that stops reading, or never ends, is killed
+    ):
         # A writer thread blocks on the pipe (without the GIL) while this one renders the next chunk.
         pending: queue.Queue[bytes | None] = queue.Queue(maxsize=STREAM_QUEUE)
         writer = threading.Thread(target=_feed, args=(process, pending), daemon=True)
@@ -97,12 +126,8 @@ def stream_tool(argv: list[str], chunks: Iterable[str], *, timeout: float = 600.
         finally:
             pending.put(None)
             writer.join()
-        try:
-            # The writer closed stdin; a batch tool stops at its first error, so stderr stays small.
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
+        # The writer closed stdin; a batch tool stops at its first error, so stderr stays small.
+        process.wait()
         assert process.stderr is not None
         stderr = process.stderr.read().decode(errors="replace")
     if process.returncode != 0:

@@ -52,6 +52,23 @@ def test_secret_values_are_not_shown_in_messages(tmp_path):
     assert "s3cret" not in str(err.value) and "password: ******" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "url", ["https://[::1", "https://logs.example:http/upload", "https://logs.example:0/"]
+)
+def test_a_broken_url_is_one_line_naming_the_key(tmp_path, url):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, GOOD + f"url={url}\n"))
+    assert str(err.value).count("\n") == 0 and "url: " in str(err.value) and "must be a URL" in str(err.value)
+
+
+def test_a_password_in_a_proxy_url_is_masked_in_messages_and_in_the_run(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, GOOD + "proxy=socks5://netops:Pr0xyS3cret@proxy.example:1080\n"))
+    assert "Pr0xyS3cret" not in str(err.value) and "netops:******@" in str(err.value)
+    config = load_config(write(tmp_path, GOOD + "proxy=http://netops:Pr0xyS3cret@proxy.example:3128\n"))
+    assert "Pr0xyS3cret" in config.secrets(CISCO_KEYS), "masked in every log line, as a password"
+
+
 def test_unquoted_comma_in_a_password_is_explained(tmp_path):
     with pytest.raises(ConfigError, match="put the value in double quotes"):
         load_config(write(tmp_path, GOOD.replace("s3cret", "a,b")))

@@ -33,10 +33,14 @@ from ts_isr.configvalues import (
     parse_secret,
     parse_url,
     schema,
+    url_password,
+    without_password,
 )
 from ts_isr.errors import ConfigError
 from ts_isr.files import read_trusted, trusted_path, write_atomic
 from ts_isr.log import log
+
+URL_PARSERS = (parse_url, parse_https_url)
 
 BESIDE_CONFIG = {"known_hosts": "known_hosts", "tsoutput": "tsoutput.log", "state_dir": "state"}
 PACKAGE_LAYOUT = {
@@ -254,7 +258,10 @@ class Config:
         return self._values.get(name, default)
 
     def secrets(self, keys: Schema) -> list[str]:
-        return [self._values[k] for k, key in keys.items() if key.secret and self._values.get(k)]
+        """Every value to mask wherever the run writes: secret keys, and passwords inside URLs."""
+        held = [self._values[k] for k, key in keys.items() if key.secret and self._values.get(k)]
+        in_urls = (url_password(self._values.get(k)) for k, key in keys.items() if key.parse in URL_PARSERS)
+        return held + [password for password in in_urls if password]
 
 
 def _read(path: Path) -> ConfigObj:
@@ -296,7 +303,7 @@ def validate(raw: Mapping[str, Any], keys: Schema, base: Path) -> tuple[dict[str
         try:
             value = key.parse(str(text))
         except Invalid as exc:
-            shown = "******" if key.secret else repr(str(text))[:80]
+            shown = "******" if key.secret else repr(without_password(str(text)))[:80]
             problems.append(f"{name}: {shown} {exc}")
             continue
         if key.relative_to_config and isinstance(value, Path) and not value.is_absolute():

@@ -126,10 +126,32 @@ def parse_path_or_off(text: str) -> Path | bool:
 
 
 def parse_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        usable = parts.scheme in ("https", "http") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # a broken [IPv6] host or a port that is not a number
+        usable = False
+    if not usable:
         raise Invalid("must be a URL such as https://logs.threatstop.com/upload")
     return text
+
+
+_USERINFO_PASSWORD = re.compile(r"(?<=//)([^/@\s:]*):[^/@\s]*@")
+
+
+def without_password(text: str) -> str:
+    """A URL as it may be shown: a password in it (``http://user:pass@proxy``) masked."""
+    return _USERINFO_PASSWORD.sub(r"\1:******@", text)
+
+
+def url_password(text: object) -> str | None:
+    """The password a URL value holds (a proxy's), to be masked wherever the run writes."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return urlsplit(text).password or None
+    except ValueError:
+        return None
 
 
 def parse_https_url(text: str) -> str:

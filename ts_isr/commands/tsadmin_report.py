@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from ts_isr.commands.answers import search_lines
+from ts_isr.configvalues import without_password
 from ts_isr.errors import Exit
 from ts_isr.journal import JOURNAL_LOCK, Journal, upload_from_journal
 from ts_isr.linux import host
@@ -26,7 +27,7 @@ def command_show(args: argparse.Namespace, paths: Paths) -> Exit:
     print(f"Configuration: {config.path}")
     for name, key in LINUX_KEYS.items():
         value = config.get(name)
-        shown = MASK if key.secret and value else "" if value is None else value
+        shown = MASK if key.secret and value else "" if value is None else without_password(str(value))
         if isinstance(value, list):
             shown = ", ".join(str(item) for item in value)
         print(f"  {name} = {shown}")

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ts_isr.errors import ConfigError
+from ts_isr.commands.answers import search_lines, show_status
+from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.policy import ListBuilder, build_policy, parse_token
 from ts_isr.policystore import SparedLifeline, load_last_good, save_last_good
 from ts_isr.search import parse_address, search
@@ -56,3 +57,15 @@ def test_a_bad_address_is_one_clear_line(text: str) -> None:
     with pytest.raises(ConfigError, match="is not an IP address") as raised:
         parse_address(text)
     assert "\x1b" not in str(raised.value)
+
+
+def test_before_the_first_run_search_and_status_say_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The state folder is made by the first run: until then, one line each, no traceback."""
+    never_ran = tmp_path / "state"
+    with pytest.raises(TsError, match=f"no policy has been fetched yet into {never_ran}"):
+        search_lines(["192.0.2.1"], never_ran)
+    assert show_status(never_ran, "upload_rules", ["192.0.2.1"]) == Exit.FAILED
+    assert capsys.readouterr().out == "192.0.2.1: no run recorded yet\n"
+    assert not never_ran.exists(), "asking changes nothing"

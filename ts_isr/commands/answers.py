@@ -21,6 +21,16 @@ from ts_isr.targets.base import slot
 CYCLE = 2 * 3600.0  # cron runs the policy update every 2 hours (the seed's 23 */2)
 
 
+def state_dir_made(state_dir: Path) -> bool:
+    """The state folder, checked like every folder root reads; missing, nothing has run yet (the first
+    run makes it)."""
+    try:
+        check_dir(state_dir, "state_dir")
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def status_lines(
     records: Sequence[tuple[str, RunRecord | None]], now: float, cycle: float = CYCLE
 ) -> list[str]:
@@ -33,8 +43,8 @@ def status_lines(
 
 def show_status(state_dir: Path, command: str, labels: Sequence[str], cycle: float = CYCLE) -> Exit:
     """Print the status; exit 1 when a device needs attention (no record, stale or failed)."""
-    check_dir(state_dir, "state_dir")
-    records = [(label, load_record(state_dir, command, label)) for label in labels]
+    ran = state_dir_made(state_dir)
+    records = [(label, load_record(state_dir, command, label) if ran else None) for label in labels]
     lines = status_lines(records, time.time(), cycle)
     for line in lines:
         print(line)
@@ -53,8 +63,7 @@ def search_lines(
     """One line per address from the last good policy; with ``groups`` (a Cisco device's, by slot),
     whether the group that takes the entry's family held it at the device's last run."""
     addresses = [parse_address(text) for text in texts]  # a bad one stops all: one clear line
-    check_dir(state_dir, "state_dir")
-    stored = load_last_good(state_dir, store_key)
+    stored = load_last_good(state_dir, store_key) if state_dir_made(state_dir) else None
     if stored is None:
         raise TsError(
             f"no policy has been fetched yet into {state_dir}; run the update once, then search again"

@@ -180,6 +180,19 @@ def test_empty_list_leaves_the_placeholder_and_shrink_guard(tmp_path, knot, caps
         assert run.group() == expected_members("ios", BLOCK1[:3])
 
 
+def test_configs_of_two_devices_sharing_a_state_dir_keep_apart_policies(tmp_path, knot, capsys):
+    """Setup gives every config the same state_dir: each device's last good policy is its own, so one
+    device's big list is never the shrink guard of another's small one, nor its search answer."""
+    shared = tmp_path / "shared-state"
+    with lab_device(tmp_path) as first_device, lab_device(tmp_path) as second_device:
+        big, small = Run(tmp_path, knot, first_device, capsys), Run(tmp_path, knot, second_device, capsys)
+        assert big(state_dir=shared)[0] == Exit.CHANGED
+        code, out = small(state_dir=shared, block_list=f"small.{ZONE}")
+        assert code == Exit.CHANGED, out
+        assert big("--search", BLOCK1[-1])[1].startswith(f"{BLOCK1[-1]} blocked by ")
+        assert small("--search", BLOCK1[-1])[1].startswith(f"{BLOCK1[-1]} not listed")
+
+
 def test_dns_failure_changes_nothing_on_the_device(tmp_path, knot, capsys):
     with lab_device(tmp_path) as device:
         run = Run(tmp_path, knot, device, capsys)

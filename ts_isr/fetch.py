@@ -337,11 +337,20 @@ def fetch_policy(
     lifelines_extra: Iterable[tuple[Cidr, str]] = (),
     record: bool = True,
     families: Collection[int] = (4, 6),
+    store_key: str = "",
 ) -> BuiltPolicy:
-    """A single device's run: fetch both lists whole, build its policy, adopt learnt servers."""
+    """A single device's run: fetch both lists whole, build its policy, adopt learnt servers.
+
+    ``store_key`` names its last good policy where configs share a ``state_dir``."""
     fetched = fetch_lists_of(config)
     built = build_for(
-        fetched, config, force=force, lifelines_extra=lifelines_extra, record=record, families=families
+        fetched,
+        config,
+        force=force,
+        lifelines_extra=lifelines_extra,
+        record=record,
+        families=families,
+        store_key=store_key,
     )
     settle_servers(config, fetched, record)
     return built

@@ -18,7 +18,15 @@ from ts_isr import __version__
 from ts_isr.commands.answers import show_status
 from ts_isr.commands.common import command_parser, load_command_config, run_command, use_logfile
 from ts_isr.config import CISCO_KEYS, Config
-from ts_isr.devicerun import RunOptions, device_lock, note_sync, policy_families, search_device, sync_device
+from ts_isr.devicerun import (
+    RunOptions,
+    device_key,
+    device_lock,
+    note_sync,
+    policy_families,
+    search_device,
+    sync_device,
+)
 from ts_isr.errors import ConfigError, Exit, TsError
 from ts_isr.fetch import fetch_policy
 from ts_isr.files import trusted_dir
@@ -91,6 +99,7 @@ def upload(config: Config, args: argparse.Namespace, record: RunRecord | None) -
         force=args.force,
         record=record is not None,
         families=policy_families(config),
+        store_key=device_key(config),  # configs of other devices may share the state_dir
     )
     if args.print_policy:  # one write: 100,000 print() calls cost more than the fetch
         log.info(built.policy.summary() + ".")
@@ -110,7 +119,7 @@ def answer(config: Config, args: argparse.Namespace) -> Exit:
     label = str(config.device)
     if args.status:
         return show_status(config.state_dir, PROG, [label])
-    for line in search_device(config, args.search, label):
+    for line in search_device(config, args.search, label, store_key=device_key(config)):
         print(line)
     return Exit.UNCHANGED
 

@@ -110,6 +110,26 @@ def test_a_failed_second_add_puts_the_first_installation_back(lab: Lab) -> None:
     assert not lab.pair.reachable(BLOCKED_HOST)
 
 
+@pytest.mark.parametrize("change", ["--tsprefix", "--firewall=nftables"])
+def test_an_add_that_could_not_retire_the_installation_before_is_refused_before_anything(
+    lab: Lab, change: str
+) -> None:
+    """The old chain is removed once the new one is on top; a host rule jumping to it would stop that
+    removal half-way, both installations left in place: so it is refused first."""
+    require_tool("nft")
+    assert lab.add().returncode == 4
+    lab.pair.run(["iptables", "-N", "HOSTCHAIN"])
+    lab.pair.run(["iptables", "-A", "HOSTCHAIN", "-j", lab.prefix])
+    installed = host_state(lab)
+    refused = lab.add(f"--tsprefix={lab.prefix}N" if change == "--tsprefix" else change)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert (
+        refused.stdout.count("[ERROR]") == 1
+        and f"a rule of the host jumping to {lab.prefix}" in refused.stdout
+    )
+    assert host_state(lab) == installed
+
+
 def test_no_cron_and_no_systemd_is_refused_before_anything(lab: Lab) -> None:
     without_cron(lab)
     before = host_state(lab)

@@ -42,6 +42,7 @@ from ts_isr.linux.lifecycle import (
     installed_firewall,
     installed_prefix,
     retire_and_record,
+    retiring,
 )
 from ts_isr.linux.preflight import probe, scheduler, syslog_warning
 from ts_isr.linux.runs import ADD, UPDATE, host_label, note_install
@@ -175,11 +176,18 @@ def plan_add(args: argparse.Namespace, paths: Paths, config: Config, raw: dict[s
         # Recorded as the last good policy by the install, not before it: a refusal leaves no trace.
         policy = fetch_policy(config, lifelines_extra=kept_reachable(config, paths), record=False).policy
     backend.check_owned()
+    before = read_values(config.path) if config.path.exists() else None
+    replaced = retiring(
+        installed_prefix(paths) or (before or {}).get("tsprefix"),
+        installed_firewall(paths) or backend.kind,
+        backend,
+    )
+    if replaced is not None:  # removed once the new rules are on top: refused then, both would stay
+        replaced.check_owned(removing=True)
     logfile = host_logfile(config, paths)
     warning = syslog_warning(facts, logfile)
     if warning:
         log.warning(warning)
-    before = read_values(config.path) if config.path.exists() else None
     spec = chain_spec(config)
     return AddPlan(
         config_file=config.path,

@@ -213,7 +213,7 @@ def check_owned(table: FilterTable, names: Names, family: int, *, removing: bool
         raise DeviceError(
             f"{tool} shows a rule of the host jumping to {names.chain} ({references[0]}): delete it "
             f"({tool.removesuffix('-save')} {references[0].replace('-A ', '-D ', 1)}) and run tsadmin "
-            "remove again; nothing was changed"
+            "again; nothing was changed"
         )
 
 

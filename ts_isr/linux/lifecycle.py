@@ -86,10 +86,19 @@ def install_and_retire(
     return retire_and_record(previous, backend, paths) or changed
 
 
+def retiring(previous: str | None, previous_kind: str, backend: Backend) -> Backend | None:
+    """The installation ``backend`` replaces (another prefix or another firewall), if any."""
+    if not previous or (previous, previous_kind) == (backend.names.prefix, backend.kind):
+        return None
+    return make_backend(previous_kind, previous)
+
+
 def retire(previous: str | None, previous_kind: str, backend: Backend) -> bool:
     """A new prefix or backend: its rules are on top now, so the old ones can go without a gap."""
-    prefix = backend.names.prefix
-    if not previous or (previous, previous_kind) == (prefix, backend.kind):
+    old = retiring(previous, previous_kind, backend)
+    if old is None:
         return False
-    log.info(f"Now {backend.kind} with prefix {prefix}: removing the {previous_kind} rules of {previous}")
-    return make_backend(previous_kind, previous).remove()
+    log.info(
+        f"Now {backend.kind} with prefix {backend.names.prefix}: removing the {old.kind} rules of {previous}"
+    )
+    return old.remove()

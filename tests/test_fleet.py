@@ -121,6 +121,13 @@ def fleet(tmp_path: Path, knot: KnotServer, count: int = DEVICES) -> Iterator[Fl
         yield Fleet(folder, knot, devices)
 
 
+def failed_lines(out: str) -> tuple[dict[str, str], str]:
+    """The summary table's failed rows by host, and its line of totals."""
+    lines = out.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("host ")) :]
+    return {line.split()[0]: line for line in table[1:-1] if " failed " in line}, table[-1]
+
+
 def test_twenty_devices_converge_then_change_nothing_each_keeping_its_own_records(tmp_path, knot, capsys):
     with fleet(tmp_path, knot) as run:
         code, out = run("--workers", "8", "--detailed-exitcodes", capsys=capsys)
@@ -169,9 +176,7 @@ def test_faults_fail_only_their_device_each_named_with_its_reason(tmp_path, knot
         run.add("z-rekeyed", rekeyed, {}, trusted=False)
         code, out = run("--workers", "5", "--detailed-exitcodes", capsys=capsys)
         assert code == Exit.FAILED
-        lines = out.splitlines()
-        table = lines[next(i for i, line in enumerate(lines) if line.startswith("host ")) :]
-        reasons = {line.split()[0]: line for line in table[1:-1] if " failed " in line}
+        reasons, totals = failed_lines(out)
         assert set(reasons) == {"z-drops", "z-silent", "z-locked-out", "z-rekeyed"}, out
         assert (
             "failed (connection_lost)" in reasons["z-drops"] and "failed (unreachable)" in reasons["z-silent"]
@@ -185,7 +190,7 @@ def test_faults_fail_only_their_device_each_named_with_its_reason(tmp_path, knot
         assert "authentication failed" in reasons["z-locked-out"]
         assert "host key changed" in reasons["z-rekeyed"]
         assert (
-            table[-1]
+            totals
             == "10 devices: 6 changed, 0 unchanged, 4 failed (z-drops, z-locked-out, z-rekeyed, z-silent)"
         )
         for name in list(run.devices)[:6]:
@@ -194,6 +199,55 @@ def test_faults_fail_only_their_device_each_named_with_its_reason(tmp_path, knot
         code, out = run("--limit", "z-drops", "--detailed-exitcodes", capsys=capsys)
         assert code == Exit.CHANGED, out
         assert run.members("z-drops") == run.expected("z-drops"), "the next run repairs the dropped one"
+
+
+def test_a_device_whose_log_cannot_be_opened_fails_alone_and_the_summary_stays(tmp_path, knot, capsys):
+    """A link planted at a device's log, or a host name too long for a file name: that device fails
+    in one line, untouched, and the table still names every device."""
+    with ExitStack() as stack:
+        run = stack.enter_context(fleet(tmp_path, knot, count=2))
+        other = stack.enter_context(lab_device(tmp_path, platform="ios"))
+        long_name = "r" * 260  # a file name holds 255 bytes at most
+        run.add(long_name, other, {})
+        logs = run.folder / "logs" / "fleet"
+        logs.mkdir(parents=True, mode=0o700)
+        elsewhere = tmp_path / "elsewhere.txt"
+        (logs / "r01-asa.log").symlink_to(elsewhere)
+        code, out = run("--detailed-exitcodes", capsys=capsys)
+        assert code == Exit.FAILED, out
+        assert "Traceback" not in out and "AttributeError" not in out, out
+        reasons, totals = failed_lines(out)
+        assert set(reasons) == {"r01-asa", long_name}, out
+        assert "failed (log)" in reasons["r01-asa"] and "is a symbolic link" in reasons["r01-asa"]
+        assert "failed (log)" in reasons[long_name] and "File name too long" in reasons[long_name]
+        assert "shorter name" in reasons[long_name] and "not touched" in reasons[long_name]
+        assert totals == f"3 devices: 1 changed, 0 unchanged, 2 failed (r01-asa, {long_name})"
+        assert run.members("r00-ios") == run.expected("r00-ios")
+        assert (logs / "r00-ios.log").is_file() and not elsewhere.exists()
+        for name in ("r01-asa", long_name):
+            assert "configure terminal" not in run.devices[name].commands(), name
+
+
+def test_two_hosts_for_one_device_are_refused_and_the_others_run(tmp_path, knot, capsys):
+    """Which of two hosts for one device is right is the admin's call: both are refused, each in
+    one line naming the other; the rest of the fleet runs."""
+    with ExitStack() as stack:
+        run = stack.enter_context(fleet(tmp_path, knot, count=2))
+        shared = stack.enter_context(lab_device(tmp_path, platform="ios"))
+        run.add("dup-a", shared, {})
+        run.add("dup-b", shared, {"object_group_block": "tsb-other"})
+        code, out = run("--detailed-exitcodes", capsys=capsys)
+        assert code == Exit.FAILED, out
+        reasons, totals = failed_lines(out)
+        assert set(reasons) == {"dup-a", "dup-b"}, out
+        where = f"127.0.0.1:{shared.port}"
+        assert "failed (inventory)" in reasons["dup-a"]
+        assert f"host dup-a: is the same device {where} as host dup-b; keep one" in reasons["dup-a"]
+        assert f"host dup-b: is the same device {where} as host dup-a; keep one" in reasons["dup-b"]
+        assert totals == "4 devices: 2 changed, 0 unchanged, 2 failed (dup-a, dup-b)"
+        for name in ("r00-ios", "r01-asa"):
+            assert run.members(name) == run.expected(name), name
+        assert "configure terminal" not in shared.commands()
 
 
 def test_limit_filter_and_shards_select_what_they_say(tmp_path, knot, capsys):

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 import ruamel.yaml
+from nornir.core.task import Result, Task
 
 from ts_isr.config import read_values
 from ts_isr.errors import ConfigError
-from ts_isr.fleet.inventory import check_unique, fleet_devices
+from ts_isr.fleet.inventory import fleet_devices, unique_devices
 from ts_isr.fleet.load import open_inventory
 from ts_isr.fleet.pacer import Pacer
 from ts_isr.fleet.report import Outcome, progress, summary
+from ts_isr.fleet.run import outcome_of
 from ts_isr.fleet.shard import in_shard, parse_shard
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "fleet-example"
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE = REPO / "docs" / "fleet-example"
 
 
 @pytest.fixture
@@ -58,7 +63,7 @@ def test_the_shipped_example_loads_from_any_working_directory(example: Path, mon
     assert (asa.personality, asa.enable_pw, asa.exclusive_groups) == ("asa", "asa-enable", True)
     assert (asa.block_list, asa.max_policy_size) == ("hq-policy.1234.threatstop.local", 60000)
     assert paris.block_list == "policy.1234.threatstop.local"
-    check_unique(devices)
+    assert unique_devices(devices) == (devices, [])
 
 
 def test_a_bad_host_is_one_line_and_the_others_still_run(example: Path) -> None:
@@ -78,12 +83,27 @@ def test_a_bad_host_is_one_line_and_the_others_still_run(example: Path) -> None:
     assert "state_dir: is set for the whole fleet" in reasons["sneaky"]
 
 
-def test_two_hosts_for_one_device_are_refused(example: Path) -> None:
+def test_every_host_for_one_device_is_refused_and_the_others_kept(example: Path) -> None:
+    """Same address and port, whatever the names: all of them refused, each naming the others."""
     hosts = example / "hosts.yaml"
-    hosts.write_text(hosts.read_text() + "paris-again:\n  hostname: 192.0.2.11\n  groups: [branches]\n")
-    devices, _ = load(example)
-    with pytest.raises(ConfigError, match=r"are the same device 192\.0\.2\.11:22"):
-        check_unique(devices)
+    hosts.write_text(
+        hosts.read_text()
+        + "paris-again:\n  hostname: 192.0.2.11\n  groups: [branches]\n"
+        + "paris-third:\n  hostname: 192.0.2.11\n  port: 22\n  groups: [branches]\n"
+        + "paris-other-port:\n  hostname: 192.0.2.11\n  port: 2200\n  groups: [branches]\n"
+    )
+    devices, bad = unique_devices(load(example)[0])
+    assert sorted(d.name for d in devices) == ["branch-lyon", "hq-asa", "paris-other-port"]
+    reasons = {b.name: b.reason for b in bad}
+    assert reasons == {
+        name: f"host {name}: is the same device 192.0.2.11:22 as host {others}; "
+        "keep one of them in the inventory"
+        for name, others in (
+            ("branch-paris", "paris-again, paris-third"),
+            ("paris-again", "branch-paris, paris-third"),
+            ("paris-third", "branch-paris, paris-again"),
+        )
+    }
 
 
 @pytest.mark.parametrize(
@@ -187,3 +207,43 @@ def test_simple_inventorys_default_files_are_read_beside_the_config_and_trusted(
     os.chown(example / "hosts.yaml", 65534, 65534)
     with pytest.raises(ConfigError, match=r"inventory host_file \S+hosts\.yaml is refused"):
         open_inventory(example / "nornir.yaml", workers=1)
+
+
+def test_a_task_that_raised_is_its_hosts_failure_and_the_others_stand(example: Path) -> None:
+    """Nornir keeps a traceback string, not an Outcome, for a task that raised: the collection makes
+    it that host's one-line failure (as a host with no result at all), so the summary is kept."""
+    nornir = open_inventory(example / "nornir.yaml", workers=3)
+
+    def task(task: Task) -> Result:
+        if task.host.name == "hq-asa":
+            raise RuntimeError("boom\nsecond line")
+        return Result(host=task.host, result=Outcome(task.host.name, "unchanged"))
+
+    results = nornir.run(task=task)
+    outcomes = {name: outcome_of(name, results.get(name)) for name in [*nornir.inventory.hosts, "lost"]}
+    assert outcomes["branch-paris"] == Outcome("branch-paris", "unchanged")
+    assert outcomes["hq-asa"] == Outcome(
+        "hq-asa",
+        "failed",
+        reason="internal error: RuntimeError: boom\\nsecond line; report it with the log",
+        kind="internal",
+    )
+    assert outcomes["lost"].failed and "gave no result" in outcomes["lost"].reason
+
+
+def test_nornir_keeps_a_raised_tasks_traceback_off_stderr(example: Path) -> None:
+    """Cron mails stderr: Nornir's record of a failed task (a whole traceback) must not reach it
+    through Python's last-resort handler; the run logs the failure itself, in one line."""
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom ts_isr.fleet.load import open_inventory\n"
+        "def task(task): raise RuntimeError('boom')\n"
+        "print(sorted(open_inventory(Path(sys.argv[1]), workers=1).run(task=task).failed_hosts))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(example / "nornir.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    )
+    assert done.stdout == "['branch-lyon', 'branch-paris', 'hq-asa']\n" and done.stderr == ""

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from ts_isr.config import CISCO_KEYS, Config, validate
-from ts_isr.errors import ConfigError
 from ts_isr.log import add_secret
 
 PLATFORMS = {"cisco_ios": "ios", "cisco_xe": "ios", "ios": "ios", "cisco_asa": "asa", "asa": "asa"}
@@ -107,14 +106,26 @@ def fleet_devices(
     return devices, bad
 
 
-def check_unique(devices: Iterable[FleetDevice]) -> None:
-    """Two hosts for one device would push to it at once, each with its own idea of the groups."""
-    seen: dict[tuple[str, int], str] = {}
+def unique_devices(devices: Iterable[FleetDevice]) -> tuple[list[FleetDevice], list[BadHost]]:
+    """The devices, less the hosts that share a device with another: each of those is a bad host.
+    Run together they would push to one device at once, each with its own idea of the groups, and
+    which one to keep is the admin's call, so none of them runs; the other hosts still do."""
+    by_place: dict[tuple[str, int], list[FleetDevice]] = {}
     for device in devices:
-        where = (str(device.config.device), device.config.ssh_port)
-        if where in seen:
-            raise ConfigError(
-                f"hosts {seen[where]} and {device.name} are the same device {where[0]}:{where[1]}; "
-                "keep one of them in the inventory"
+        by_place.setdefault((str(device.config.device), device.config.ssh_port), []).append(device)
+    unique: list[FleetDevice] = []
+    bad: list[BadHost] = []
+    for (address, port), same in by_place.items():
+        if len(same) == 1:
+            unique += same
+            continue
+        for device in same:
+            others = ", ".join(other.name for other in same if other is not device)
+            bad.append(
+                BadHost(
+                    device.name,
+                    f"host {device.name}: is the same device {address}:{port} as host {others}; "
+                    "keep one of them in the inventory",
+                )
             )
-        seen[where] = device.name
+    return unique, bad

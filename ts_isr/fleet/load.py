@@ -3,10 +3,13 @@
 Relative inventory paths are read from the configuration file's folder (not
 from wherever cron starts), and Nornir's own log file is off: this tool's
 logs are its own, and a ``nornir.log`` in cron's working directory helps nobody.
+Nor do its log records reach Python's last-resort handler on stderr: a task
+that raised would mail cron a whole traceback, where the run logs its one line.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,9 @@ def open_inventory(config_file: Path, workers: int) -> Any:
     import ruamel.yaml
     from nornir import InitNornir
 
+    nornir_log = logging.getLogger("nornir")
+    if not nornir_log.handlers:
+        nornir_log.addHandler(logging.NullHandler())
     try:
         data = (
             ruamel.yaml.YAML(typ="safe").load(read_trusted(config_file, "inventory", kind=ConfigError)) or {}

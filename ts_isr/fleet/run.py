@@ -10,6 +10,7 @@ on it; a failed device never stops the others.  Logins open at
 
 from __future__ import annotations
 
+import errno
 import gc
 import sys
 import threading
@@ -26,7 +27,7 @@ from ts_isr.devicerun import RunOptions, device_lock, note_sync, policy_families
 from ts_isr.errors import Exit, FetchError, TsError
 from ts_isr.fetch import FetchedLists, build_for, fetch_lists_of, list_settings, settle_servers
 from ts_isr.files import safe_name
-from ts_isr.fleet.inventory import FleetDevice, check_unique, fleet_devices
+from ts_isr.fleet.inventory import FleetDevice, fleet_devices, unique_devices
 from ts_isr.fleet.load import open_inventory
 from ts_isr.fleet.pacer import Pacer
 from ts_isr.fleet.report import Outcome, progress, summary
@@ -62,15 +63,42 @@ def fleet_of(shared: Config, options: FleetOptions) -> tuple[Any, list[FleetDevi
         open_inventory(options.inventory, options.workers), options.limit, options.filters, options.shard
     )
     devices, bad = fleet_devices(nornir.inventory.hosts.values(), read_values(shared.path), shared.path)
-    check_unique(devices)
+    devices, same = unique_devices(devices)
+    bad += same
     for host in bad:
         log.error(host.reason)
     good = {device.name for device in devices}
     return (
         nornir.filter(filter_func=lambda host: host.name in good),
         devices,
-        [Outcome(host.name, "failed", reason=host.reason) for host in bad],
+        [Outcome(host.name, "failed", reason=host.reason, kind="inventory") for host in bad],
     )
+
+
+class DeviceLogError(TsError):
+    """A device's own log file cannot be written: that device is not touched, the others run."""
+
+    kind = "log"
+
+
+def open_device_log(files: DeviceFiles, shared: Config, name: str) -> None:
+    """Open ``name``'s log in ``files``, or fail that device alone in one line: an unwritable log
+    (a planted link, another user's file, a name too long for the file system) is no reason to
+    lose the other devices, nor to change a device whose dialogue could not be kept."""
+    path = device_log(shared, name)
+    try:
+        files.open(name, path)
+    except TsError as exc:  # refused by the trust checks: the message names the file and the fix
+        raise DeviceLogError(f"its log file cannot be used: {exc}; the device was not touched") from None
+    except OSError as exc:
+        fix = (
+            "give the host a shorter name in the inventory"
+            if exc.errno == errno.ENAMETOOLONG
+            else f"fix {escape(str(path.parent))} or its permissions"
+        )
+        raise DeviceLogError(
+            f"cannot open its log file {escape(str(path))}: {exc.strerror}; {fix}; the device was not touched"
+        ) from None
 
 
 def fetch_all(devices: list[FleetDevice], record: bool) -> dict[tuple, FetchedLists | TsError]:
@@ -127,22 +155,51 @@ def one_device(
 ) -> Outcome:
     """Build and synchronise one device, under its lock; any failure is this device's alone."""
     token = current_device.set(device.name)
-    files.open(device.name, device_log(shared, device.name))
     started = time.monotonic()
+    opened = False
     try:
+        open_device_log(files, shared, device.name)
+        opened = True
         outcome = _sync_one(device, fetched, pacer, options)
     except TsError as exc:
         log.error(str(exc))
         outcome = Outcome(device.name, "failed", reason=str(exc).splitlines()[0], kind=exc.kind)
     except Exception as exc:  # a bug must not stop the other devices; its trace is in the logs
         log.debug("".join(traceback.format_exception(exc)))
-        reason = f"internal error: {type(exc).__name__}: {escape(str(exc))}; report it with the log"
+        reason = internal_error(exc)
         log.error(reason)
         outcome = Outcome(device.name, "failed", reason=reason, kind="internal")
     finally:
-        files.close_file(device.name)
+        if opened:
+            files.close_file(device.name)
         current_device.reset(token)
     return replace(outcome, seconds=time.monotonic() - started)
+
+
+def internal_error(exc: BaseException) -> str:
+    """A bug's one line: what was raised, escaped, and where to look."""
+    return f"internal error: {type(exc).__name__}: {escape(str(exc))}; report it with the log"
+
+
+def outcome_of(name: str, multi: Any) -> Outcome:
+    """``name``'s Outcome from Nornir's results.  Anything else (the traceback text Nornir keeps when
+    an exception escaped the task, or no result at all) becomes that host's failure in one line, so
+    one bug costs one device, never the summary of the others."""
+    result = multi[0] if multi else None
+    if isinstance(getattr(result, "result", None), Outcome):
+        return result.result
+    token = current_device.set(name)
+    try:
+        exc = getattr(result, "exception", None)
+        if isinstance(exc, BaseException):
+            log.debug("".join(traceback.format_exception(exc)))
+            reason = internal_error(exc)
+        else:
+            reason = "internal error: the device's task gave no result; report it with the log"
+        log.error(reason)
+    finally:
+        current_device.reset(token)
+    return Outcome(name, "failed", reason=reason, kind="internal")
 
 
 def _sync_one(
@@ -237,7 +294,7 @@ def run_fleet(shared: Config, options: FleetOptions, emit: Callable[[str], None]
             log.removeHandler(files)
             gc.unfreeze()
             gc.set_threshold(*collecting)
-        outcomes += [multi[0].result for multi in results.values()]
+        outcomes += [outcome_of(name, results.get(name)) for name in by_name]
     failures = [outcome for outcome in outcomes if outcome.failed]
     if failures or sys.stdout.isatty() or options.dry_run:
         for line in summary(outcomes):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -17,9 +18,11 @@ from tests.support.hostroot import shape_host
 from tests.support.knot import KnotServer, make_zone_records
 from tests.support.netns import NetnsPair, entered
 from tests.support.tools import free_port, require_tool, wait_for_port
+from tests.support.users import NOBODY
 from ts_isr.autoconf import ZONE, parse_settings, query_name
 from ts_isr.autoconf import fetch_settings as fetch
 from ts_isr.errors import ConfigError, FetchError
+from ts_isr.linux.addsettings import KEY_FILE_LIMIT, auto_key
 from ts_isr.lock import run_lock
 
 TSADMIN = Path(__file__).resolve().parent.parent / "bin" / "tsadmin"
@@ -206,3 +209,25 @@ def test_add_type_auto_installs_the_portals_policy(tmp_path: Path):
                     tls.__exit__(None, None, None)
         finally:
             knot.stop()
+
+
+def test_the_key_file_is_one_short_line_only_root_can_change(tmp_path: Path) -> None:
+    """--auto_key_file is read by root: a device, a huge file or another user's file is refused in
+    one line, never read whole."""
+
+    def read(path: Path | str) -> str | None:
+        return auto_key(argparse.Namespace(auto_key_file=str(path), auto_key=None))
+
+    key = tmp_path / "key"
+    key.write_text("ab12-cd34\n")
+    key.chmod(0o600)
+    assert read(key) == "ab12-cd34"
+    with pytest.raises(ConfigError, match="it is not a regular file"):
+        read("/dev/zero")
+    key.write_text("x" * (KEY_FILE_LIMIT + 1))
+    with pytest.raises(ConfigError, match=f"it holds more than {KEY_FILE_LIMIT} bytes"):
+        read(key)
+    key.write_text("ab12-cd34\n")
+    os.chown(key, NOBODY.pw_uid, NOBODY.pw_gid)
+    with pytest.raises(ConfigError, match="owned by uid"):
+        read(key)

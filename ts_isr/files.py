@@ -208,9 +208,12 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600, *, kind: type[TsErr
     return fd
 
 
-def read_trusted(path: Path, what: str, *, kind: type[TsError] = UnsafePath) -> bytes:
+def read_trusted(
+    path: Path, what: str, *, kind: type[TsError] = UnsafePath, limit: int | None = None
+) -> bytes:
     """The content of a file only root or the running user can change (its folders included):
-    what a config says, root does.  A missing file raises ``FileNotFoundError``."""
+    what a config says, root does.  A missing file raises ``FileNotFoundError``; one of over
+    ``limit`` bytes is refused."""
     real = trusted_path(path, what, kind=kind)
     fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as handle:
@@ -220,7 +223,12 @@ def read_trusted(path: Path, what: str, *, kind: type[TsError] = UnsafePath) -> 
         if reason is not None:
             fix = _fix(real, reason) if stat.S_ISREG(info.st_mode) else f"remove {real}"
             raise kind(f"{what} {path} is refused: {reason}; {fix}, or choose another")
-        return handle.read()
+        if limit is None:
+            return handle.read()
+        content = handle.read(limit + 1)
+        if len(content) > limit:
+            raise kind(f"{what} {path} is refused: it holds more than {limit} bytes; is it the right file?")
+        return content
 
 
 CHECKOUT = Path(__file__).resolve().parent.parent

@@ -12,11 +12,13 @@ from pathlib import Path
 from ts_isr.autoconf import fetch_settings
 from ts_isr.config import Config, Invalid, Schema, read_values, validate
 from ts_isr.errors import ConfigError
+from ts_isr.files import read_trusted
 from ts_isr.linux import host
 from ts_isr.linux.settings import ADVANCED_PROMPTS, AUTOCONF_KEYS, LINUX_KEYS, PROMPTS
 from ts_isr.log import add_secret, log
 
 COUNTDOWN_SECONDS = 5
+KEY_FILE_LIMIT = 4096  # an automation key is one short line
 # `tsadmin add` options that are config keys under another name.
 OPTION_KEYS = {"maxpolicysize": "max_policy_size"}
 ADD_VALUE_OPTIONS = (
@@ -52,8 +54,11 @@ def ssh_client() -> str | None:
 def auto_key(args: argparse.Namespace) -> str | None:
     """The key from --auto_key_file, $TS_AUTO_KEY or --auto_key (the last shows in `ps`)."""
     if args.auto_key_file:
-        try:
-            return Path(args.auto_key_file).read_text(encoding="utf-8").strip()
+        try:  # a key is a line: a device or a huge file is refused, not read whole
+            held = read_trusted(
+                Path(args.auto_key_file), "--auto_key_file", kind=ConfigError, limit=KEY_FILE_LIMIT
+            )
+            return held.decode("utf-8", errors="replace").strip()
         except OSError as exc:
             raise ConfigError(f"cannot read --auto_key_file {args.auto_key_file}: {exc.strerror}") from None
     if os.environ.get("TS_AUTO_KEY"):

@@ -90,6 +90,9 @@ def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> N
     first = f"before-rotation-{time.monotonic_ns()}"
     device_says(port, first, logfile)
     tsoutput.write_text("[INFO ] : upload_rules ran\n")
+    device_log = tsoutput.parent / "fleet" / "r1.log"  # a fleet's per-device log, beside tsoutput
+    device_log.parent.mkdir()
+    device_log.write_text("[DEBUG] : r1 said hello\n")
 
     text = sysconf.render(
         "logrotate/threatstop",
@@ -115,6 +118,7 @@ def test_logrotate_rotates_and_syslog_ng_reopens(syslog_ng, tmp_path: Path) -> N
     rotated = logfile.with_name("device.log.1")
     assert first in rotated.read_text(), "delaycompress keeps the newest rotation readable"
     assert tsoutput.with_name("tsoutput.log.1").exists() and not tsoutput.exists()
+    assert device_log.with_name("r1.log.1").exists() and not device_log.exists(), "fleet logs rotate too"
     second = f"after-rotation-{time.monotonic_ns()}"
     device_says(port, second, logfile)
     assert second not in rotated.read_text(), "syslog-ng reopened: new lines go to the new file"

@@ -89,6 +89,7 @@ def logrotate_values(
         "config": config_string(config),
         "logfile": config_string(logfile),
         "tsoutput": config_string(tsoutput),
+        "fleet_logs": config_string(tsoutput.parent / "fleet" / "*.log"),  # a fleet's per-device logs
         "keep": keep,
         "reopen_command": shlex.join(reopen) + " >/dev/null",
     }

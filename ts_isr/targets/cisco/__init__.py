@@ -2,8 +2,9 @@
 
 One idea per module: :mod:`.members` (member text, parsed and formatted, and
 the dialects' common shape), :mod:`.ios` and :mod:`.asa` (each platform's
-syntax), :mod:`.session` (login and bounded channel I/O), :mod:`.stream` (the
-flow-controlled push) and :mod:`.target` (read, apply, save).
+syntax), :mod:`.login` (netmiko's login, bounded in bytes), :mod:`.session`
+(bounded channel I/O), :mod:`.prompts` (finding prompts in linear time),
+:mod:`.stream` (the flow-controlled push) and :mod:`.target` (read, apply, save).
 """
 
 from ts_isr.targets.cisco.members import (

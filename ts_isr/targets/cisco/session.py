@@ -34,7 +34,6 @@ ERROR_LINE = re.compile(r"^\s*(%|ERROR:)", re.IGNORECASE)
 ALREADY_DONE = re.compile(r"already exists|does not exist in this group|not a member", re.IGNORECASE)
 ABSENT_GROUP = re.compile(r"not found|does not exist", re.IGNORECASE)
 INVALID_INPUT = re.compile(r"%\s*Invalid input", re.IGNORECASE)
-CONFIG_PROMPT = re.compile(r"[^\s#>()]+\(config[\w-]*\)#")
 CONFIG_PROMPT_END = re.compile(r"\(config[\w-]*\)#\s*$")
 
 
@@ -109,19 +108,21 @@ class Session:
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def connect(self) -> None:
-        from netmiko import ConnectHandler
         from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
         from ts_isr.hostkeys import device_known_hosts  # paramiko: imported only to log in
+        from ts_isr.targets.cisco.login import LoginBudget, connect  # netmiko's login, bounded in bytes
 
         device = self.device
         log.info("Logging into remote device.")
         if device.known_hosts.exists():  # whoever could change it could plant a fake device's key
             check_trusted(trusted_path(device.known_hosts, "known_hosts"), "known_hosts")
+        budget = LoginBudget(device.host)
         try:
             with device_known_hosts(device.known_hosts, device.host, device.port) as known_hosts:
-                self.conn = ConnectHandler(
-                    device_type=self.dialect.device_type,
+                self.conn = connect(
+                    self.dialect.device_type,
+                    budget,
                     host=device.host,
                     port=device.port,
                     username=device.username,
@@ -162,6 +163,20 @@ class Session:
         # Small lines must leave at once: Nagle's algorithm would hold them for the device's delayed ACK.
         self.conn.remote_conn.get_transport().sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         log.info("Entering Privileged Mode.")
+        budget.what = "entering privileged mode"
+        try:
+            self._enable()
+        except DeviceMisbehaved:
+            self.broken = True  # it floods: logging off must not wait for its prompt
+            raise
+        for command in self.dialect.session_commands:
+            self.command(command, self.priv_prompt(), "preparing the session")
+
+    def _enable(self) -> None:
+        """netmiko's enable (its reads still counted against the login's budget)."""
+        from netmiko.exceptions import ReadTimeout
+
+        device = self.device
         try:
             if not self.conn.check_enable_mode():
                 self.conn.enable()
@@ -172,8 +187,6 @@ class Session:
         if not self.conn.check_enable_mode():
             raise AuthenticationFailed(f"enable refused on {device.host}; check enable_pw in the config")
         self.conn.read_channel()  # what netmiko read ahead; from here on the channel is read here
-        for command in self.dialect.session_commands:
-            self.command(command, self.priv_prompt(), "preparing the session")
 
     def close(self) -> None:
         if self.conn is None:

@@ -27,7 +27,8 @@ from ts_isr.targets.cisco.bounds import (
     push_budget,
     resend_limit,
 )
-from ts_isr.targets.cisco.session import ALREADY_DONE, CONFIG_PROMPT, ERROR_LINE, Session
+from ts_isr.targets.cisco.prompts import MAX_LINE_BYTES, PromptSplitter
+from ts_isr.targets.cisco.session import ALREADY_DONE, ERROR_LINE, Session
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Stream:
     seconds: float = 0.0  # how long the push took
     resends: dict[str, int] = field(default_factory=dict)  # how often each line was sent again
     most_resent: tuple[int, str] = (0, "")
-    _buffer: str = ""
+    _prompts: PromptSplitter = field(default_factory=PromptSplitter)
 
     @classmethod
     def of(cls, lines: Sequence[str], window: int = 1024) -> Stream:
@@ -102,13 +103,14 @@ class Stream:
         self.in_flight_bytes += 1
 
     def feed(self, text: str, now: float) -> None:
-        self._buffer += text
-        while True:
-            match = CONFIG_PROMPT.search(self._buffer)
-            if match is None:
-                return
-            record, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
+        """Take what the device printed; linear in it (see prompts.py), so a flood cannot pin the CPU."""
+        for record in self._prompts.feed(text):
             self._record(record, now)
+
+    @property
+    def overlong(self) -> int:
+        """The length of a line the device printed past MAX_LINE_BYTES without a break (0: none)."""
+        return self._prompts.overlong
 
     def _position(self, echo: str) -> int | None:
         for position, (line, _) in enumerate(self.in_flight):
@@ -184,7 +186,13 @@ class Replies:
 def check_bounds(
     session: Session, stream: Stream, budget: Budget, elapsed: float, total: int, where: str
 ) -> None:
-    """Fail the push, in one line, once it takes too long or the device keeps dropping lines."""
+    """Fail the push, in one line, once it takes too long, prints without end or keeps dropping lines."""
+    if stream.overlong:
+        endless = (
+            f"printed more than {MAX_LINE_BYTES} bytes without a line break while {where} "
+            "(no configuration line is answered like that)"
+        )
+        raise session.hostile(endless, budget, _PUSH_ADVICE)
     if elapsed > budget.seconds:
         took = f"took more than {budget.seconds:.0f} s {where} ({stream.done} done)"
         raise session.hostile(took, budget, _PUSH_ADVICE)

@@ -22,7 +22,7 @@ from tests.test_upload_rules import Run
 from ts_isr import dnsfetch
 from ts_isr.errors import Exit, FetchError
 from ts_isr.fetch import learn_servers
-from ts_isr.policystore import FILE_NAME
+from ts_isr.policystore import store_path
 
 ZONE = "pol.test."
 GLUE = [f"127.0.3.{i}" for i in range(1, 41)]
@@ -178,7 +178,8 @@ def test_upload_rules_against_a_fanning_server_leaves_the_device_and_the_last_go
         code, _ = run(block_list="many.pol.test", state_dir=tmp_path / "state")
         assert code == Exit.CHANGED
         group, commands = run.group(), device.commands()
-        last_good = (tmp_path / "state" / FILE_NAME).read_bytes()
+        stored = store_path(tmp_path / "state", f"{device.host}-{device.port}")  # the device's own
+        last_good = stored.read_bytes()
         assert len(group) == 50  # 25 parts of 40 addresses, aggregated
         started = time.monotonic()
         code, out = run(port=fan.port)
@@ -193,5 +194,5 @@ def test_upload_rules_against_a_fanning_server_leaves_the_device_and_the_last_go
         len(errors) == 1
         and "list many.pol.test: one level of its index has more than 5,000 names" in errors[0]
     )
-    assert (tmp_path / "state" / FILE_NAME).read_bytes() == last_good
+    assert stored.read_bytes() == last_good
     assert elapsed < 60

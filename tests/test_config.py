@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.users import NOBODY
 from ts_isr.config import CISCO_KEYS, CISCO_TITLE, load_config, read_values, render_example, save_config
+from ts_isr.configvalues import without_password
 from ts_isr.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +66,11 @@ def test_a_password_in_a_proxy_url_is_masked_in_messages_and_in_the_run(tmp_path
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, GOOD + "proxy=socks5://netops:Pr0xyS3cret@proxy.example:1080\n"))
     assert "Pr0xyS3cret" not in str(err.value) and "netops:******@" in str(err.value)
+    for odd in ("http://netops:Pr0/xyS3cret@proxy.example:3128", "socks5://netops:Pr0xyS3cret@x@p:1"):
+        with pytest.raises(ConfigError) as err:
+            load_config(write(tmp_path, GOOD + f"proxy={odd}\n"))
+        assert "xyS3cret" not in str(err.value) and "netops:******@" in str(err.value)
+    assert without_password("http://netops:P@ssW0rd@proxy:3128") == "http://netops:******@proxy:3128"
     config = load_config(write(tmp_path, GOOD + "proxy=http://netops:Pr0xyS3cret@proxy.example:3128\n"))
     assert "Pr0xyS3cret" in config.secrets(CISCO_KEYS), "masked in every log line, as a password"
 

@@ -136,7 +136,8 @@ def parse_url(text: str) -> str:
     return text
 
 
-_USERINFO_PASSWORD = re.compile(r"(?<=//)([^/@\s:]*):[^/@\s]*@")
+# To the last "@": a password may hold "/" or "@" (then the URL is refused, and shown masked).
+_USERINFO_PASSWORD = re.compile(r"(?<=//)([^/@\s:]*):\S*@")
 
 
 def without_password(text: str) -> str:

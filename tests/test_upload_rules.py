@@ -193,6 +193,18 @@ def test_configs_of_two_devices_sharing_a_state_dir_keep_apart_policies(tmp_path
         assert small("--search", BLOCK1[-1])[1].startswith(f"{BLOCK1[-1]} not listed")
 
 
+def test_the_last_good_policy_of_an_earlier_version_keeps_guarding_after_the_upgrade(tmp_path, knot, capsys):
+    """Before keyed files it was state/last_good_policy.txt: the device's first run takes it over."""
+    with lab_device(tmp_path) as device:
+        run = Run(tmp_path, knot, device, capsys)
+        assert run()[0] == Exit.CHANGED
+        (keyed,) = (run.dir / "state").glob("last_good_policy-*.txt")
+        keyed.rename(keyed.with_name("last_good_policy.txt"))  # as the earlier version left it
+        code, out = run(block_list=f"small.{ZONE}")
+        assert code == Exit.FAILED and "--force" in out, "the shrink guard still compares with it"
+        assert keyed.exists() and not keyed.with_name("last_good_policy.txt").exists()
+
+
 def test_dns_failure_changes_nothing_on_the_device(tmp_path, knot, capsys):
     with lab_device(tmp_path) as device:
         run = Run(tmp_path, knot, device, capsys)

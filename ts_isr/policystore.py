@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ts_isr.errors import FetchError
 from ts_isr.files import check_dir, open_nofollow, safe_name, trusted_dir, write_atomic
+from ts_isr.log import log
 from ts_isr.policy import Policy, parse_token
 from ts_isr.ranges import Cidr
 
@@ -105,6 +106,21 @@ def save_last_good(
     path = store_path(trusted_dir(state_dir, "state_dir"), key)
     write_atomic(path, render(policy, fetched_at or datetime.now(UTC), spared))
     return path
+
+
+def adopt_unkeyed(state_dir: Path, key: str) -> None:
+    """Before 2026-12, a single device's last good policy was ``last_good_policy.txt``: the first run of
+    a device after the upgrade takes it over as its own (renamed, so that no other device does), and
+    its shrink guard keeps its reference.  Where several configs shared the folder, the one that runs
+    first may take another device's: its guard then asks for ``--force`` once."""
+    keyed, unkeyed = store_path(state_dir, key), store_path(state_dir)
+    try:
+        check_dir(state_dir, "state_dir")
+        if not keyed.exists() and unkeyed.is_file() and not unkeyed.is_symlink():
+            os.rename(unkeyed, keyed)
+            log.info(f"The last good policy {unkeyed} is now this device's: {keyed.name}")
+    except FileNotFoundError:
+        return  # no state_dir yet: nothing ran before
 
 
 def load_last_good(state_dir: Path, key: str = "") -> StoredPolicy | None:

@@ -34,6 +34,7 @@ from ts_isr.fleet.inventory import FLEET_KEYS
 from ts_isr.lock import run_lock
 from ts_isr.log import log
 from ts_isr.monitoring import note_policy, recorded_run
+from ts_isr.policystore import adopt_unkeyed
 from ts_isr.runrecord import RunRecord
 
 PROG = "upload_rules"
@@ -94,6 +95,8 @@ def upload(config: Config, args: argparse.Namespace, record: RunRecord | None) -
     log.info("Verifying manditory parameters state.")
     if not args.print_policy and not config.password:
         raise ConfigError(f"{config.path}: password: is required to log into the device; add it or run setup")
+    if record is not None:  # a real run: a dry run or --print-policy changes nothing on disk
+        adopt_unkeyed(config.state_dir, device_key(config))
     built = fetch_policy(
         config,
         force=args.force,

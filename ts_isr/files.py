@@ -208,12 +208,9 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600, *, kind: type[TsErr
     return fd
 
 
-def read_trusted(
-    path: Path, what: str, *, kind: type[TsError] = UnsafePath, limit: int | None = None
-) -> bytes:
+def read_trusted(path: Path, what: str, *, kind: type[TsError] = UnsafePath) -> bytes:
     """The content of a file only root or the running user can change (its folders included):
-    what a config says, root does.  A missing file raises ``FileNotFoundError``; one of over
-    ``limit`` bytes is refused."""
+    what a config says, root does.  A missing file raises ``FileNotFoundError``."""
     real = trusted_path(path, what, kind=kind)
     fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as handle:
@@ -223,12 +220,7 @@ def read_trusted(
         if reason is not None:
             fix = _fix(real, reason) if stat.S_ISREG(info.st_mode) else f"remove {real}"
             raise kind(f"{what} {path} is refused: {reason}; {fix}, or choose another")
-        if limit is None:
-            return handle.read()
-        content = handle.read(limit + 1)
-        if len(content) > limit:
-            raise kind(f"{what} {path} is refused: it holds more than {limit} bytes; is it the right file?")
-        return content
+        return handle.read()
 
 
 CHECKOUT = Path(__file__).resolve().parent.parent

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -12,7 +13,6 @@ from pathlib import Path
 from ts_isr.autoconf import fetch_settings
 from ts_isr.config import Config, Invalid, Schema, read_values, validate
 from ts_isr.errors import ConfigError
-from ts_isr.files import read_trusted
 from ts_isr.linux import host
 from ts_isr.linux.settings import ADVANCED_PROMPTS, AUTOCONF_KEYS, LINUX_KEYS, PROMPTS
 from ts_isr.log import add_secret, log
@@ -51,16 +51,28 @@ def ssh_client() -> str | None:
 # ---------------------------------------------------------------- add
 
 
+def read_key_file(path: Path) -> str:
+    """The key from a file the admin keeps, whoever owns it (``sudo`` from a home folder): a regular
+    file, not a link, and one short line; a FIFO is not waited on, and a huge file is never read whole."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError as exc:
+        raise ConfigError(f"cannot read --auto_key_file {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfigError(f"--auto_key_file {path} is not a regular file; give the file holding the key")
+        held = handle.read(KEY_FILE_LIMIT + 1)
+    if len(held) > KEY_FILE_LIMIT:
+        raise ConfigError(
+            f"--auto_key_file {path} holds more than {KEY_FILE_LIMIT} bytes; is it the key file?"
+        )
+    return held.decode("utf-8", errors="replace").strip()
+
+
 def auto_key(args: argparse.Namespace) -> str | None:
     """The key from --auto_key_file, $TS_AUTO_KEY or --auto_key (the last shows in `ps`)."""
     if args.auto_key_file:
-        try:  # a key is a line: a device or a huge file is refused, not read whole
-            held = read_trusted(
-                Path(args.auto_key_file), "--auto_key_file", kind=ConfigError, limit=KEY_FILE_LIMIT
-            )
-            return held.decode("utf-8", errors="replace").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read --auto_key_file {args.auto_key_file}: {exc.strerror}") from None
+        return read_key_file(Path(args.auto_key_file))
     if os.environ.get("TS_AUTO_KEY"):
         return os.environ["TS_AUTO_KEY"].strip()
     if args.auto_key:

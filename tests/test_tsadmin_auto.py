@@ -229,5 +229,5 @@ def test_the_key_file_is_one_short_regular_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read --auto_key_file .*symbolic links"):
         read(tmp_path / "link")
     key.write_text("x" * (KEY_FILE_LIMIT + 1))
-    with pytest.raises(ConfigError, match=f"holds over {KEY_FILE_LIMIT} bytes"):
+    with pytest.raises(ConfigError, match=f"holds more than {KEY_FILE_LIMIT} bytes"):
         read(key)

@@ -9,6 +9,7 @@ A step is made to fail by a directory standing where its file goes.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,34 @@ def test_a_tsadmin_another_user_can_change_is_refused_before_anything(lab: Lab, 
     assert script in refused.stdout
     assert f"the folder {theirs} on its way can be changed by other users" in refused.stdout
     assert host_state(lab) == before
+
+
+def test_a_package_folder_another_user_can_change_is_refused_and_a_shell_pythonpath_is_not(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Root imports every module of the package from cron: a folder of it anyone can write (a
+    ``__pycache__`` made 0777, say) would let them add one.  The PYTHONPATH of the shell that ran
+    ``add`` is not cron's, so it is no reason to refuse."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(
+        TSADMIN.parent.parent / "ts_isr", checkout / "ts_isr", ignore=shutil.ignore_patterns("*.pyc")
+    )
+    for shipped in ("bin", "systemd", "logrotate", "syslog-ng"):  # the code and the templates it installs
+        shutil.copytree(TSADMIN.parent.parent / shipped, checkout / shipped)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    os.chown(theirs, NOBODY.pw_uid, NOBODY.pw_gid)
+    open_folder = checkout / "ts_isr" / "linux" / "__pycache__"
+    open_folder.mkdir(exist_ok=True)
+    open_folder.chmod(0o777)
+    before = host_state(lab)
+    refused = lab.add(script=checkout / "bin" / "tsadmin", pythonpath=theirs)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stdout.count("[ERROR]") == 1, refused.stdout
+    assert f"tsadmin's package folder {open_folder} is refused: every user can write it" in refused.stdout
+    assert host_state(lab) == before
+    open_folder.chmod(0o755)
+    assert lab.add(script=checkout / "bin" / "tsadmin", pythonpath=theirs).returncode == 4
 
 
 def test_a_stopped_syslog_daemon_is_a_warning_and_remove_does_not_stop_at_it(lab: Lab) -> None:

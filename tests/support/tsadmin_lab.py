@@ -46,7 +46,12 @@ class Lab:
     tools: Path | None = None  # a directory put first on tsadmin's PATH (iptables-legacy links)
 
     def tsadmin(
-        self, *args: str, user: str | None = None, ssh_client: str | None = None, script: Path = TSADMIN
+        self,
+        *args: str,
+        user: str | None = None,
+        ssh_client: str | None = None,
+        script: Path = TSADMIN,
+        pythonpath: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         argv = [sys.executable, str(script), *args, "--root", str(self.root), "--detailed-exitcodes"]
         if user is not None:
@@ -57,10 +62,16 @@ class Lab:
             env["SSH_CONNECTION"] = f"{ssh_client} 50022 {HOST_ADDRESS} 22"
         if self.tools is not None:
             env["PATH"] = f"{self.tools}:{env.get('PATH', '/usr/bin:/bin')}"
+        if pythonpath is not None:
+            env["PYTHONPATH"] = str(pythonpath)
         return self.pair.run(argv, input="", env=env)
 
     def add(
-        self, *extra: str, ssh_client: str | None = None, script: Path = TSADMIN
+        self,
+        *extra: str,
+        ssh_client: str | None = None,
+        script: Path = TSADMIN,
+        pythonpath: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
         return self.tsadmin(
             "add",
@@ -73,6 +84,7 @@ class Lab:
             *extra,
             ssh_client=ssh_client,
             script=script,
+            pythonpath=pythonpath,
         )
 
     def state(self) -> tuple[str, str, str]:

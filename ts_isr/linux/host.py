@@ -303,11 +303,17 @@ def tsadmin_command() -> list[str]:
     for path, what in ((Path(sys.executable), "the interpreter"), (script, "the tsadmin script")):
         what = f"{what} that cron and the boot unit would run,"
         check_trusted(trusted_path(path, what), what)
+    from_environment = {
+        Path(entry).resolve() for entry in os.environ.get("PYTHONPATH", "").split(":") if entry
+    }
     for folder in dict.fromkeys(Path(entry).resolve() for entry in sys.path if entry):
-        if folder.is_dir():
+        if folder.is_dir() and folder not in from_environment:  # cron's runs have no PYTHONPATH
             check_dir(folder, "the Python import folder")
-    for module in sorted(PACKAGE.rglob("*.py")):
-        check_trusted(module, "tsadmin's module")
+    for folder, _, names in os.walk(PACKAGE):  # its folders too: whoever can write one adds a module
+        check_trusted(Path(folder), "tsadmin's package folder")
+        for name in names:
+            if name.endswith((".py", ".pyc")):
+                check_trusted(Path(folder) / name, "tsadmin's module")
     return [sys.executable, str(script)]
 
 

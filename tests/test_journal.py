@@ -178,11 +178,13 @@ def test_a_backlog_is_read_over_runs_in_bounded_batches(host, tmp_path: Path) ->
         sent.extend(logfile.read_text().splitlines())
         return []  # the server confirmed every part
 
-    batches = [
-        upload_from_journal(Journal(journal.parent, limit=3), state, logfile, upload) for _ in range(4)
-    ]
-    assert batches == [3, 3, 1, 0]
+    of_three = Journal(journal.parent, limit=3)
+    runs = [upload_from_journal(of_three, state, logfile, upload, batches=2) for _ in range(3)]
+    assert runs == [6, 1, 0], "two batches a run while they come full, then the rest"
     assert [line.split(" kernel: ")[1] for line in sent] == [blocked(n) for n in range(1, 8)]
+    write_journal(journal, [entry(n, blocked(n)) for n in range(8, 16)])
+    assert upload_from_journal(of_three, state, logfile, upload) == 8, "caught up in one run"
+    assert [line.split(" kernel: ")[1] for line in sent] == [blocked(n) for n in range(1, 16)]
 
 
 def test_a_second_logs_run_waits_for_the_first_and_changes_nothing(host) -> None:

@@ -37,6 +37,7 @@ TIMEOUT = 300.0
 # Entries read in one run, and the longest line: a backlog (the first run, a scan) is read over several
 # runs in bounded memory, each resuming from the cursor of the last entry the one before read.
 MAX_ENTRIES = 200_000
+MAX_BATCHES = 10  # batches one run uploads while they come full: 2M entries an hour
 MAX_LINE = 1 << 16
 
 
@@ -161,6 +162,7 @@ def _entry(line: str) -> dict[str, object] | None:
 class Batch:
     lines: list[str]
     cursor: str | None  # the last entry read, whether it was a block line or not
+    full: bool = False  # as many entries as a batch holds: more may follow
 
 
 def collect(journal: Journal, after: str | None) -> Batch:
@@ -172,13 +174,13 @@ def collect(journal: Journal, after: str | None) -> Batch:
         if lost:
             log.warning(lost)
             start = None  # everything left is newer; journalctl would skip the entry a gone cursor lands on
-    lines, cursor = [], after
+    lines, cursor, read = [], after, 0
     for entry in journal.entries(start):
-        cursor = str(entry["__CURSOR"])
+        cursor, read = str(entry["__CURSOR"]), read + 1
         line = block_line(entry)
         if line is not None:
             lines.append(line)
-    return Batch(lines, cursor)
+    return Batch(lines, cursor, full=read == journal.limit)
 
 
 def read_cursor(path: Path) -> str | None:
@@ -189,9 +191,14 @@ def read_cursor(path: Path) -> str | None:
 
 
 def upload_from_journal(
-    journal: Journal, state_dir: Path, logfile: Path, upload: Callable[[], list[str]]
+    journal: Journal,
+    state_dir: Path,
+    logfile: Path,
+    upload: Callable[[], list[str]],
+    batches: int = MAX_BATCHES,
 ) -> int:
-    """Finish the pending batch, then read and upload the next; the lines handed to the upload.
+    """Finish the pending batch, then read and upload the next ones (up to ``batches``, while each
+    is full); the lines handed to the upload.
 
     ``upload`` sends the spool (and ``logfile`` once rotated into it) and
     returns the files it could not send yet; only when none is left is the
@@ -200,19 +207,30 @@ def upload_from_journal(
     confirmed, pending = state_dir / CURSOR, state_dir / PENDING
     if read_cursor(pending) is not None and not _confirm(upload(), pending, confirmed):
         return 0
-    batch = collect(journal, read_cursor(confirmed))
-    if batch.cursor is None or batch.cursor == read_cursor(confirmed):
-        log.info("No new kernel entries in the journal.")
-        return 0
-    if not batch.lines:  # kernel entries, none of them ours: nothing to send, nothing to lose
-        write_atomic(confirmed, batch.cursor + "\n", 0o600)
-        return 0
-    # The batch replaces the block log (only this code writes it here), then its end is pending.
-    write_atomic(logfile, "".join(batch.lines), 0o640)
-    write_atomic(pending, batch.cursor + "\n", 0o600)
-    log.info(f"{len(batch.lines)} block line(s) from the journal to upload.")
-    _confirm(upload(), pending, confirmed)
-    return len(batch.lines)
+    sent = 0
+    for _ in range(batches):
+        batch = collect(journal, read_cursor(confirmed))
+        if batch.cursor is None or batch.cursor == read_cursor(confirmed):
+            log.info("No new kernel entries in the journal.")
+            return sent
+        if batch.lines:
+            # The batch replaces the block log (only this code writes it here), then its end is pending.
+            write_atomic(logfile, "".join(batch.lines), 0o640)
+            write_atomic(pending, batch.cursor + "\n", 0o600)
+            log.info(f"{len(batch.lines)} block line(s) from the journal to upload.")
+            sent += len(batch.lines)
+            if not _confirm(upload(), pending, confirmed):
+                return sent
+        else:  # kernel entries, none of them ours: nothing to send, nothing to lose
+            write_atomic(confirmed, batch.cursor + "\n", 0o600)
+        if not batch.full:
+            return sent
+    log.warning(
+        f"the journal held more kernel entries than one run reads ({batches} batches of {journal.limit}): "
+        "the rest goes with the next run; if this repeats, run tsadmin logs more often or limit the "
+        "LOG rules' rate, or journald will vacuum block lines before they are read"
+    )
+    return sent
 
 
 def _confirm(waiting: list[str], pending: Path, confirmed: Path) -> bool:

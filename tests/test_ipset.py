@@ -13,14 +13,12 @@ from ts_isr.targets.ipset import (
     MIN_MAXELEM,
     IpsetTarget,
     families_in_use,
-    members_of,
-    parse_entry,
-    parse_save,
     render_update,
     set_size,
     state_members,
 )
 from ts_isr.targets.ipset_lines import bucket_members, entry_lines
+from ts_isr.targets.ipset_saved import members_of, parse_entry, parse_save
 
 NAMES = derive_names("TS", LIMITS)
 OURS = NAMES.all_set_names()

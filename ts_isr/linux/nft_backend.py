@@ -36,7 +36,7 @@ from ts_isr.linux.system import run_tool
 from ts_isr.log import log
 from ts_isr.policy import Policy
 from ts_isr.ranges import Cidr
-from ts_isr.targets.ipset import parse_entry
+from ts_isr.targets.ipset_saved import parse_entry
 from ts_isr.tools import find_tool
 
 # nftables' own limits: names of 255 characters, a log prefix of 127 (NF_LOG_PREFIXLEN less the NUL).

@@ -148,6 +148,18 @@ def watched(terse: str | None = None) -> tuple[IptablesBackend, list[list[str]]]
     return backend, calls
 
 
+def assert_read_back(
+    caplog: pytest.LogCaptureFixture, state: Path, last: Policy, after: Policy, terse: str | None = None
+) -> None:
+    """An update the record does not vouch for: it reads every entry back, says so, and the sets end
+    holding ``after``."""
+    backend, calls = watched(terse)
+    with caplog.at_level(logging.INFO, logger="ts_isr"):
+        backend.apply(ChainSpec(), after, lambda: None, LastApplied(last, state))
+    assert ["ipset", "save"] in calls and "reading them back" in caplog.text
+    assert backend.read_policy() == after, "what was changed by hand is put right"
+
+
 def test_an_update_changes_in_place_against_the_recorded_policy_without_reading_it_back(
     host: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -192,12 +204,7 @@ def test_a_set_changed_by_hand_is_read_back_and_put_right(
     before = Policy(hosts(0, 500), ())
     state = installed(tmp_path, before)
     run_tool(["ipset", "add", "TRblockaddr", "203.0.113.9"])
-    after = Policy(hosts(5, 500), ())
-    backend, calls = watched()
-    with caplog.at_level(logging.INFO, logger="ts_isr"):
-        backend.apply(ChainSpec(), after, lambda: None, LastApplied(reparsed(before), state))
-    assert ["ipset", "save"] in calls and "reading them back" in caplog.text
-    assert backend.read_policy() == after, "the hand-made entry is gone"
+    assert_read_back(caplog, state, reparsed(before), Policy(hosts(5, 500), ()))
 
 
 def test_a_previous_policy_that_never_reached_the_sets_is_not_trusted(
@@ -208,12 +215,7 @@ def test_a_previous_policy_that_never_reached_the_sets_is_not_trusted(
     installed_policy = Policy(hosts(0, 500), ())
     state = installed(tmp_path, installed_policy)
     fetched_not_installed = Policy(hosts(1, 500), ())
-    after = Policy(hosts(2, 500), ())
-    backend, calls = watched()
-    with caplog.at_level(logging.INFO, logger="ts_isr"):
-        backend.apply(ChainSpec(), after, lambda: None, LastApplied(fetched_not_installed, state))
-    assert ["ipset", "save"] in calls and "reading them back" in caplog.text
-    assert backend.read_policy() == after
+    assert_read_back(caplog, state, fetched_not_installed, Policy(hosts(2, 500), ()))
 
 
 def test_a_record_a_day_old_is_checked_by_reading_the_sets_back(
@@ -229,11 +231,7 @@ def test_a_record_a_day_old_is_checked_by_reading_the_sets_back(
     assert day_old is not None
     aged = render_record(record_of(before, day_old.read_back - 24 * 3600 - 1))
     state.write_text(aged + rest)
-    backend, calls = watched()
-    with caplog.at_level(logging.INFO, logger="ts_isr"):
-        backend.apply(ChainSpec(), before, lambda: None, LastApplied(reparsed(before), state))
-    assert ["ipset", "save"] in calls and "reading them back" in caplog.text
-    assert backend.read_policy() == before, "the hand-made swap is undone"
+    assert_read_back(caplog, state, reparsed(before), before)
 
 
 def test_an_ipset_that_does_not_count_its_entries_is_read_back(
@@ -242,11 +240,6 @@ def test_an_ipset_that_does_not_count_its_entries_is_read_back(
     before = Policy(hosts(0, 500), ())
     state = installed(tmp_path, before)
     listing = run_tool(["ipset", "list", "-t"])
-    backend, calls = watched(
-        terse="\n".join(line for line in listing.splitlines() if not line.startswith("Number of"))
-    )
-    after = Policy(hosts(3, 500), ())
-    with caplog.at_level(logging.INFO, logger="ts_isr"):
-        backend.apply(ChainSpec(), after, lambda: None, LastApplied(reparsed(before), state))
-    assert "in a form tsadmin does not know" in caplog.text and ["ipset", "save"] in calls
-    assert backend.read_policy() == after
+    uncounted = "\n".join(line for line in listing.splitlines() if not line.startswith("Number of"))
+    assert_read_back(caplog, state, reparsed(before), Policy(hosts(3, 500), ()), terse=uncounted)
+    assert "in a form tsadmin does not know" in caplog.text

@@ -300,11 +300,11 @@ def tsadmin_command() -> list[str]:
     folder on their way, every folder Python imports from, and this package's own files.
     """
     script = Path(sys.argv[0]).resolve()
-    for path, what in ((Path(sys.executable), "the interpreter"), (script, "the tsadmin script")):
-        what = f"{what} that cron and the boot unit would run,"
+    for path, role in ((Path(sys.executable), "the interpreter"), (script, "the tsadmin script")):
+        what = f"{role} that cron and the boot unit would run,"
         check_trusted(trusted_path(path, what), what)
     from_environment = {
-        Path(entry).resolve() for entry in os.environ.get("PYTHONPATH", "").split(":") if entry
+        Path(entry).resolve() for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep) if entry
     }
     for folder in dict.fromkeys(Path(entry).resolve() for entry in sys.path if entry):
         if folder.is_dir() and folder not in from_environment:  # cron's runs have no PYTHONPATH

@@ -31,6 +31,11 @@ def _failed(argv: list[str], stderr: str) -> DeviceError:
     return DeviceError(f"{' '.join(argv[:2])} failed: {escape(first)}")
 
 
+def overdue(name: str, timeout: float) -> DeviceError:
+    """The one line for a tool cut off at its timeout."""
+    return DeviceError(f"{name} did not finish in {timeout:.0f}s; check the host's load")
+
+
 @contextlib.contextmanager
 def deadline(process: subprocess.Popen[Any], name: str, timeout: float) -> Iterator[None]:
     """Kill ``process`` once it outlives ``timeout``: every write to it, read from it and wait for it
@@ -53,7 +58,7 @@ def deadline(process: subprocess.Popen[Any], name: str, timeout: float) -> Itera
     finally:
         timer.cancel()
     if expired.is_set():
-        raise DeviceError(f"{name} did not finish in {timeout:.0f}s; check the host's load")
+        raise overdue(name, timeout)
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -86,7 +91,7 @@ def start_tool(argv: list[str], stdin: str | None = None, *, timeout: float = 60
             stdout, stderr = process.communicate(stdin, timeout=timeout)
         except subprocess.TimeoutExpired:
             _stop(process)
-            raise DeviceError(f"{argv[0]} did not finish in {timeout:.0f}s; check the host's load") from None
+            raise overdue(argv[0], timeout) from None
         except BaseException:  # interrupted: the tool must not outlive the run (and its lock)
             _stop(process)
             raise

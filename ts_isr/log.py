@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+import traceback
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TextIO
@@ -149,6 +150,14 @@ def escape(text: str, limit: int = 300) -> str:
     """Device or DNS text made safe for one log line: control characters shown, length bounded."""
     shown = text.encode("unicode_escape", "backslashreplace").decode("ascii")
     return shown if len(shown) <= limit else shown[:limit] + "...(truncated)"
+
+
+def log_bug(exc: BaseException, advice: str) -> str:
+    """A bug: its traceback to the file log, one escaped line (logged, and returned) for the user."""
+    log.debug("".join(traceback.format_exception(exc)))
+    line = f"internal error: {type(exc).__name__}: {escape(str(exc))}; {advice}"
+    log.error(line)
+    return line
 
 
 def setup_logging(logfile: Path | None, *, verbose: bool = False, quiet: bool | None = None) -> None:

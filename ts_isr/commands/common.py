@@ -12,13 +12,12 @@ import os
 import select
 import stat
 import sys
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 from ts_isr.config import CISCO_KEYS, SEARCH_ORDER_HELP, Config, Schema, find_config, load_config
 from ts_isr.errors import ConfigError, Exit, TsError
-from ts_isr.log import add_secret, log, setup_logging
+from ts_isr.log import add_secret, log, log_bug, setup_logging
 
 EXIT_CODES_HELP = (
     "exit codes: 0 success, 1 failed, 2 config error, 3 another run holds the lock; "
@@ -116,8 +115,7 @@ def run_command(
 
 def internal_error(exc: BaseException) -> int:
     """A bug: one line for the user, the traceback in the file log."""
-    log.debug("".join(traceback.format_exception(exc)))
-    log.error(f"internal error: {type(exc).__name__}: {exc}; run again with --verbose and report it")
+    log_bug(exc, "run again with --verbose and report it")
     return int(Exit.FAILED)
 
 

@@ -15,7 +15,6 @@ import gc
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
@@ -33,7 +32,7 @@ from ts_isr.fleet.pacer import Pacer
 from ts_isr.fleet.report import Outcome, progress, summary
 from ts_isr.fleet.select import select
 from ts_isr.lock import run_lock
-from ts_isr.log import DeviceFiles, current_device, escape, log
+from ts_isr.log import DeviceFiles, current_device, escape, log, log_bug
 from ts_isr.monitoring import note_policy, recorded_run
 
 PROG = "upload_rules"
@@ -165,10 +164,7 @@ def one_device(
         log.error(str(exc))
         outcome = Outcome(device.name, "failed", reason=str(exc).splitlines()[0], kind=exc.kind)
     except Exception as exc:  # a bug must not stop the other devices; its trace is in the logs
-        log.debug("".join(traceback.format_exception(exc)))
-        reason = internal_error(exc)
-        log.error(reason)
-        outcome = Outcome(device.name, "failed", reason=reason, kind="internal")
+        outcome = internal_failure(device.name, exc)
     finally:
         if opened:
             files.close_file(device.name)
@@ -176,9 +172,14 @@ def one_device(
     return replace(outcome, seconds=time.monotonic() - started)
 
 
-def internal_error(exc: BaseException) -> str:
-    """A bug's one line: what was raised, escaped, and where to look."""
-    return f"internal error: {type(exc).__name__}: {escape(str(exc))}; report it with the log"
+def internal_failure(name: str, exc: BaseException | None) -> Outcome:
+    """A bug costs its device alone: one line, its trace in the device's log (None: no result)."""
+    if exc is None:
+        reason = "internal error: the device's task gave no result; report it with the log"
+        log.error(reason)
+    else:
+        reason = log_bug(exc, "report it with the log")
+    return Outcome(name, "failed", reason=reason, kind="internal")
 
 
 def outcome_of(name: str, multi: Any) -> Outcome:
@@ -188,18 +189,12 @@ def outcome_of(name: str, multi: Any) -> Outcome:
     result = multi[0] if multi else None
     if isinstance(getattr(result, "result", None), Outcome):
         return result.result
+    exc = getattr(result, "exception", None)
     token = current_device.set(name)
     try:
-        exc = getattr(result, "exception", None)
-        if isinstance(exc, BaseException):
-            log.debug("".join(traceback.format_exception(exc)))
-            reason = internal_error(exc)
-        else:
-            reason = "internal error: the device's task gave no result; report it with the log"
-        log.error(reason)
+        return internal_failure(name, exc if isinstance(exc, BaseException) else None)
     finally:
         current_device.reset(token)
-    return Outcome(name, "failed", reason=reason, kind="internal")
 
 
 def _sync_one(
